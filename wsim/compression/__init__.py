@@ -1,0 +1,62 @@
+"""Compression methods of the five source papers, as pure tensor functions and compressors.
+
+``COMPRESSORS`` maps a scenario's ``[method]`` name to its compressor class; build one with
+``make_compressor(name, **params)``. Every compressor has ``compress(activation, cls_attn, ctx)
+-> Compressed`` (docs/CONTRACTS.md, "Split step"). torch only; no simpy.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from wsim.compression.base import CompressContext, Compressed, Compressor
+from wsim.compression.controllers import BangBangController, DDPGController
+from wsim.compression.methods import SFLAM, SFT, NoCompression, RandomTokens, STSFLora, TSFLora
+from wsim.compression.quant import WeightQuantReport, quantize_module_weights
+from wsim.compression.temporal import SplitCom, ushape_extra_bits
+from wsim.compression.tokens import cls_attention, retention_curve, ste
+
+__all__ = [
+    "COMPRESSORS",
+    "SFLAM",
+    "SFT",
+    "BangBangController",
+    "CompressContext",
+    "Compressed",
+    "Compressor",
+    "DDPGController",
+    "NoCompression",
+    "RandomTokens",
+    "STSFLora",
+    "SplitCom",
+    "TSFLora",
+    "WeightQuantReport",
+    "cls_attention",
+    "make_compressor",
+    "quantize_module_weights",
+    "retention_curve",
+    "ste",
+    "ushape_extra_bits",
+]
+
+COMPRESSORS: dict[str, type] = {
+    cls.name: cls for cls in (NoCompression, STSFLora, TSFLora, SFLAM, SFT, SplitCom, RandomTokens)
+}
+
+
+def make_compressor(name: str, **params: Any) -> Compressor:
+    """Build the compressor registered as ``name`` from its parameters.
+
+    Raises:
+        ValueError: naming the valid methods for an unknown ``name``, the valid parameters for an
+            unknown parameter, or (the class's own error) the parameter with a bad value.
+    """
+    if name not in COMPRESSORS:
+        raise ValueError(f"unknown compression method {name!r}; valid: {sorted(COMPRESSORS)}")
+    cls = COMPRESSORS[name]
+    valid = set(inspect.signature(cls).parameters)
+    unknown = sorted(set(params) - valid)
+    if unknown:
+        raise ValueError(f"{name}: unknown parameter(s) {unknown}; valid: {sorted(valid)}")
+    return cls(**params)
