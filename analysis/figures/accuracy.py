@@ -1,0 +1,50 @@
+"""Test accuracy vs simulated time and vs round, one line per run (from ``rounds.csv``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from analysis import metrics
+from analysis.figures.spec import MissingInput, Options, require_runs
+from analysis.load import Inputs
+from analysis.output import save_figure
+from analysis.style import DOUBLE_COLUMN_IN, new_figure, paper_style, series_style
+
+NAME = "accuracy"
+MAX_MARKERS = 12  # per line; long runs get a marker every few rounds
+
+
+def table(inputs: Inputs, options: Options) -> pd.DataFrame:
+    """Accuracy per evaluated round of every run."""
+    require_runs(inputs, "rounds.csv")
+    result = metrics.accuracy_table([(r.label, r.method, r.rounds) for r in inputs.runs])
+    if result.empty:
+        raise MissingInput("no round was evaluated (accuracy is NaN everywhere)")
+    return result
+
+
+def draw(data: pd.DataFrame) -> Figure:
+    """Left: accuracy vs simulated time; right: accuracy vs round."""
+    with paper_style():
+        fig, (by_time, by_round) = new_figure(1, 2, width_in=DOUBLE_COLUMN_IN, height_in=2.3)
+        for index, (label, run) in enumerate(data.groupby("label", sort=False)):
+            style = series_style(index) | {"markevery": max(1, len(run) // MAX_MARKERS)}
+            by_time.plot(run["t_end_s"], run["accuracy_pct"], label=label, **style)
+            by_round.plot(run["round"], run["accuracy_pct"], label=label, **style)
+        by_time.set_xlabel("Simulated time (s)")
+        by_round.set_xlabel("Round")
+        by_round.xaxis.get_major_locator().set_params(integer=True)
+        for ax in (by_time, by_round):
+            ax.set_ylabel("Test accuracy (%)")
+        handles, labels = by_time.get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 5))
+    return fig
+
+
+def write(data: pd.DataFrame, out_dir: Path) -> list[Path]:
+    """Write ``accuracy.pdf/.png/.csv``."""
+    with paper_style():
+        return save_figure(draw(data), data, out_dir, NAME)
