@@ -1,0 +1,45 @@
+"""Compute and transmit energy, battery: closed forms and properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from wsim.energy import (
+    compute_cycles,
+    compute_energy_j,
+    compute_power_w,
+    compute_time_s,
+    depletion_time_s,
+    drain_battery,
+    transmit_energy_j,
+)
+
+
+def test_closed_forms() -> None:
+    cycles = compute_cycles(np.array([1e9, 2e9]), 0.5)
+    np.testing.assert_allclose(cycles, [5e8, 1e9])
+    np.testing.assert_allclose(compute_time_s(cycles, 1e9), [0.5, 1.0])
+    np.testing.assert_allclose(compute_energy_j(cycles, 1e9, 1e-28), [0.05, 0.1], rtol=1e-12)
+    # power × time == κ C f²
+    t = compute_time_s(cycles, 1e9)
+    np.testing.assert_allclose(
+        compute_power_w(1e9, 1e-28) * t, compute_energy_j(cycles, 1e9, 1e-28), rtol=1e-12
+    )
+    assert transmit_energy_j(0.2, 3.0) == pytest.approx(0.6)
+    np.testing.assert_array_equal(depletion_time_s([1.0, 1.0], [0.5, 0.0]), [2.0, np.inf])
+
+
+@pytest.mark.parametrize("flops", [None, 0.0, -1.0, np.nan, np.inf])
+def test_missing_or_zero_flops_is_an_error(flops) -> None:
+    with pytest.raises(ValueError, match="flops"):
+        compute_cycles(flops, 1.0)
+
+
+@given(st.floats(0, 1e4), st.lists(st.floats(0, 1e3), max_size=20))
+def test_battery_never_negative(battery: float, spends: list[float]) -> None:
+    for e in spends:
+        battery = float(drain_battery(battery, e))
+        assert battery >= 0

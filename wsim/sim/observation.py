@@ -1,0 +1,225 @@
+"""Round observation and decision: the seam between the engine and the per-round solver.
+
+``RoundObservation`` carries exactly what the optimizer's ``RoundProblem`` needs (DESIGN §5),
+as per-round totals over the device's local iterations; ``RoundDecision`` is what the engine
+applies. Allocators are ``Callable[[RoundObservation], RoundDecision]`` registered in
+:data:`ALLOCATORS` under the ``optimizer.solver`` name. Pure numpy (no simpy).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from channel_models import shannon_rate_bps
+from wsim.config import SOLVERS, ConfigError
+
+if TYPE_CHECKING:
+    from wsim.config import Scenario
+    from wsim.sim.entities import DeviceArrays
+    from wsim.workload.profile import WorkloadProfile
+
+FloatArray = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True, eq=False)
+class RoundObservation:
+    """What the solver sees at a round boundary (arrays over devices ``[N]``, options ``[J]``).
+
+    Attributes:
+        round: Round index.
+        is_alive: ``[N]`` False once a device's battery has run out.
+        gain_lin: ``[N]`` channel gain at the round start (large-scale × current fading).
+        cpu_hz, kappa, max_power_w: ``[N]`` device CPU frequency (Hz), κ, p_max (W).
+        energy_budget_j: ``[N]`` min(per-round budget, battery), 0 for dead devices, J.
+        token_counts: ``[J]`` candidate kept-token counts.
+        payload_bits: ``[N, J]`` uploads of the round (activations of every local iteration
+            + the adapter), bits.
+        device_cycles: ``[N, J]`` device cycles of the round (forward + backward).
+        retention: ``[N, J]`` semantic retention ρ in [0, 1] (per sample, not summed).
+        fixed_latency_s: ``[N]`` server compute + gradient downloads of the round, s
+            (estimated with the largest token option and the equal downlink share).
+        total_bandwidth_hz, noise_psd_w_per_hz, deadline_s: shared (``inf`` = no deadline).
+        energy_price_per_j, latency_price_per_s, min_retention: solver prices and floor.
+    """
+
+    round: int
+    is_alive: npt.NDArray[np.bool_]
+    gain_lin: FloatArray
+    cpu_hz: FloatArray
+    kappa: FloatArray
+    max_power_w: FloatArray
+    energy_budget_j: FloatArray
+    token_counts: npt.NDArray[np.int64]
+    payload_bits: FloatArray
+    device_cycles: FloatArray
+    retention: FloatArray
+    fixed_latency_s: FloatArray
+    total_bandwidth_hz: float
+    noise_psd_w_per_hz: float
+    deadline_s: float
+    energy_price_per_j: float
+    latency_price_per_s: float
+    min_retention: float
+
+    @property
+    def num_devices(self) -> int:
+        """Number of devices ``N``."""
+        return int(self.gain_lin.shape[0])
+
+
+@dataclass(frozen=True, eq=False)
+class RoundDecision:
+    """The solver's decision for one round.
+
+    Attributes:
+        scheduled: ``[N]`` bool, devices that train this round.
+        token_option: ``[N]`` int index into ``token_counts`` (-1 = not scheduled).
+        bandwidth_hz: ``[N]`` uplink bandwidth share, Hz (0 if not scheduled).
+        power_w: ``[N]`` uplink transmit power, W (0 if not scheduled).
+    """
+
+    scheduled: npt.NDArray[np.bool_]
+    token_option: npt.NDArray[np.int64]
+    bandwidth_hz: FloatArray
+    power_w: FloatArray
+
+
+Allocator = Callable[[RoundObservation], RoundDecision]
+
+
+def equal_bandwidth_allocator(obs: RoundObservation) -> RoundDecision:
+    """Baseline: every live device with energy left, equal bandwidth, max power, all tokens."""
+    scheduled = obs.is_alive & (obs.energy_budget_j > 0)
+    num = int(scheduled.sum())
+    share = obs.total_bandwidth_hz / num if num else 0.0
+    all_tokens = int(np.argmax(obs.token_counts))
+    return RoundDecision(
+        scheduled=scheduled,
+        token_option=np.where(scheduled, all_tokens, -1).astype(np.int64),
+        bandwidth_hz=np.where(scheduled, share, 0.0),
+        power_w=np.where(scheduled, obs.max_power_w, 0.0),
+    )
+
+
+ALLOCATORS: dict[str, Allocator] = {"equal_bandwidth": equal_bandwidth_allocator}
+
+
+def get_allocator(solver: str) -> Allocator:
+    """The allocator registered for ``optimizer.solver``.
+
+    Raises:
+        ConfigError: The solver is valid in scenarios but not wired into the engine yet.
+    """
+    if solver not in ALLOCATORS:
+        known = "known" if solver in SOLVERS else "unknown"
+        raise ConfigError(
+            f"optimizer.solver: {solver!r} is {known} but not available in the engine yet "
+            f"(available: {', '.join(ALLOCATORS)})"
+        )
+    return ALLOCATORS[solver]
+
+
+def floor_to_resource_blocks(bandwidth_hz: FloatArray, resource_block_hz: float) -> FloatArray:
+    """Floor each share to whole resource blocks (``resource_block_hz = 0``: unchanged)."""
+    if resource_block_hz <= 0:
+        return np.asarray(bandwidth_hz, dtype=float)
+    # tiny tolerance so that an exact multiple computed in floating point is not lost
+    return np.floor(np.asarray(bandwidth_hz) / resource_block_hz * (1 + 1e-12)) * resource_block_hz
+
+
+def check_decision(
+    decision: RoundDecision, obs: RoundObservation, resource_block_hz: float = 0.0
+) -> RoundDecision:
+    """Validate a decision (shapes, feasibility of b and p) and apply resource-block flooring.
+
+    Raises:
+        ValueError: A scheduled device is dead, has no bandwidth or power, exceeds p_max, an
+            option index is out of range, or the shares exceed the total bandwidth.
+    """
+    n, num_options = obs.num_devices, len(obs.token_counts)
+    sched = np.asarray(decision.scheduled, dtype=bool)
+    arrays = [sched, decision.token_option, decision.bandwidth_hz, decision.power_w]
+    if any(np.shape(a) != (n,) for a in arrays):
+        raise ValueError(f"decision arrays must all have shape ({n},)")
+    opt = np.where(sched, np.asarray(decision.token_option, dtype=np.int64), -1)
+    bw = np.where(sched, floor_to_resource_blocks(decision.bandwidth_hz, resource_block_hz), 0.0)
+    power = np.where(sched, np.asarray(decision.power_w, dtype=float), 0.0)
+    problems = {
+        "scheduled a dead device": sched & ~obs.is_alive,
+        "token option out of range": sched & ((opt < 0) | (opt >= num_options)),
+        "bandwidth_hz <= 0 (after resource-block flooring)": sched & ~(bw > 0),
+        "power_w not in (0, max_power_w]": sched & ~((power > 0) & (power <= obs.max_power_w * (1 + 1e-9))),
+    }  # fmt: skip
+    for text, bad in problems.items():
+        if bad.any():
+            raise ValueError(
+                f"round {obs.round}: decision {text} for devices {np.flatnonzero(bad)[:10].tolist()}"
+            )
+    if bw.sum() > obs.total_bandwidth_hz * (1 + 1e-9):
+        raise ValueError(
+            f"round {obs.round}: bandwidth shares sum to {bw.sum():.6g} Hz > {obs.total_bandwidth_hz:.6g} Hz"
+        )
+    return RoundDecision(scheduled=sched, token_option=opt, bandwidth_hz=bw, power_w=power)
+
+
+def build_observation(
+    round: int,
+    fleet: DeviceArrays,
+    gain_lin: FloatArray,
+    profile: WorkloadProfile,
+    scenario: Scenario,
+    noise_psd_w_per_hz: float,
+) -> RoundObservation:
+    """Assemble the round's observation from the fleet, the channel and the profile.
+
+    Per-round totals over ``E = sim.local_iters`` iterations of ``B = batch_size`` samples:
+    ``payload = E B S_up[j] + S_adapter``; ``cycles = E B (F_fwd[j] + F_bwd[j]) c_i``;
+    ``T_fix = E B (F_srv[j*] / F_server + S_down[j*] / r_dl,i)`` with ``j*`` the largest token
+    option and ``r_dl,i`` the downlink rate at an equal share among the live devices.
+    """
+    iters, batch = scenario.sim.local_iters, float(profile.batch_size)
+    per_round = iters * batch
+    cpf = fleet.cycles_per_flop[:, None]
+    flops = profile.array("client_fwd_flops") + profile.array("client_bwd_flops")
+    alive = fleet.is_alive.copy()
+    cell = scenario.cell
+    share = cell.downlink_bandwidth_hz / max(int(alive.sum()), 1)
+    dl_rate = shannon_rate_bps(
+        share, cell.bs_power_w * share / cell.downlink_bandwidth_hz, gain_lin, noise_psd_w_per_hz
+    )
+    j_max = int(np.argmax(profile.token_counts))
+    server_s = per_round * profile.server_flops[j_max] / scenario.server.flops_per_s
+    with np.errstate(divide="ignore"):
+        download_s = per_round * profile.download_bits[j_max] / dl_rate
+    num_options = profile.num_options
+    budget = np.minimum(fleet.energy_budget_j, fleet.battery_j)
+    return RoundObservation(
+        round=round,
+        is_alive=alive,
+        gain_lin=np.asarray(gain_lin, dtype=float).copy(),
+        cpu_hz=fleet.cpu_hz.copy(),
+        kappa=fleet.kappa.copy(),
+        max_power_w=fleet.max_power_w.copy(),
+        energy_budget_j=np.where(alive, budget, 0.0),
+        token_counts=np.asarray(profile.token_counts, dtype=np.int64),
+        payload_bits=np.broadcast_to(
+            per_round * profile.array("upload_bits") + profile.adapter_up_bits,
+            (fleet.num_devices, num_options),
+        ).copy(),
+        device_cycles=per_round * flops[None, :] * cpf,
+        retention=np.broadcast_to(
+            profile.array("retention"), (fleet.num_devices, num_options)
+        ).copy(),
+        fixed_latency_s=server_s + download_s,
+        total_bandwidth_hz=cell.uplink_bandwidth_hz,
+        noise_psd_w_per_hz=float(noise_psd_w_per_hz),
+        deadline_s=scenario.sim.round_deadline_s,
+        energy_price_per_j=scenario.optimizer.energy_price_per_j,
+        latency_price_per_s=scenario.optimizer.latency_price_per_s,
+        min_retention=scenario.optimizer.min_retention,
+    )

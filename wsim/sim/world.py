@@ -1,0 +1,107 @@
+"""The simulated world: everything the round process touches, built once from a scenario."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import simpy
+
+from channel_models import noise_psd_w_per_hz
+from wsim.config import ConfigError, Scenario
+from wsim.records import EventLog, RoundLog
+from wsim.rng import RngStreams, make_streams
+from wsim.sim.channel_state import CellChannel
+from wsim.sim.entities import DeviceArrays, EdgeServer, draw_fleet
+from wsim.sim.observation import Allocator, RoundDecision, get_allocator
+from wsim.workload.protocol import Workload
+from wsim.workload.surrogate import SurrogateWorkload, scenario_profile
+
+
+@dataclass
+class World:
+    """The environment, the cell, the devices, the server, the workload and the records."""
+
+    scenario: Scenario
+    env: simpy.Environment
+    streams: RngStreams
+    channel: CellChannel
+    fleet: DeviceArrays
+    server: EdgeServer
+    workload: Workload
+    allocator: Allocator
+    noise_psd_w_per_hz: float
+    events: EventLog = field(default_factory=EventLog)
+    rounds: RoundLog = field(default_factory=RoundLog)
+
+
+@dataclass
+class RoundContext:
+    """One round's shared state: its decision, downlink share, deadline and outcomes.
+
+    The downlink (gradients and the adapter broadcast) uses ``bs_power_w`` over
+    ``downlink_bandwidth_hz``, shared equally among the round's scheduled devices: each gets
+    ``B_dl / n`` Hz at ``P_bs / n`` W (a constant PSD, so the downlink SNR does not depend on n).
+    """
+
+    round: int
+    t_start_s: float
+    deadline_s: float  # absolute simulated time; inf = none
+    decision: RoundDecision
+    dl_bandwidth_hz: float
+    dl_power_w: float
+    completed: list[int] = field(default_factory=list)
+
+    @classmethod
+    def start(cls, world: World, round: int, decision: RoundDecision) -> RoundContext:
+        """Context of a round that starts now."""
+        cell = world.scenario.cell
+        num = max(int(np.count_nonzero(decision.scheduled)), 1)
+        now = float(world.env.now)
+        return cls(
+            round=round,
+            t_start_s=now,
+            deadline_s=now + world.scenario.sim.round_deadline_s,
+            decision=decision,
+            dl_bandwidth_hz=cell.downlink_bandwidth_hz / num,
+            dl_power_w=cell.bs_power_w / num,
+        )
+
+
+def default_workload(scenario: Scenario) -> Workload:
+    """The scenario's workload (``sim.workload``); only the surrogate is available yet."""
+    if scenario.sim.workload == "real":
+        raise ConfigError('sim.workload: "real" is not yet available (use "surrogate")')
+    try:
+        profile = scenario_profile(scenario)
+    except (ValueError, OSError) as exc:  # field-named messages from the profile builder
+        raise ConfigError(str(exc)) from None
+    return SurrogateWorkload(profile, scenario.devices.num_devices)
+
+
+def check_runnable(scenario: Scenario) -> None:
+    """Raise ``ConfigError`` early if the scenario's workload or solver is not available."""
+    default_workload(scenario)
+    get_allocator(scenario.optimizer.solver)
+
+
+def build_world(
+    scenario: Scenario,
+    *,
+    workload: Workload | None = None,
+    allocator: Allocator | None = None,
+) -> World:
+    """Build the world: seeded streams, fleet, cell channel, edge server, workload, allocator."""
+    streams = make_streams(scenario.seed)
+    env = simpy.Environment()
+    return World(
+        scenario=scenario,
+        env=env,
+        streams=streams,
+        channel=CellChannel(scenario, streams),
+        fleet=draw_fleet(scenario.devices, streams.devices),
+        server=EdgeServer(env, scenario.server),
+        workload=workload if workload is not None else default_workload(scenario),
+        allocator=allocator if allocator is not None else get_allocator(scenario.optimizer.solver),
+        noise_psd_w_per_hz=float(noise_psd_w_per_hz(scenario.cell.noise_figure_db)),
+    )

@@ -1,0 +1,92 @@
+"""The sweep's tables: every completed run's ``rounds.csv``/``devices.csv`` tagged with its run.
+
+Each row gets ``run_id``, ``seed`` and one column per swept key (named by its dotted key, e.g.
+``optimizer.energy_price_per_j``) plus ``method.name`` and ``optimizer.solver``, holding the
+resolved scenario's value. Rows are sorted by run_id, then round (then device), so the table does
+not depend on the engine or on the order in which runs finished.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from wsim.sweep.engines import RunOutcome, run_folder
+from wsim.sweep.expand import RunSpec
+
+ROUNDS_SORT = ("run_id", "round")
+DEVICES_SORT = ("run_id", "round", "device")
+
+
+def _meta_columns(runs: Sequence[RunSpec]) -> list[str]:
+    keys = dict.fromkeys(k for run in runs for k in run.params)
+    return ["run_id", "seed", *keys]
+
+
+def _tagged(run: RunSpec, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the run's id, seed and parameters as leading columns."""
+    tags = {"run_id": run.run_id, "seed": run.seed, **run.params}
+    head = pd.DataFrame({k: [v] * len(frame) for k, v in tags.items()}, index=frame.index)
+    return pd.concat([head, frame.drop(columns=list(tags), errors="ignore")], axis=1)
+
+
+def collect_table(
+    runs: Sequence[RunSpec], out: Path, file_name: str, sort_by: Sequence[str]
+) -> pd.DataFrame:
+    """Concatenate ``file_name`` of every run in ``runs`` (all complete), tagged and sorted."""
+    frames = [
+        _tagged(run, pd.read_csv(run_folder(out, run.run_id) / file_name))
+        for run in sorted(runs, key=lambda r: r.run_id)
+    ]
+    if not frames:
+        return pd.DataFrame(columns=_meta_columns(runs))
+    table = pd.concat(frames, ignore_index=True)
+    return table.sort_values(list(sort_by), kind="mergesort").reset_index(drop=True)
+
+
+def failures_table(runs: Sequence[RunSpec], outcomes: Sequence[RunOutcome]) -> pd.DataFrame:
+    """One row per failed run: run_id, seed, its parameters and the one-line error."""
+    by_id = {run.run_id: run for run in runs}
+    rows = [
+        {
+            "run_id": o.run_id,
+            "seed": by_id[o.run_id].seed,
+            **by_id[o.run_id].params,
+            "error": o.error,
+        }
+        for o in sorted(outcomes, key=lambda o: o.run_id)
+        if o.error is not None
+    ]
+    return pd.DataFrame(rows, columns=[*_meta_columns(runs), "error"])
+
+
+def _atomic(path: Path, write: Callable[[str], None]) -> None:
+    """Write via ``write(tmp)`` next to ``path`` and rename, so readers never see half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to Parquet (no index) atomically."""
+    _atomic(path, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=False))
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to CSV (no index) atomically."""
+    _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+
+
+def write_text(text: str, path: Path) -> None:
+    """Write ``text`` (UTF-8) atomically."""
+    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

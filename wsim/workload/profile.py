@@ -1,0 +1,224 @@
+"""Workload profiles: per-sample costs of each candidate token count, saved as JSON.
+
+A profile is what the solver plans with and what the surrogate workload replays. It is measured
+once on the real model (a later issue); until then :func:`analytic_vit_profile` derives an
+INTERIM profile from the ViT preset's dimensions with textbook FLOP counts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from wsim.units import BITS_PER_FLOAT32
+
+PER_OPTION = (
+    "upload_bits",
+    "download_bits",
+    "client_fwd_flops",
+    "client_bwd_flops",
+    "server_flops",
+    "retention",
+)
+
+
+@dataclass(frozen=True)
+class WorkloadProfile:
+    """Per-sample costs for each candidate kept-token count (index ``j``), plus adapters.
+
+    Attributes:
+        token_counts: ``[J]`` kept patch tokens per sample, ascending.
+        upload_bits, download_bits: ``[J]`` activation upload / gradient download per sample.
+        client_fwd_flops, client_bwd_flops, server_flops: ``[J]`` FLOPs per sample (> 0).
+        retention: ``[J]`` semantic retention ρ in [0, 1].
+        adapter_up_bits, adapter_down_bits: device LoRA adapter upload / broadcast, bits.
+        batch_size: samples per local iteration.
+        acc0, acc_max, tau_rounds, loss0, loss_min: surrogate learning-curve parameters.
+        source: where the numbers come from.
+    """
+
+    token_counts: tuple[int, ...]
+    upload_bits: tuple[float, ...]
+    download_bits: tuple[float, ...]
+    client_fwd_flops: tuple[float, ...]
+    client_bwd_flops: tuple[float, ...]
+    server_flops: tuple[float, ...]
+    retention: tuple[float, ...]
+    adapter_up_bits: float
+    adapter_down_bits: float
+    batch_size: int
+    acc0: float = 0.1
+    acc_max: float = 0.95
+    tau_rounds: float = 5.0
+    loss0: float = 2.3
+    loss_min: float = 0.15
+    source: str = field(default="")
+
+    def __post_init__(self) -> None:
+        num = len(self.token_counts)
+        if num == 0 or any(len(getattr(self, k)) != num for k in PER_OPTION):
+            raise ValueError(
+                "profile: every per-option list must have len(token_counts) > 0 entries"
+            )
+        if list(self.token_counts) != sorted(set(self.token_counts)) or self.token_counts[0] < 1:
+            raise ValueError(
+                f"profile: token_counts must be ascending and >= 1, got {self.token_counts}"
+            )
+        for key in ("client_fwd_flops", "client_bwd_flops", "server_flops"):
+            if not all(math.isfinite(v) and v > 0 for v in getattr(self, key)):
+                raise ValueError(f"profile.{key}: must be finite and > 0 (compute is never free)")
+        for key in ("upload_bits", "download_bits"):
+            if not all(math.isfinite(v) and v >= 0 for v in getattr(self, key)):
+                raise ValueError(f"profile.{key}: must be finite and >= 0")
+        if not all(0.0 <= v <= 1.0 for v in self.retention):
+            raise ValueError("profile.retention: must lie in [0, 1]")
+        if self.batch_size < 1 or self.adapter_up_bits < 0 or self.adapter_down_bits < 0:
+            raise ValueError("profile: batch_size >= 1 and adapter bits >= 0 required")
+
+    @property
+    def num_options(self) -> int:
+        """Number of token options ``J``."""
+        return len(self.token_counts)
+
+    def array(self, key: str) -> np.ndarray:
+        """A per-option field as a float array ``[J]``."""
+        return np.asarray(getattr(self, key), dtype=float)
+
+    def to_json(self, path: str | Path) -> None:
+        """Write the profile as JSON (atomically)."""
+        text = json.dumps(asdict(self), indent=2)
+        directory = Path(path).parent
+        with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as tmp:
+            tmp.write(text)
+        os.replace(tmp.name, path)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> WorkloadProfile:
+        """Read a profile written by :meth:`to_json`."""
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        for key in ("token_counts", *PER_OPTION):
+            data[key] = tuple(data[key])
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class ViTDims:
+    """ViT dimensions: image and patch size (pixels), width, depth, heads, MLP ratio, classes."""
+
+    img_size: int
+    patch_size: int
+    embed_dim: int
+    depth: int
+    num_heads: int
+    mlp_ratio: float = 4.0
+    in_chans: int = 3
+    num_classes: int = 10
+
+    @property
+    def num_patches(self) -> int:
+        """Patch tokens per image ``(img / patch)²``."""
+        return (self.img_size // self.patch_size) ** 2
+
+
+# INTERIM dimensions (timm's vit_tiny/small/base widths); the training issue owns the real presets.
+VIT_PRESETS: dict[str, ViTDims] = {
+    "vit_tiny_digits": ViTDims(32, 4, 192, 12, 3),
+    "vit_tiny_patch16_224": ViTDims(224, 16, 192, 12, 3, num_classes=100),
+    "vit_small_patch16_224": ViTDims(224, 16, 384, 12, 6, num_classes=100),
+    "vit_base_patch16_224": ViTDims(224, 16, 768, 12, 12, num_classes=100),
+}
+
+
+def vit_block_flops(num_tokens: int, dims: ViTDims) -> float:
+    """Forward FLOPs of one transformer block per sample (2 FLOPs per multiply-add).
+
+    ``8 n d² (qkv + proj) + 4 n² d (scores + weighted sum) + 4 m n d² (MLP)``, n tokens,
+    d width, m MLP ratio (Kaplan et al. 2020 style counting; norms and softmax neglected).
+    """
+    n, d, m = num_tokens, dims.embed_dim, dims.mlp_ratio
+    return 8.0 * n * d * d + 4.0 * n * n * d + 4.0 * m * n * d * d
+
+
+LORA_TARGET_SHAPES = {"qkv": (1, 3), "proj": (1, 1), "fc1": (1, 4), "fc2": (4, 1)}
+
+
+def lora_adapter_bits(dims: ViTDims, num_blocks: int, rank: int, targets: list[str]) -> float:
+    """Float32 bits of LoRA adapters ``r (d_in + d_out)`` per target per block."""
+    total = 0.0
+    for target in targets:
+        if target not in LORA_TARGET_SHAPES:
+            raise ValueError(
+                f"model.lora_targets: unknown target {target!r} (valid: {', '.join(LORA_TARGET_SHAPES)})"
+            )
+        d_in, d_out = (dims.embed_dim * k for k in LORA_TARGET_SHAPES[target])
+        total += rank * (d_in + d_out)
+    return float(total * num_blocks * BITS_PER_FLOAT32)
+
+
+def analytic_vit_profile(
+    preset: str,
+    *,
+    cut_layer: int,
+    token_counts: list[int],
+    lora_rank: int,
+    lora_targets: list[str],
+    quant_bits: int = 32,
+    batch_size: int = 32,
+) -> WorkloadProfile:
+    """INTERIM analytic profile of a split ViT (replaced by a measured profile later).
+
+    Device: patch embedding + ``cut_layer`` blocks on all ``n + 1`` tokens; backward ≈ 2× the
+    block forward. Upload: ``k`` kept patch tokens + [CLS] at ``quant_bits`` per element (+ a
+    float32 scale and zero-point per token when quantized, + ``ceil(log2 n)`` index bits per kept
+    token when ``k < n``). Server: remaining blocks on ``k + 1`` tokens and the head, forward +
+    backward ≈ 3× forward. Download: float32 gradient of the uploaded shape. Retention
+    ``ρ = 1 − (1 − k/n)²`` (concave: attention-guided selection keeps the informative tokens).
+    """
+    if preset not in VIT_PRESETS:
+        raise ValueError(
+            f"model.preset: unknown preset {preset!r} (valid: {', '.join(VIT_PRESETS)})"
+        )
+    dims = VIT_PRESETS[preset]
+    n = dims.num_patches
+    if not 1 <= cut_layer < dims.depth:
+        raise ValueError(
+            f"model.cut_layer: must be in [1, {dims.depth - 1}] for {preset}, got {cut_layer}"
+        )
+    counts = sorted(token_counts) if token_counts else [n]
+    if counts[-1] > n:
+        raise ValueError(
+            f"method.token_counts: at most {n} patch tokens for {preset}, got {counts[-1]}"
+        )
+    embed = 2.0 * n * dims.patch_size**2 * dims.in_chans * dims.embed_dim
+    fwd = embed + cut_layer * vit_block_flops(n + 1, dims)
+    bwd = 2.0 * cut_layer * vit_block_flops(n + 1, dims)
+    up, down, server, rho = [], [], [], []
+    for k in counts:
+        side = (k + 1) * 2 * BITS_PER_FLOAT32 if quant_bits < 32 else 0
+        index = k * math.ceil(math.log2(n)) if k < n else 0
+        up.append(float((k + 1) * dims.embed_dim * quant_bits + side + index))
+        down.append(float((k + 1) * dims.embed_dim * BITS_PER_FLOAT32))
+        head = 2.0 * dims.embed_dim * dims.num_classes
+        server.append(3.0 * ((dims.depth - cut_layer) * vit_block_flops(k + 1, dims) + head))
+        rho.append(1.0 - (1.0 - k / n) ** 2)
+    adapter = lora_adapter_bits(dims, cut_layer, lora_rank, lora_targets)
+    num = len(counts)
+    return WorkloadProfile(
+        token_counts=tuple(counts),
+        upload_bits=tuple(up),
+        download_bits=tuple(down),
+        client_fwd_flops=(fwd,) * num,
+        client_bwd_flops=(bwd,) * num,
+        server_flops=tuple(server),
+        retention=tuple(rho),
+        adapter_up_bits=adapter,
+        adapter_down_bits=adapter,
+        batch_size=batch_size,
+        source=f"analytic:{preset} (interim)",
+    )

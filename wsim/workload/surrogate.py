@@ -1,0 +1,117 @@
+"""Surrogate workload: costs replayed from a profile, accuracy from a learning-curve model.
+
+No torch: thousands of devices run through the same engine as real training. Learning curve
+(documented model, not a fit): each round the training progress grows by the mean semantic
+retention ρ of the round's completed participants (0 when none completed), and
+
+    acc(P)  = a_max − (a_max − a_0) · exp(−P / τ)
+    loss(P) = ℓ_min + (ℓ_0 − ℓ_min) · exp(−P / τ)
+
+with P the accumulated progress (rounds of full-retention training) and τ in rounds.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from wsim.workload.profile import WorkloadProfile, analytic_vit_profile
+from wsim.workload.protocol import ClientStep, RoundMetrics, ServerStep
+
+if TYPE_CHECKING:
+    from wsim.config import Scenario
+    from wsim.sim.observation import RoundDecision
+
+
+def learning_curve(progress: float, start: float, end: float, tau_rounds: float) -> float:
+    """``end − (end − start) · exp(−progress / τ)``: from ``start`` at 0 towards ``end``."""
+    return end - (end - start) * math.exp(-progress / tau_rounds)
+
+
+def scenario_profile(scenario: Scenario) -> WorkloadProfile:
+    """The scenario's profile: the JSON at ``workload.profile``, else the analytic one."""
+    if scenario.workload.profile:
+        path = Path(scenario.workload.profile)
+        if not path.is_file():
+            raise FileNotFoundError(f"workload.profile: no such file {path}")
+        return WorkloadProfile.from_json(path)
+    return analytic_vit_profile(
+        scenario.model.preset,
+        cut_layer=scenario.model.cut_layer,
+        token_counts=list(scenario.method.token_counts),
+        lora_rank=scenario.model.lora_rank,
+        lora_targets=list(scenario.model.lora_targets),
+        quant_bits=scenario.method.quant_bits,
+        batch_size=scenario.data.batch_size,
+    )
+
+
+class SurrogateWorkload:
+    """Replays a :class:`WorkloadProfile`; per-batch figures are ``batch_size ×`` per-sample."""
+
+    def __init__(self, profile: WorkloadProfile, num_devices: int) -> None:
+        self._profile = profile
+        self._batch = float(profile.batch_size)
+        # [num_devices] token option of the current round (-1 = not scheduled)
+        self._option = np.full(num_devices, -1, dtype=int)
+        self.progress = 0.0
+
+    def profile(self) -> WorkloadProfile:
+        """The profile replayed."""
+        return self._profile
+
+    def begin_round(self, round: int, decision: RoundDecision) -> None:
+        """Remember each device's token option for this round."""
+        self._option = np.asarray(decision.token_option, dtype=int).copy()
+
+    def _j(self, device: int) -> int:
+        j = int(self._option[device])
+        if j < 0:
+            raise ValueError(f"device {device} is not scheduled in this round")
+        return j
+
+    def client_forward(self, device: int, round: int, it: int) -> ClientStep:
+        """Forward FLOPs, upload bits and kept tokens of one batch."""
+        j, p = self._j(device), self._profile
+        return ClientStep(
+            flops=self._batch * p.client_fwd_flops[j],
+            upload_bits=self._batch * p.upload_bits[j],
+            tokens=p.token_counts[j],
+        )
+
+    def server_step(self, device: int, round: int, it: int) -> ServerStep:
+        """Server FLOPs and gradient-download bits of one batch."""
+        j, p = self._j(device), self._profile
+        return ServerStep(
+            flops=self._batch * p.server_flops[j], download_bits=self._batch * p.download_bits[j]
+        )
+
+    def client_backward(self, device: int, round: int, it: int) -> float:
+        """Device backward FLOPs of one batch."""
+        return self._batch * self._profile.client_bwd_flops[self._j(device)]
+
+    def adapter_up_bits(self, device: int) -> float:
+        """Device LoRA adapter upload, bits."""
+        return self._profile.adapter_up_bits
+
+    def adapter_down_bits(self) -> float:
+        """Aggregated adapter broadcast, bits."""
+        return self._profile.adapter_down_bits
+
+    def end_round(
+        self, round: int, completed_devices: list[int], evaluate: bool = True
+    ) -> RoundMetrics:
+        """Advance progress by the completed devices' mean retention; evaluate the curve."""
+        if completed_devices:
+            rho = self._profile.array("retention")[self._option[completed_devices]]
+            self.progress += float(rho.mean())
+        if not evaluate:
+            return RoundMetrics(accuracy=math.nan, loss=math.nan)
+        p = self._profile
+        return RoundMetrics(
+            accuracy=learning_curve(self.progress, p.acc0, p.acc_max, p.tau_rounds),
+            loss=learning_curve(self.progress, p.loss0, p.loss_min, p.tau_rounds),
+        )
