@@ -40,7 +40,7 @@ def test_every_shipped_scenario_runs(path: Path, tmp_path: Path, capsys) -> None
     [
         ["--set", "devices.num_devices=0"],
         ["--set", "sim.workload=real"],
-        ["--set", "optimizer.solver=stsflora"],
+        ["--set", "optimizer.solver=no_such_solver"],
         ["--set", "model.cut_layer=40"],
         ["no/such/scenario.toml"],
     ],

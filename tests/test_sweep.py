@@ -177,14 +177,9 @@ def test_shipped_sweeps_load(path: Path) -> None:
     assert spec.grid and spec.seeds and len(spec.seeds) >= 2
 
 
-SOLVERS_PENDING = pytest.mark.xfail(
-    raises=SweepError, strict=False, reason="stsflora/sflam solvers not yet in the engine"
-)
-
-
 @pytest.mark.parametrize(
     "path",
-    [pytest.param(p, marks=SOLVERS_PENDING) if p.stem == "tradeoff" else p for p in SWEEPS],
+    SWEEPS,
     ids=lambda p: p.stem,
 )
 def test_shipped_sweeps_expand(path: Path) -> None:

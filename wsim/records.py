@@ -40,7 +40,7 @@ ROUND_COLUMNS = (
 DEVICE_COLUMNS = (
     "round", "device", "status", "tokens", "bandwidth_hz", "power_w", "latency_s", "energy_j",
     "compute_energy_j", "tx_energy_j", "battery_j", "bytes_up", "bytes_down", "distance_m",
-    "speed_mps", "gain_db", "ste",
+    "speed_mps", "gain_db", "ste", "solver_reason",
 )  # fmt: skip
 DEVICE_STATUSES = ("completed", "skipped", "straggler", "dropout", "dead")
 COMPUTE_KINDS = ("client_fwd", "client_bwd")
@@ -103,7 +103,7 @@ class RoundLog:
     def add(self, **fields: Any) -> None:
         """Append one round: scalars (round, t_start_s, t_end_s, accuracy, loss) and
         ``[num_devices]`` arrays (is_alive, scheduled, tokens, bandwidth_hz, power_w,
-        distance_m, speed_mps, gain_db, battery_j, retention)."""
+        solver_reason, distance_m, speed_mps, gain_db, battery_j, retention)."""
         self.rounds.append(fields)
 
 
@@ -134,7 +134,7 @@ def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
     base = []
     for rec in log.rounds:
         n = len(rec["scheduled"])
-        frame = pd.DataFrame({k: rec[k] for k in ("is_alive", "scheduled", "tokens", "bandwidth_hz", "power_w", "battery_j", "distance_m", "speed_mps", "gain_db", "retention")})  # fmt: skip
+        frame = pd.DataFrame({k: rec[k] for k in ("is_alive", "scheduled", "tokens", "bandwidth_hz", "power_w", "battery_j", "distance_m", "speed_mps", "gain_db", "retention", "solver_reason")})  # fmt: skip
         base.append(
             frame.assign(round=rec["round"], device=np.arange(n), t_start_s=rec["t_start_s"])
         )
@@ -168,6 +168,7 @@ def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
         "speed_mps": dev["speed_mps"],
         "gain_db": dev["gain_db"],
         "ste": np.where((status == "completed") & (tx > 0), dev["retention"] / tx.where(tx > 0, 1.0), np.nan),
+        "solver_reason": dev["solver_reason"].astype(str),
     })  # fmt: skip
     durations = {
         "client_compute_s": _col(dev, COMPUTE_KINDS, "duration_s"),

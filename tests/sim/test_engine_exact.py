@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from wsim.config import load_scenario
+from wsim.sim.allocators import equal_share_max_power_allocator as FIXED
 from wsim.sim.engine import run_simulation
 
 REL = 1e-9
@@ -34,7 +35,7 @@ def test_single_static_device_matches_analytic_durations_and_energy(
 ) -> None:
     sc = load_scenario(None, STATIC_EXACT)
     wl = fake_workload(upload_bits=upload_bits)
-    res = run_simulation(sc, workload=wl)
+    res = run_simulation(sc, workload=wl, allocator=FIXED)
     ev, dev = res.events, res.devices
     d_m = float(dev["distance_m"].iloc[0])
     gain = 10 ** (-(128.1 + 37.6 * math.log10(d_m / 1000.0)) / 10.0)  # 3GPP macro, no fading
@@ -92,7 +93,7 @@ def test_server_queue_one_slot_two_simultaneous_arrivals(fake_workload) -> None:
         None, STATIC_EXACT[2:] + ["devices.num_devices=2", "sim.num_rounds=1", "sim.local_iters=1"]
     )
     wl = fake_workload(upload_bits=0.0)  # zero-length uploads: both arrive at the same instant
-    res = run_simulation(sc, workload=wl)
+    res = run_simulation(sc, workload=wl, allocator=FIXED)
     ev = res.events
     service_s = wl.server_flops / sc.server.flops_per_s
     arrive = ev[ev["kind"] == "upload"]["t_end_s"].to_numpy()
@@ -121,7 +122,7 @@ def test_same_seed_same_trace_different_seed_different(fake_workload) -> None:
 
 def test_battery_depletion_drops_device_and_run_completes(fake_workload) -> None:
     sc = load_scenario(None, STATIC_EXACT[1:] + ["devices.num_devices=2", "sim.num_rounds=3", "devices.battery_j=1.0", "devices.cpu_hz_min=2e9", "devices.cpu_hz_max=2e9"])  # fmt: skip
-    res = run_simulation(sc, workload=fake_workload())
+    res = run_simulation(sc, workload=fake_workload(), allocator=FIXED)
     ev, dev = res.events, res.devices
     assert (ev["kind"] == "dropout").sum() == 2
     assert set(dev[dev["round"] == 0]["status"]) == {"dropout"}
@@ -141,7 +142,7 @@ def test_deadline_produces_stragglers(fake_workload) -> None:
     sc = load_scenario(
         None, ["devices.num_devices=6", "sim.num_rounds=2", "sim.round_deadline_s=2.0", "seed=5"]
     )
-    res = run_simulation(sc, workload=fake_workload(upload_bits=2e7))
+    res = run_simulation(sc, workload=fake_workload(upload_bits=2e7), allocator=FIXED)
     rounds, ev = res.rounds, res.events
     assert rounds["num_stragglers"].sum() > 0
     assert (rounds["num_completed"] + rounds["num_stragglers"] == rounds["num_scheduled"]).all()
@@ -157,4 +158,4 @@ def test_deadline_produces_stragglers(fake_workload) -> None:
 def test_zero_flops_is_an_error_never_a_zero_time_event(kind: str, fake_workload) -> None:
     sc = load_scenario(None, ["devices.num_devices=1", "sim.num_rounds=1"])
     with pytest.raises(ValueError, match="flops"):
-        run_simulation(sc, workload=fake_workload(**{kind: 0.0}))
+        run_simulation(sc, workload=fake_workload(**{kind: 0.0}), allocator=FIXED)

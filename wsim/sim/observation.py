@@ -2,8 +2,8 @@
 
 ``RoundObservation`` carries exactly what the optimizer's ``RoundProblem`` needs (DESIGN §5),
 as per-round totals over the device's local iterations; ``RoundDecision`` is what the engine
-applies. Allocators are ``Callable[[RoundObservation], RoundDecision]`` registered in
-:data:`ALLOCATORS` under the ``optimizer.solver`` name. Pure numpy (no simpy).
+applies. Allocators are ``Callable[[RoundObservation], RoundDecision]``, registered in
+:data:`wsim.sim.allocators.ALLOCATORS` under the ``optimizer.solver`` name. Pure numpy (no simpy).
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 
 from channel_models import shannon_rate_bps
-from wsim.config import SOLVERS, ConfigError
 
 if TYPE_CHECKING:
     from wsim.config import Scenario
@@ -45,6 +44,8 @@ class RoundObservation:
             (estimated with the largest token option and the equal downlink share).
         total_bandwidth_hz, noise_psd_w_per_hz, deadline_s: shared (``inf`` = no deadline).
         energy_price_per_j, latency_price_per_s, min_retention: solver prices and floor.
+        infeasible_policy, latency_energy_weight: ``optimizer.*`` options of the solver.
+        debug: check every allocation against the constraints (``sim.debug``).
     """
 
     round: int
@@ -65,6 +66,9 @@ class RoundObservation:
     energy_price_per_j: float
     latency_price_per_s: float
     min_retention: float
+    infeasible_policy: str = "skip"
+    latency_energy_weight: float = 0.5
+    debug: bool = False
 
     @property
     def num_devices(self) -> int:
@@ -81,47 +85,17 @@ class RoundDecision:
         token_option: ``[N]`` int index into ``token_counts`` (-1 = not scheduled).
         bandwidth_hz: ``[N]`` uplink bandwidth share, Hz (0 if not scheduled).
         power_w: ``[N]`` uplink transmit power, W (0 if not scheduled).
+        reason: ``[N]`` why a device is not scheduled ("" if scheduled), or None.
     """
 
     scheduled: npt.NDArray[np.bool_]
     token_option: npt.NDArray[np.int64]
     bandwidth_hz: FloatArray
     power_w: FloatArray
+    reason: npt.NDArray[np.object_] | None = None
 
 
 Allocator = Callable[[RoundObservation], RoundDecision]
-
-
-def equal_bandwidth_allocator(obs: RoundObservation) -> RoundDecision:
-    """Baseline: every live device with energy left, equal bandwidth, max power, all tokens."""
-    scheduled = obs.is_alive & (obs.energy_budget_j > 0)
-    num = int(scheduled.sum())
-    share = obs.total_bandwidth_hz / num if num else 0.0
-    all_tokens = int(np.argmax(obs.token_counts))
-    return RoundDecision(
-        scheduled=scheduled,
-        token_option=np.where(scheduled, all_tokens, -1).astype(np.int64),
-        bandwidth_hz=np.where(scheduled, share, 0.0),
-        power_w=np.where(scheduled, obs.max_power_w, 0.0),
-    )
-
-
-ALLOCATORS: dict[str, Allocator] = {"equal_bandwidth": equal_bandwidth_allocator}
-
-
-def get_allocator(solver: str) -> Allocator:
-    """The allocator registered for ``optimizer.solver``.
-
-    Raises:
-        ConfigError: The solver is valid in scenarios but not wired into the engine yet.
-    """
-    if solver not in ALLOCATORS:
-        known = "known" if solver in SOLVERS else "unknown"
-        raise ConfigError(
-            f"optimizer.solver: {solver!r} is {known} but not available in the engine yet "
-            f"(available: {', '.join(ALLOCATORS)})"
-        )
-    return ALLOCATORS[solver]
 
 
 def floor_to_resource_blocks(bandwidth_hz: FloatArray, resource_block_hz: float) -> FloatArray:
@@ -164,7 +138,9 @@ def check_decision(
         raise ValueError(
             f"round {obs.round}: bandwidth shares sum to {bw.sum():.6g} Hz > {obs.total_bandwidth_hz:.6g} Hz"
         )
-    return RoundDecision(scheduled=sched, token_option=opt, bandwidth_hz=bw, power_w=power)
+    return RoundDecision(
+        scheduled=sched, token_option=opt, bandwidth_hz=bw, power_w=power, reason=decision.reason
+    )
 
 
 def build_observation(
@@ -222,4 +198,7 @@ def build_observation(
         energy_price_per_j=scenario.optimizer.energy_price_per_j,
         latency_price_per_s=scenario.optimizer.latency_price_per_s,
         min_retention=scenario.optimizer.min_retention,
+        infeasible_policy=scenario.optimizer.infeasible_policy,
+        latency_energy_weight=scenario.optimizer.latency_energy_weight,
+        debug=scenario.sim.debug,
     )

@@ -223,6 +223,7 @@ def round_process(world: World, r: int) -> Proc:
         is_alive=alive_at_start, scheduled=decision.scheduled,
         tokens=np.where(opt >= 0, obs.token_counts[np.maximum(opt, 0)], 0),
         bandwidth_hz=decision.bandwidth_hz, power_w=decision.power_w,
+        solver_reason=decision.reason if decision.reason is not None else np.full(len(opt), ""),
         distance_m=state.distance_m, speed_mps=state.speed_mps, gain_db=gain_to_db(state.gain_lin),
         battery_j=fleet.battery_j.copy(),
         retention=np.where(opt >= 0, obs.retention[np.arange(len(opt)), np.maximum(opt, 0)], np.nan),

@@ -11,9 +11,10 @@ from channel_models import noise_psd_w_per_hz
 from wsim.config import ConfigError, Scenario
 from wsim.records import EventLog, RoundLog
 from wsim.rng import RngStreams, make_streams
+from wsim.sim.allocators import get_allocator
 from wsim.sim.channel_state import CellChannel
 from wsim.sim.entities import DeviceArrays, EdgeServer, draw_fleet
-from wsim.sim.observation import Allocator, RoundDecision, get_allocator
+from wsim.sim.observation import Allocator, RoundDecision
 from wsim.workload.protocol import Workload
 from wsim.workload.surrogate import SurrogateWorkload, scenario_profile
 

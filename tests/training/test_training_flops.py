@@ -1,0 +1,63 @@
+"""Analytic FLOPs vs torch's FlopCounterMode; monotone in tokens; torch-free import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from wsim_training_helpers import TINY, tiny_model
+
+from wsim.training.flops import block_flops, client_flops, server_flops
+
+BATCH = 2
+
+
+def _counted(fn, *args) -> int:
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        fn(*args)
+    return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("targets", [("qkv",), ("qkv", "proj", "fc1", "fc2")])
+def test_flops_match_flop_counter(targets):
+    config = TINY.replace(lora_targets=targets, depth=3, cut_layer=1)
+    model = tiny_model(config)
+    images = torch.randn(BATCH, 1, config.img_size, config.img_size)
+    measured_client = _counted(model.device_stage, images)
+    analytic_client = client_flops(config, BATCH).forward_flops
+    assert analytic_client == pytest.approx(measured_client, rel=0.02)
+    for kept in (config.num_tokens, 7):
+        tokens = torch.randn(BATCH, kept, config.embed_dim)
+        measured = _counted(model.server_stage, tokens)
+        analytic = server_flops(config, BATCH, kept).forward_flops
+        assert analytic == pytest.approx(measured, rel=0.02)
+
+
+def test_fewer_tokens_fewer_server_flops_and_backward_convention():
+    full = server_flops(TINY, 4, TINY.num_tokens)
+    fewer = server_flops(TINY, 4, TINY.num_tokens // 2)
+    assert 0 < fewer.forward_flops < full.forward_flops
+    assert full.backward_flops == 2 * full.forward_flops
+    assert full.total_flops == 3 * full.forward_flops
+    assert client_flops(TINY, 8).forward_flops == 2 * client_flops(TINY, 4).forward_flops
+
+
+def test_flops_raise_instead_of_zero():
+    with pytest.raises(ValueError):
+        server_flops(TINY, 4, 0)
+    with pytest.raises(ValueError):
+        client_flops(TINY, 0)
+    with pytest.raises(ValueError):
+        block_flops(10, 32, 3, 2.0)
+
+
+def test_flops_and_config_import_without_torch():
+    code = (
+        "import sys, wsim.training, wsim.training.flops, wsim.training.config;"
+        "bad = [m for m in ('torch', 'timm', 'peft', 'simpy') if m in sys.modules];"
+        "sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

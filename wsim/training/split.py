@@ -1,0 +1,283 @@
+"""A timm VisionTransformer split at the cut layer, with peft LoRA adapters.
+
+The two stages hold a reference to the one timm model and call its own modules and
+methods (no forward code is copied, no ``__class__`` is swapped):
+
+* device: ``patch_embed → _pos_embed → patch_drop → norm_pre → blocks[:cut]``
+* server: ``blocks[cut:] → norm → forward_head``
+
+LoRA (Hu et al., ICLR 2022) is injected with ``peft.inject_adapter_in_model`` on the
+``lora_targets`` of every block; the backbone is frozen, the classifier head trains
+(server side). The [CLS] attention over patch tokens at the cut block (EViT, Liang et
+al., ICLR 2022) is recomputed from that block's qkv output (captured by a forward hook,
+LoRA included) as ``softmax(q kᵀ · d_h^-1/2)``, so timm's fused attention stays on.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import timm
+import torch
+from peft import LoraConfig, inject_adapter_in_model
+from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+from torch import nn
+
+from wsim.training.config import SplitViTConfig, shipped_weights_path
+
+_TARGET_PATHS = {"qkv": "attn.qkv", "proj": "attn.proj", "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
+
+
+def _fresh_seed(generator: torch.Generator) -> int:
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
+
+
+def create_vit(config: SplitViTConfig, generator: torch.Generator) -> VisionTransformer:
+    """Create the timm ViT of ``config`` and load its weights (``config.weights``).
+
+    timm initialises weights from torch's global RNG; creation runs inside
+    ``torch.random.fork_rng`` seeded from ``generator`` so the global state is untouched.
+
+    Raises:
+        FileNotFoundError: The weight file is missing (the message says what to put where).
+        RuntimeError: timm hub weights could not be fetched.
+    """
+    kwargs = dict(
+        img_size=config.img_size,
+        patch_size=config.patch_size,
+        in_chans=config.in_chans,
+        num_classes=config.num_classes,
+        embed_dim=config.embed_dim,
+        depth=config.depth,
+        num_heads=config.num_heads,
+        mlp_ratio=config.mlp_ratio,
+        qkv_bias=config.qkv_bias,
+    )
+    use_hub = config.weights == "timm"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_fresh_seed(generator))
+        try:
+            vit = timm.create_model(config.timm_name, pretrained=use_hub, **kwargs)
+        except Exception as err:
+            if not use_hub:
+                raise
+            raise RuntimeError(
+                f"could not load timm hub weights for {config.timm_name!r} ({err}); this needs "
+                "the network — or download the checkpoint elsewhere and set weights to its path"
+            ) from err
+    if config.weights not in ("none", "timm"):
+        load_backbone(vit, weights_path(config))
+    return vit
+
+
+def weights_path(config: SplitViTConfig) -> Path:
+    """Weight file of ``config``: the shipped ``wsim/data/<name>.pt`` or a given path."""
+    return (
+        shipped_weights_path(config.name) if config.weights == "shipped" else Path(config.weights)
+    )
+
+
+def load_backbone(vit: VisionTransformer, path: Path) -> None:
+    """Load backbone weights from a checkpoint file, leaving the classifier head as is.
+
+    Accepts a plain state dict or one under ``"state_dict"``/``"model"``; timm's
+    ``checkpoint_filter_fn`` adapts timm-format checkpoints (e.g. resamples pos_embed).
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        ValueError: Backbone keys are missing or do not fit the model.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"backbone weights {path} not found: run `wsim pretrain --out {path}` to make them "
+            "(the default file ships as wsim/data/vit_tiny_digits.pt), or set weights to a "
+            "local checkpoint path, 'timm' (hub download) or 'none' (random init)"
+        )
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
+            state = state[key]
+    state = {k: v.float() for k, v in checkpoint_filter_fn(state, vit).items()}
+    state = {k: v for k, v in state.items() if not k.startswith("head.")}
+    missing, unexpected = vit.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("head.")]
+    if missing or unexpected:
+        raise ValueError(
+            f"{path} does not fit the model: missing {missing}, unexpected {unexpected}"
+        )
+
+
+def reset_head(vit: VisionTransformer, generator: torch.Generator) -> None:
+    """Re-initialise the classifier head: weight ~ TruncNormal(0, 0.02), bias 0 (timm's init)."""
+    with torch.no_grad():
+        nn.init.trunc_normal_(vit.head.weight, std=0.02, generator=generator)
+        nn.init.zeros_(vit.head.bias)
+
+
+def add_lora(vit: VisionTransformer, config: SplitViTConfig, generator: torch.Generator) -> None:
+    """Inject peft LoRA on ``config.lora_targets`` of every block; freeze all but LoRA + head.
+
+    A ~ Kaiming-uniform(a=√5) (peft's default, drawn from ``generator``), B = 0, so the
+    adapted model starts equal to the backbone. Scale = lora_alpha / lora_rank.
+    """
+    names = "|".join(re.escape(_TARGET_PATHS[t]) for t in config.lora_targets)
+    lora = LoraConfig(
+        r=config.lora_rank,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=0.0,
+        target_modules=rf"blocks\.\d+\.({names})",
+        bias="none",
+    )
+    inject_adapter_in_model(lora, vit)
+    for name, param in vit.named_parameters():
+        param.requires_grad_("lora_" in name or name.startswith("head."))
+        if "lora_A" in name:
+            with torch.no_grad():
+                nn.init.kaiming_uniform_(param, a=math.sqrt(5), generator=generator)
+        elif "lora_B" in name:
+            with torch.no_grad():
+                nn.init.zeros_(param)
+
+
+def cls_attention(
+    qkv_out: torch.Tensor, num_heads: int, q_norm: nn.Module, k_norm: nn.Module, scale: float
+) -> torch.Tensor:
+    """[CLS] attention over the patch tokens, heads averaged.
+
+    ``a = mean_h softmax(q_cls,h k_hᵀ · scale)[1:]`` with ``scale = d_h^-1/2``; the softmax
+    runs over all tokens ([CLS] included), then the [CLS] column is dropped (EViT).
+
+    Args:
+        qkv_out: Output of the block's qkv linear (LoRA included), ``[batch, tokens, 3·d]``.
+        num_heads: Attention heads.
+        q_norm: The block's ``attn.q_norm`` (Identity unless qk_norm).
+        k_norm: The block's ``attn.k_norm``.
+        scale: The block's ``attn.scale``.
+
+    Returns:
+        ``[batch, tokens-1]``, rows sum to ≤ 1.
+    """
+    batch, tokens, three_d = qkv_out.shape
+    head_dim = three_d // (3 * num_heads)
+    # [3, batch, heads, tokens, head_dim]
+    qkv = qkv_out.reshape(batch, tokens, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
+    q, k = q_norm(qkv[0][:, :, :1]), k_norm(qkv[1])
+    # [batch, heads, 1, tokens]
+    attn = ((q * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+    return attn[:, :, 0, 1:].mean(dim=1)
+
+
+class CutAttentionProbe:
+    """Captures the cut block's qkv output (detached) during an armed forward.
+
+    ``arm()`` before the device forward, ``cls_attn()`` after it; the capture is released
+    at once so no activation outlives the step (and unarmed forwards, e.g. evaluation,
+    capture nothing).
+    """
+
+    def __init__(self, attn: nn.Module) -> None:
+        self.attn = attn
+        self._armed = False
+        self._qkv: torch.Tensor | None = None
+        self._handle = attn.qkv.register_forward_hook(self._capture)
+
+    def _capture(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if self._armed:
+            self._qkv = output.detach()
+
+    def arm(self) -> None:
+        """Capture the next forward through the cut block."""
+        self._armed, self._qkv = True, None
+
+    def cls_attn(self) -> torch.Tensor:
+        """[CLS] attention of the armed forward, ``[batch, tokens-1]``; disarms the probe."""
+        qkv, self._qkv, self._armed = self._qkv, None, False
+        if qkv is None:
+            raise RuntimeError("no armed forward through the cut block")
+        a = self.attn
+        with torch.no_grad():
+            return cls_attention(qkv, a.num_heads, a.q_norm, a.k_norm, a.scale)
+
+
+class DeviceStage(nn.Module):
+    """Device part: ``patch_embed → _pos_embed → patch_drop → norm_pre → blocks[:cut]``."""
+
+    def __init__(self, vit: VisionTransformer, cut_layer: int) -> None:
+        super().__init__()
+        self.vit = vit
+        self.cut_layer = cut_layer
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``[batch, C, H, W]`` → activation ``[batch, tokens, d]`` (token 0 = [CLS])."""
+        vit = self.vit
+        x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(images))))
+        for block in vit.blocks[: self.cut_layer]:
+            x = block(x)
+        return x
+
+
+class ServerStage(nn.Module):
+    """Server part: ``blocks[cut:] → norm → forward_head``."""
+
+    def __init__(self, vit: VisionTransformer, cut_layer: int) -> None:
+        super().__init__()
+        self.vit = vit
+        self.cut_layer = cut_layer
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[batch, n, d]`` (token 0 = [CLS]) → logits ``[batch, num_classes]``."""
+        vit = self.vit
+        x = tokens
+        for block in vit.blocks[self.cut_layer :]:
+            x = block(x)
+        return vit.forward_head(vit.norm(x))
+
+
+def _block_index(name: str) -> int | None:
+    match = re.match(r"blocks\.(\d+)\.", name)
+    return int(match.group(1)) if match else None
+
+
+class SplitViT:
+    """One timm ViT with LoRA, seen as a device stage and a server stage.
+
+    Attributes:
+        vit: The timm model (its own trainable tensors are the global state).
+        config: The model description.
+        device_stage: Device part (references ``vit``).
+        server_stage: Server part (references ``vit``).
+        device_param_names: Trainable names (vit-relative) on the device: LoRA of blocks[:cut].
+        server_param_names: Trainable names on the server: LoRA of blocks[cut:] + head.
+        probe: Source of the cut block's [CLS] attention.
+    """
+
+    def __init__(self, vit: VisionTransformer, config: SplitViTConfig) -> None:
+        self.vit = vit
+        self.config = config
+        self.device_stage = DeviceStage(vit, config.cut_layer)
+        self.server_stage = ServerStage(vit, config.cut_layer)
+        trainable = [n for n, p in vit.named_parameters() if p.requires_grad]
+        on_device = [(i := _block_index(n)) is not None and i < config.cut_layer for n in trainable]
+        self.device_param_names = [n for n, d in zip(trainable, on_device, strict=True) if d]
+        self.server_param_names = [n for n, d in zip(trainable, on_device, strict=True) if not d]
+        self.probe = CutAttentionProbe(vit.blocks[config.cut_layer - 1].attn)
+
+    def global_params(self, names: list[str]) -> dict[str, nn.Parameter]:
+        """The model's own parameters of ``names`` (no copy)."""
+        own = dict(self.vit.named_parameters())
+        return {n: own[n] for n in names}
+
+
+def build_split_vit(config: SplitViTConfig, generator: torch.Generator) -> SplitViT:
+    """Backbone (``config.weights``) + fresh classifier head + LoRA, split at ``cut_layer``.
+
+    The head is always re-initialised: fine-tuning starts near chance accuracy, so the
+    rise measured during federated fine-tuning is the adapters' and head's own work.
+    """
+    vit = create_vit(config, generator)
+    reset_head(vit, generator)
+    add_lora(vit, config, generator)
+    vit.train()
+    return SplitViT(vit, config)
