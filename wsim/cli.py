@@ -13,9 +13,18 @@ from collections.abc import Sequence
 
 # command -> (module providing ``cli_main``, one-line description)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("wsim.runner", "run a scenario (default: the embedded default scenario) into a run folder"),
-    "train": ("wsim.training.standalone", "federated split LoRA training without the network model"),
-    "pretrain": ("wsim.training.pretrain", "pretrain the small default ViT backbone on embedded data"),
+    "run": (
+        "wsim.runner",
+        "run a scenario (default: the embedded default scenario) into a run folder",
+    ),
+    "train": (
+        "wsim.training.standalone",
+        "federated split LoRA training without the network model",
+    ),
+    "pretrain": (
+        "wsim.training.pretrain",
+        "pretrain the small default ViT backbone on embedded data",
+    ),
     "figures": ("analysis.cli", "publication figures and tables from run/sweep folders"),
     "sweep": ("wsim.sweep", "expand a sweep file into runs (local pool or Ray) -> sweep.parquet"),
 }
