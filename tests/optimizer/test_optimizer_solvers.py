@@ -157,3 +157,26 @@ def test_relax_deadline_serves_deadline_bound_devices() -> None:
 def test_unknown_method_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="unknown method"):
         solve(random_problem(2, 2, np.random.default_rng(0)), "magic")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_warm_started_resource_step_matches_cold_start(seed: int) -> None:
+    problem = random_problem(200, 4, np.random.default_rng(seed))
+    options = solve(problem, "stsflora").token_option
+    cold = resource_step(problem, options, problem.deadline_s)
+    assert cold is not None
+    for factor in (0.7, 1.0, 1.3):
+        warm = resource_step(
+            problem, options, problem.deadline_s, 2.0 * cold.price_j_per_hz, factor * cold.latency_s
+        )
+        assert warm is not None
+        assert warm.latency_s == pytest.approx(cold.latency_s, rel=1e-5)
+        j_cold = (
+            cold.energy_j * problem.energy_price_per_j
+            + cold.latency_s * problem.latency_price_per_s
+        )
+        j_warm = (
+            warm.energy_j * problem.energy_price_per_j
+            + warm.latency_s * problem.latency_price_per_s
+        )
+        assert j_warm == pytest.approx(j_cold, rel=1e-9)

@@ -7,7 +7,7 @@ at the lowest power meeting ``T``; the power limit and the energy budget are bot
 ``min sum E_tx,i(b_i)`` s.t. ``sum b_i <= B`` is convex: one multiplier ``lambda`` (J/Hz) couples the
 devices, ``b_i = max(b_i(lambda), b_min,i)`` with ``b_i(lambda)`` the Lambert-W closed form, and
 ``lambda`` is found by safeguarded Newton on ``log lambda``. ``T`` is searched over
-``[T_lo, T_hi]`` (Brent), ``T_lo`` = smallest ``T`` with ``sum b_min(T) <= B`` (safeguarded Newton).
+``[T_lo, T_hi]`` (warm-started safeguarded secant), ``T_lo`` = smallest ``T`` with ``sum b_min(T) <= B`` (safeguarded Newton).
 No Python loop runs over devices.
 """
 
@@ -17,13 +17,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import brentq
 
 from wsim.optimizer.radio import (
     bandwidth_at_price_hz,
     marginal_energy_j_per_hz,
     min_bandwidth_hz,
     min_power_w,
+    tx_energy_j,
 )
 
 _ROOT_RTOL = 1e-10
@@ -69,6 +69,12 @@ def power_cap_w(links: Links, upload_s: np.ndarray) -> np.ndarray:
     return np.maximum(np.minimum(links.max_power_w, budget_w), 0.0)
 
 
+def floor_hz(links: Links, latency_s: float, n0: float) -> tuple[np.ndarray, np.ndarray]:
+    """Bandwidth floor ``b_min,i(T)`` (Hz, ``inf`` if unreachable) and its ``x`` (``nan`` there)."""
+    tau = latency_s - links.busy_s
+    return min_bandwidth_hz(links.payload_bits, tau, power_cap_w(links, tau), links.gain_lin, n0)
+
+
 def bandwidth_floor_hz(
     links: Links, latency_s: float, n0: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -84,11 +90,11 @@ def bandwidth_floor_hz(
     b_min, x = min_bandwidth_hz(links.payload_bits, tau, cap, links.gain_lin, n0)
     finite = np.isfinite(b_min)
     xs = np.where(finite, x, 1.0)
-    g_x = (xs - 1.0) * np.expm1(xs) + xs
-    m = np.expm1(xs) / xs
+    em1 = np.expm1(xs)
+    g_x = (xs - 1.0) * em1 + xs
     at_power = links.max_power_w <= cap * (1.0 + 1e-12)
     tau_s = np.where(finite, tau, 1.0)
-    factor = np.where(at_power, 1.0 + xs * m / g_x, 1.0)
+    factor = np.where(at_power, 1.0 + em1 / g_x, 1.0)  # x m = expm1(x)
     slope = np.where(finite, -b_min / tau_s * factor, 0.0)
     return b_min, slope, np.where(at_power, links.max_power_w, 0.0)
 
@@ -119,11 +125,16 @@ def _decreasing_root(
     return best
 
 
-def min_latency_s(links: Links, total_bandwidth_hz: float, n0: float, t_hi: float) -> float:
-    """Smallest ``T <= t_hi`` with ``sum_i b_min,i(T) <= B`` (s); ``inf`` if even ``t_hi`` fails."""
+def min_latency_s(
+    links: Links, total_bandwidth_hz: float, n0: float, t_hi: float, start: float | None = None
+) -> float:
+    """Smallest ``T <= t_hi`` with ``sum_i b_min,i(T) <= B`` (s); ``inf`` if even ``t_hi`` fails.
+
+    ``start`` (s) warm-starts the safeguarded Newton iteration (default: mid-bracket).
+    """
     if links.payload_bits.size == 0:
         return 0.0
-    floor_hi = bandwidth_floor_hz(links, t_hi, n0)[0]
+    floor_hi = floor_hz(links, t_hi, n0)[0]
     if not np.sum(floor_hi) <= total_bandwidth_hz * (1.0 + BAND_SLACK):
         return np.inf
     t_lo = float(np.max(links.busy_s))
@@ -135,7 +146,7 @@ def min_latency_s(links: Links, total_bandwidth_hz: float, n0: float, t_hi: floa
             return np.inf, np.nan
         return total - total_bandwidth_hz, float(np.sum(slope))
 
-    start = t_lo + 0.5 * (t_hi - t_lo)
+    start = t_lo + 0.5 * (t_hi - t_lo) if start is None else start
     return _decreasing_root(excess, t_lo, t_hi, start, BAND_SLACK * total_bandwidth_hz)
 
 
@@ -155,51 +166,91 @@ def split_bandwidth_hz(
     """Minimise ``sum E_tx,i(b_i)`` s.t. ``sum b_i <= B``, ``b_i >= b_min,i(T)``; also ``dE*/dT``.
 
     KKT: ``b_i = max(b_i(lambda), b_min,i)``; ``sum b_i(lambda)`` decreases in ``lambda``, whose log
-    is found by safeguarded Newton (``db/dlog lambda = -b s e^{-x} / x^2`` with ``s = lambda / a``).
-    Requires ``sum b_min <= B``; when that holds with equality the floors are returned. Envelope
-    theorem (``dE_tx/dtau = (b/tau) dE_tx/db = -lambda b/tau`` for unclipped devices):
-    ``dE*/dT = sum_free -lambda b/tau + sum_clipped (dE_tx/dT along the floor + lambda db_min/dT)``.
+    is found by safeguarded Newton (``db/dlog lambda = -b s e^{-x} / x^2`` with ``s = lambda / a``)
+    from ``log_price0``. Requires ``sum b_min <= B``; when that holds with equality the floors are
+    returned. Envelope theorem (``dE_tx/dtau = (b/tau) dE_tx/db = -lambda b/tau`` for unclipped
+    devices): ``dE*/dT = sum_free -lambda b/tau + sum_clipped (dE_tx/dT along the floor +
+    lambda db_min/dT)``.
     """
     tau = latency_s - links.busy_s
     b_min, floor_slope, floor_power = bandwidth_floor_hz(links, latency_s, n0)
-    a = tau * n0 / links.gain_lin
-    log_hi = float(
-        np.log(np.max(marginal_energy_j_per_hz(links.payload_bits, tau, b_min, links.gain_lin, n0)))
-    )
+    s, g = links.payload_bits, links.gain_lin
+    log_hi = float(np.log(np.max(marginal_energy_j_per_hz(s, tau, b_min, g, n0))))
     if np.sum(b_min) >= total_bandwidth_hz * (1.0 - 1e-12):
         log_price, b = log_hi, b_min
     else:
-        log_lo = float(
-            np.log(
-                np.min(
-                    marginal_energy_j_per_hz(
-                        links.payload_bits, tau, total_bandwidth_hz, links.gain_lin, n0
-                    )
-                )
-            )
-        )
+        a = tau * n0 / g
+        log_lo = float(np.log(np.min(marginal_energy_j_per_hz(s, tau, total_bandwidth_hz, g, n0))))
+        tried: dict[float, np.ndarray] = {}
 
         def excess(log_price: float) -> tuple[float, float]:
             # log(sum b / B) vs log(lambda): nearly linear (b ~ lambda^-1/2 at low SNR)
             price = np.exp(log_price)
-            b, x = bandwidth_at_price_hz(links.payload_bits, tau, links.gain_lin, n0, price)
+            b, x = bandwidth_at_price_hz(s, tau, g, n0, price)
             free = b > b_min
             slope = -b * (price / a) * np.exp(-x) / (x * x)
-            total = float(np.sum(np.where(free, b, b_min)))
-            return (
-                np.log(total / total_bandwidth_hz),
-                float(np.sum(np.where(free, slope, 0.0))) / total,
-            )
+            b = np.where(free, b, b_min)
+            tried[log_price] = b
+            total = float(np.sum(b))
+            return np.log(total / total_bandwidth_hz), float(np.sum(slope[free])) / total
 
         start = log_price0 if log_price0 is not None else 0.5 * (log_lo + log_hi)
         log_price = _decreasing_root(excess, log_lo, log_hi, start, _ROOT_RTOL)
-        b, _ = bandwidth_at_price_hz(links.payload_bits, tau, links.gain_lin, n0, np.exp(log_price))
-        b = np.maximum(b, b_min)
+        if log_price not in tried:  # the bracket end, never evaluated
+            excess(log_price)
+        b = tried[log_price]
     price = float(np.exp(log_price))
-    energy = float(np.sum(min_power_w(links.payload_bits, tau, b, links.gain_lin, n0) * tau))
+    energy = float(np.sum(min_power_w(s, tau, b, g, n0) * tau))
     clipped = b <= b_min
     slope = np.where(clipped, floor_power + price * floor_slope, -price * b / tau)
     return _Split(b, log_price, energy, float(np.sum(slope)))
+
+
+def _increasing_root(
+    fun: Callable[[float], float],
+    lo: float,
+    hi: float,
+    start: float | None,
+    xtol: float,
+    ftol: float = 1e-9,
+) -> float | None:
+    """Root of an increasing ``f`` in ``(lo, hi)``; None unless ``f(lo) < 0 < f(hi)``.
+
+    Secant steps from ``start`` (a warm start; default mid-bracket) and a probe next to it,
+    replaced by bisection when they leave the bracket or after 8 steps. ``f(hi)`` is evaluated only
+    when the iterates head past it, so a warm start near the root needs a handful of evaluations.
+    Stops when ``|f| <= ftol`` or a step is below ``xtol``.
+    """
+    f_lo = fun(lo)
+    if not f_lo < 0.0:
+        return None
+    top, hi_known = hi, False
+    x = start if start is not None and lo < start < hi else 0.5 * (lo + hi)
+    probe = 1e-3 * (hi - lo)
+    prev_x, prev_f = np.nan, np.nan
+    for count in range(100):
+        f = fun(x)
+        if abs(f) <= ftol:
+            return x
+        if f < 0.0:
+            lo = x
+        else:
+            hi, hi_known = x, True
+        if count == 0:
+            new = x + probe if f < 0.0 else x - probe
+        else:
+            new = x - f * (x - prev_x) / (f - prev_f) if f != prev_f else np.nan
+        prev_x, prev_f = x, f
+        if not hi_known and not new < top:
+            if not fun(top) > 0.0:
+                return None
+            hi_known = True
+        if not lo < new < hi or (count >= 8 and hi_known):
+            new = 0.5 * (lo + hi)
+        if abs(new - x) <= xtol or (hi_known and hi - lo <= xtol):
+            return new
+        x = new
+    return x
 
 
 def optimize_latency(
@@ -210,14 +261,16 @@ def optimize_latency(
     latency_weight: float,
     energy_weight: float,
     price_hint_j_per_hz: float | None = None,
+    latency_hint_s: float | None = None,
 ) -> ResourceStep | None:
     """Minimise ``w_E sum_i E_i + w_T T`` over ``(b, p, T)`` for fixed tokens; None if infeasible.
 
     ``E_i = E_comp,i + E_tx,i``. For each ``T`` the bandwidth split is ``split_bandwidth_hz``
     (multiplier warm-started from the nearest evaluated ``T`` or ``price_hint_j_per_hz``), which
-    also gives ``dE*/dT``; ``T`` is the root of
-    ``w_E dE*/dT + w_T`` on ``[T_lo, t_hi]`` (Brent's ``brentq``), compared with both ends so that a
-    non-convex ``E*(T)`` can never return a worse point than an end.
+    also gives ``dE*/dT``; ``T`` is the root of ``w_E dE*/dT + w_T`` on ``[T_lo, t_hi]``, found as
+    the root of ``log(w_T / (-w_E dE*/dT))`` (``_increasing_root`` from ``latency_hint_s``), compared with both ends so that a non-convex
+    ``E*(T)`` can never return a worse point than an end. ``t_hi`` is evaluated only when the
+    lower bound ``E_tx,i(t_hi) >= E_tx,i(b_i = B)`` does not already rule it out.
     """
     if links.payload_bits.size == 0:
         return ResourceStep(0.0, np.zeros(0), np.zeros(0), 0.0, 0.0)
@@ -238,15 +291,22 @@ def optimize_latency(
     def cost(t: float) -> float:
         return energy_weight * (compute_j + evaluate(t).energy_j) + latency_weight * t
 
-    def slope(t: float) -> float:
-        return energy_weight * evaluate(t).energy_slope_w + latency_weight
+    def log_gap(t: float) -> float:
+        # sign of the slope w_E dE*/dT + w_T, as log(w_T) - log(-w_E dE*/dT): nearly linear in T
+        saving_w = -energy_weight * evaluate(t).energy_slope_w
+        if not saving_w > 0.0:
+            return np.inf
+        return np.log(latency_weight / saving_w) if latency_weight > 0.0 else -np.inf
 
-    candidates = [t_hi]
+    t = t_hi
     if t_hi - t_lo > 1e-12 * t_hi:
-        candidates.append(t_lo)
-        if slope(t_lo) < 0.0 < slope(t_hi):
-            candidates.append(brentq(slope, t_lo, t_hi, xtol=1e-6 * t_hi, rtol=1e-8))
-    t = min(candidates, key=cost)
+        root = _increasing_root(log_gap, t_lo, t_hi, latency_hint_s, 1e-6 * t_hi)
+        t = min([t_lo] if root is None else [t_lo, root], key=cost)
+        tau_hi = t_hi - links.busy_s
+        floor_j = tx_energy_j(links.payload_bits, tau_hi, total_bandwidth_hz, links.gain_lin, n0)
+        bound = energy_weight * (compute_j + float(np.sum(floor_j))) + latency_weight * t_hi
+        if t_hi in seen or not bound > cost(t):
+            t = min([t_hi, t], key=cost)
     split = evaluate(t)
     power = min_power_w(
         links.payload_bits, t - links.busy_s, split.bandwidth_hz, links.gain_lin, n0

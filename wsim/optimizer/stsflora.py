@@ -24,23 +24,32 @@ import numpy as np
 from wsim.optimizer.evaluate import build_allocation, links_for, pick
 from wsim.optimizer.feasibility import Admission, admit, option_links
 from wsim.optimizer.problem import Allocation, RoundProblem
-from wsim.optimizer.radio import bandwidth_at_price_hz, tx_energy_j
+from wsim.optimizer.radio import bandwidth_at_price_hz
 from wsim.optimizer.resource import (
+    Links,
     ResourceStep,
-    bandwidth_floor_hz,
+    floor_hz,
     optimize_latency,
     split_bandwidth_hz,
 )
 
 _MAX_ITERATIONS = 30
+_MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
 _DAMPING = (1.0, 0.5, 0.25)
 _EXPLORE_LATENCY = (0.95, 0.85, 1.1)
 
 
 def resource_step(
-    problem: RoundProblem, options: np.ndarray, t_hi: float, price_hint: float | None = None
+    problem: RoundProblem,
+    options: np.ndarray,
+    t_hi: float,
+    price_hint: float | None = None,
+    latency_hint_s: float | None = None,
 ) -> ResourceStep | None:
-    """(b, p, T) step maximising ``J`` for fixed ``options`` ``[N]``; None if infeasible."""
+    """(b, p, T) step maximising ``J`` for fixed ``options`` ``[N]``; None if infeasible.
+
+    The hints (a nearby step's ``lambda`` and ``T``) only warm-start the searches.
+    """
     return optimize_latency(
         links_for(problem, options),
         problem.total_bandwidth_hz,
@@ -49,6 +58,7 @@ def resource_step(
         problem.latency_price_per_s,
         problem.energy_price_per_j,
         price_hint,
+        latency_hint_s,
     )
 
 
@@ -63,27 +73,35 @@ def step_objective(problem: RoundProblem, options: np.ndarray, step: ResourceSte
 
 
 def option_values(
-    problem: RoundProblem, usable: np.ndarray, latency_s: float, price_j_per_hz: float
+    problem: RoundProblem,
+    usable: np.ndarray,
+    latency_s: float,
+    price_j_per_hz: float,
+    links: Links | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lagrangian value ``rho - mu_E (E + lambda b)`` and STE of every option; ``[N, J]``.
 
-    Options that cannot meet ``latency_s`` (or are not usable) get ``-inf``.
+    Options that cannot meet ``latency_s`` (or are not usable) get ``-inf``. ``links`` is
+    ``option_links(problem)`` when the caller already holds it.
     """
-    links = option_links(problem)
+    links = option_links(problem) if links is None else links
     n0 = problem.noise_psd_w_per_hz
-    tau = latency_s - links.busy_s
-    b_min = bandwidth_floor_hz(links, latency_s, n0)[0]
+    b_min, x_min = floor_hz(links, latency_s, n0)
     ok = usable & np.isfinite(b_min)
-    tau_ok = np.where(ok, tau, 1.0)
-    b_price, _ = bandwidth_at_price_hz(
+    tau_ok = np.where(ok, latency_s - links.busy_s, 1.0)
+    b_price, x_price = bandwidth_at_price_hz(
         links.payload_bits, tau_ok, links.gain_lin, n0, price_j_per_hz
     )
-    b = np.where(ok, np.maximum(b_price, np.where(ok, b_min, 0.0)), 1.0)
-    tx = tx_energy_j(links.payload_bits, tau_ok, b, links.gain_lin, n0)
-    cost_j = links.compute_energy_j + tx + price_j_per_hz * b
-    with np.errstate(invalid="ignore"):  # 0 * inf for options that cannot meet T
-        value = problem.retention - problem.energy_price_per_j * cost_j
-    ok &= np.isfinite(value)
+    free = b_price > b_min
+    # [N, J]: each option at max(b(lambda), b_min) and the lowest power meeting T there
+    b = np.where(ok, np.where(free, b_price, b_min), 1.0)
+    x = np.where(free, x_price, x_min)
+    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 for options that cannot meet T
+        tx = np.expm1(x) * (n0 / links.gain_lin) * b * tau_ok
+        value = problem.retention - problem.energy_price_per_j * (
+            links.compute_energy_j + tx + price_j_per_hz * b
+        )
+    ok &= np.isfinite(value) & (x < _MAX_EXPONENT)
     ste = np.divide(problem.retention, tx, out=np.full(tx.shape, np.inf), where=tx > 0.0)
     return np.where(ok, value, -np.inf), np.where(ok, ste, -np.inf)
 
@@ -94,6 +112,7 @@ def token_step(
     options: np.ndarray,
     latency_s: float,
     price_j_per_hz: float,
+    links: Links | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best option per device at ``(T, lambda)`` (-1 = sit out, value 0).
 
@@ -101,7 +120,7 @@ def token_step(
         ``(proposal, gain)``: the proposed options ``[N]`` and each device's Lagrangian gain over
         its current option ``[N]``.
     """
-    value, ste = option_values(problem, usable, latency_s, price_j_per_hz)
+    value, ste = option_values(problem, usable, latency_s, price_j_per_hz, links)
     best = value.max(axis=1)
     scale = np.maximum(np.abs(best), 1.0)
     tied = value >= (best - 1e-12 * scale)[:, None]
@@ -112,25 +131,36 @@ def token_step(
 
 
 def _alternate(
-    problem: RoundProblem, adm: Admission, options: np.ndarray
+    problem: RoundProblem, adm: Admission, options: np.ndarray, links: Links
 ) -> tuple[np.ndarray, ResourceStep, list[float]] | None:
-    """Alternate token and resource steps from ``options``; None if the start is infeasible."""
+    """Alternate token and resource steps from ``options``; None if the start is infeasible.
+
+    ``links`` is ``option_links(problem)`` (``[N, J]``, computed once per solve).
+    """
     step = resource_step(problem, options, adm.t_hi)
     if step is None:
         return None
     history = [step_objective(problem, options, step)]
     for _ in range(_MAX_ITERATIONS):
         proposal, gain = token_step(
-            problem, adm.usable, options, step.latency_s, step.price_j_per_hz
+            problem, adm.usable, options, step.latency_s, step.price_j_per_hz, links
         )
         changed = proposal != options
         accepted = None
         if changed.any():
             accepted = _damped_accept(
-                problem, adm, options, proposal, changed, gain, history[-1], step.price_j_per_hz
+                problem,
+                adm,
+                options,
+                proposal,
+                changed,
+                gain,
+                history[-1],
+                step.price_j_per_hz,
+                step.latency_s,
             )
         if accepted is None:
-            accepted = _explore(problem, adm, options, step, history[-1])
+            accepted = _explore(problem, adm, options, step, history[-1], links)
         if accepted is None:
             break
         options, step, value = accepted
@@ -147,6 +177,7 @@ def _damped_accept(
     gain: np.ndarray,
     current: float,
     price: float,
+    latency_hint_s: float,
     fractions: tuple[float, ...] = _DAMPING,
 ) -> tuple[np.ndarray, ResourceStep, float] | None:
     """Apply all, then half, then a quarter of the changes (largest gains first) if J improves."""
@@ -156,7 +187,7 @@ def _damped_accept(
         take = order[: max(1, int(np.ceil(fraction * num_changed)))]
         candidate = options.copy()
         candidate[take] = proposal[take]
-        step = resource_step(problem, candidate, adm.t_hi, price)
+        step = resource_step(problem, candidate, adm.t_hi, price, latency_hint_s)
         if step is None:
             continue
         value = step_objective(problem, candidate, step)
@@ -166,7 +197,12 @@ def _damped_accept(
 
 
 def _explore(
-    problem: RoundProblem, adm: Admission, options: np.ndarray, step: ResourceStep, current: float
+    problem: RoundProblem,
+    adm: Admission,
+    options: np.ndarray,
+    step: ResourceStep,
+    current: float,
+    option_links_all: Links,
 ) -> tuple[np.ndarray, ResourceStep, float] | None:
     """Token steps priced at a shorter / longer round (``T`` x 0.95, 0.85, 1.1), kept if J grows.
 
@@ -180,22 +216,23 @@ def _explore(
         if t == step.latency_s:
             continue
         price = step.price_j_per_hz  # current options cannot all meet t: keep today's price
-        if np.sum(bandwidth_floor_hz(links, t, n0)[0]) <= bw:
-            price = float(np.exp(split_bandwidth_hz(links, t, bw, n0, None).log_price))
-        proposal, gain = token_step(problem, adm.usable, options, t, price)
+        if np.sum(floor_hz(links, t, n0)[0]) <= bw:
+            warm = float(np.log(price)) if price > 0.0 else None
+            price = float(np.exp(split_bandwidth_hz(links, t, bw, n0, warm).log_price))
+        proposal, gain = token_step(problem, adm.usable, options, t, price, option_links_all)
         changed = proposal != options
         if changed.any():
             accepted = _damped_accept(
-                problem, adm, options, proposal, changed, gain, current, price, fractions=(1.0,)
+                problem, adm, options, proposal, changed, gain, current, price, t, fractions=(1.0,)
             )
             if accepted is not None:
                 return accepted
     return None
 
 
-def _starts(problem: RoundProblem, adm: Admission) -> list[np.ndarray]:
+def _starts(problem: RoundProblem, adm: Admission, links: Links) -> list[np.ndarray]:
     """Most-retention and least-bandwidth token choices for the admitted devices."""
-    floor = bandwidth_floor_hz(option_links(problem), adm.t_hi, problem.noise_psd_w_per_hz)[0]
+    floor = floor_hz(links, adm.t_hi, problem.noise_psd_w_per_hz)[0]
     rich = np.argmax(np.where(adm.usable, problem.retention, -np.inf), axis=1)
     lean = np.argmin(np.where(adm.usable, floor, np.inf), axis=1)
     return [np.where(adm.feasible, rich, -1), np.where(adm.feasible, lean, -1)]
@@ -205,11 +242,12 @@ def solve_stsflora(problem: RoundProblem) -> Allocation:
     """ST-SFLora: alternating token / (b, p, T) optimization maximising ``J`` (module docstring)."""
     start_time = time.perf_counter()
     adm = admit(problem, np.ones(problem.payload_bits.shape, dtype=bool))
+    links = option_links(problem)
     best = None
-    for start in _starts(problem, adm):
+    for start in _starts(problem, adm, links):
         if best is not None and np.array_equal(start, best[0]):
             continue
-        result = _alternate(problem, adm, start)
+        result = _alternate(problem, adm, start, links)
         if result is not None and (best is None or result[2][-1] > best[2][-1]):
             best = result
     n = problem.num_devices
