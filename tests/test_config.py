@@ -27,8 +27,25 @@ def test_builtin_default_is_the_default_scenario() -> None:
     assert (s.method.name, s.optimizer.solver, s.sim.workload) == (
         "none",
         "equal_bandwidth",
-        "surrogate",
+        "real",
     )
+    assert (s.model.preset, s.model.pretrained, s.data.name) == (
+        "vit_tiny_digits",
+        "embedded",
+        "digits",
+    )
+
+
+def test_default_toml_equals_the_builtin_default() -> None:
+    assert load_scenario(Path(__file__).parents[1] / "scenarios" / "default.toml") == load_scenario(
+        None
+    )
+
+
+@pytest.mark.parametrize("name", ["static", "pedestrian", "vehicular"])
+def test_other_shipped_scenarios_stay_surrogate(name: str) -> None:
+    path = Path(__file__).parents[1] / "scenarios" / f"{name}.toml"
+    assert tomllib.loads(path.read_text())["sim"]["workload"] == "surrogate"
 
 
 def test_overrides_use_toml_syntax_and_bare_words() -> None:

@@ -48,12 +48,12 @@ class SimConfig:
     """Simulation control; times in simulated seconds."""
 
     num_rounds: int = _f(10, lo=1)
-    local_iters: int = _f(1, lo=1)
+    local_iters: int = _f(2, lo=1)
     round_deadline_s: float = _f(math.inf, lo=0.0, lo_open=True, allow_inf=True)
     fading_block_s: float = _f(0.01, lo=0.0, lo_open=True)
     mobility_step_s: float = _f(0.1, lo=0.0, lo_open=True)
     eval_every: int = _f(1, lo=1)
-    workload: str = _f("surrogate", choices=("surrogate", "real"))
+    workload: str = _f("real", choices=("surrogate", "real"))
     debug: bool = _f(False)
 
 
@@ -117,12 +117,17 @@ class MobilityConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Split ViT with LoRA adapters."""
+    """Split ViT with LoRA adapters.
+
+    ``preset``: a ``wsim.training.config`` preset (or ``vit_micro_test``, the tiny test model);
+    ``pretrained``: ``"embedded"`` (the shipped backbone ``wsim/data/<preset>.pt``), ``"none"``
+    (random init), ``"timm"`` (hub download) or a checkpoint path.
+    """
 
     preset: str = _f("vit_tiny_digits")
-    cut_layer: int = _f(3, lo=1)
-    lora_rank: int = _f(8, lo=1)
-    lora_alpha: float = _f(16.0, lo=0.0, lo_open=True)
+    cut_layer: int = _f(2, lo=1)
+    lora_rank: int = _f(4, lo=1)
+    lora_alpha: float = _f(8.0, lo=0.0, lo_open=True)
     lora_targets: list[str] = _f(["qkv"])
     pretrained: str = _f("embedded")
 
@@ -136,14 +141,14 @@ class DataConfig:
     download: bool = _f(False)
     partition: str = _f("dirichlet", choices=("iid", "dirichlet"))
     dirichlet_alpha: float = _f(0.5, lo=0.0, lo_open=True)
-    batch_size: int = _f(32, lo=1)
+    batch_size: int = _f(16, lo=1)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Optimizer of the fine-tuning and the split-federated variant (DESIGN §4)."""
 
-    lr: float = _f(1e-3, lo=0.0, lo_open=True)
+    lr: float = _f(3e-3, lo=0.0, lo_open=True)
     sfl_variant: str = _f("v2", choices=("v1", "v2"))
 
 
@@ -177,7 +182,8 @@ class OptimizerConfig:
 
 @dataclass(frozen=True)
 class WorkloadConfig:
-    """Workload profile: a JSON path, or "" for the analytic profile of the model preset."""
+    """Workload profile of the surrogate: a JSON path, or "" for the shipped measured profile of
+    the model preset when model and method match (``scenarios/profiles/``), else measured now."""
 
     profile: str = _f("")
 

@@ -49,15 +49,27 @@ DOWN_KINDS = ("download", "adapter_down")
 _INT_EVENT_COLUMNS = ("round", "device", "tokens", "num_blocks")
 
 
+KIND_CODE = {kind: code for code, kind in enumerate(EVENT_KINDS)}
+_FLUSH_ROWS = 1 << 16
+_COLUMN_DTYPES = tuple(
+    np.int8 if c == "kind" else np.int32 if c in _INT_EVENT_COLUMNS else np.float64
+    for c in EVENT_COLUMNS
+)
+
+
 class EventLog:
-    """The event trace, appended column-wise (one call per event, no per-row objects)."""
+    """The event trace, column-wise: rows are appended as plain tuples (kind as its code in
+    :data:`EVENT_KINDS`) and moved every ``2**16`` rows into compact per-column numpy arrays,
+    so a run of millions of events holds ~90 bytes per event and no per-row objects."""
 
     def __init__(self) -> None:
-        self._cols: dict[str, list[Any]] = {c: [] for c in EVENT_COLUMNS}
-        self._append: list[Callable[[Any], None]] = [self._cols[c].append for c in EVENT_COLUMNS]
+        self._rows: list[tuple] = []
+        self._chunks: list[list[np.ndarray]] = []  # per flushed chunk, one array per column
+        self._num_flushed = 0
+        self.append = self._rows.append  # hot path: append((round, device, KIND_CODE[k], ...))
 
     def __len__(self) -> int:
-        return len(self._cols["round"])
+        return self._num_flushed + len(self._rows)
 
     def add(
         self,
@@ -78,19 +90,42 @@ class EventLog:
         num_blocks: int = 0,
     ) -> None:
         """Append one event (columns that do not apply: 0 for amounts, NaN for rates)."""
-        values = (round, device, kind, t_start_s, t_end_s, bytes, tokens, bandwidth_hz,
-                  power_w, rate_bps, snr_db, energy_j, flops, num_blocks)  # fmt: skip
-        for append, value in zip(self._append, values, strict=True):
-            append(value)
+        self.add_row((round, device, KIND_CODE[kind], t_start_s, t_end_s, bytes, tokens,
+                      bandwidth_hz, power_w, rate_bps, snr_db, energy_j, flops, num_blocks))  # fmt: skip
+
+    def add_row(self, row: tuple) -> None:
+        """Append one event as a tuple in :data:`EVENT_COLUMNS` order, kind as its code."""
+        self._rows.append(row)
+        if len(self._rows) >= _FLUSH_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Move the pending rows into the column arrays."""
+        if not self._rows:
+            return
+        block = np.array(self._rows, dtype=np.float64)  # [rows, columns]
+        self._chunks.append([block[:, j].astype(dt) for j, dt in enumerate(_COLUMN_DTYPES)])
+        self._num_flushed += len(self._rows)
+        self._rows.clear()
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The trace as one numpy array per column (kind as codes); flushes pending rows."""
+        self.flush()
+        out = {}
+        for j, c in enumerate(EVENT_COLUMNS):
+            parts = [chunk[j] for chunk in self._chunks]
+            out[c] = np.concatenate(parts) if parts else np.zeros(0, _COLUMN_DTYPES[j])
+        return out
 
     def to_frame(self) -> pd.DataFrame:
         """The trace as a DataFrame with the contract's columns and dtypes."""
+        cols = self.columns()
         data = {
-            c: np.asarray(v, dtype=np.int64 if c in _INT_EVENT_COLUMNS else float)
-            for c, v in self._cols.items()
+            c: v.astype(np.int64 if c in _INT_EVENT_COLUMNS else float, copy=False)
+            for c, v in cols.items()
             if c != "kind"
         }
-        data["kind"] = pd.Categorical(self._cols["kind"], categories=EVENT_KINDS)
+        data["kind"] = pd.Categorical.from_codes(cols["kind"], categories=list(EVENT_KINDS))
         return pd.DataFrame({c: data[c] for c in EVENT_COLUMNS})
 
 
@@ -107,75 +142,91 @@ class RoundLog:
         self.rounds.append(fields)
 
 
-def _event_totals(events: pd.DataFrame) -> pd.DataFrame:
-    """Per (round, device, kind) sums of energy, bytes and duration, kinds as columns."""
-    ev = events[events["device"] >= 0].assign(duration_s=events["t_end_s"] - events["t_start_s"])
-    grouped = ev.groupby(["round", "device", "kind"], observed=True)[
-        ["energy_j", "bytes", "duration_s"]
-    ]
-    wide = grouped.sum().unstack("kind", fill_value=0.0)
-    wide.columns = [f"{kind}:{col}" for col, kind in wide.columns]
-    counts = (
-        ev.groupby(["round", "device", "kind"], observed=True).size().unstack("kind", fill_value=0)
-    )
-    counts.columns = [f"{kind}:count" for kind in counts.columns]
-    wide = wide.join(counts)
-    last = ev.groupby(["round", "device"])["t_end_s"].max().rename("last_end_s")
-    return wide.join(last, how="outer")
+_BASE_FIELDS = ("is_alive", "scheduled", "tokens", "bandwidth_hz", "power_w", "battery_j", "distance_m", "speed_mps", "gain_db", "retention", "solver_reason")  # fmt: skip
 
 
-def _col(frame: pd.DataFrame, kinds: tuple[str, ...], what: str) -> pd.Series:
-    cols = [f"{k}:{what}" for k in kinds if f"{k}:{what}" in frame]
-    return frame[cols].fillna(0).sum(axis=1) if cols else pd.Series(0.0, index=frame.index)
+def _event_totals(events: pd.DataFrame, row_of_round: np.ndarray, num_rows: int):
+    """Per (device-round row, kind) sums of energy, bytes, duration and counts, and the last
+    event end per row (numpy reductions: ``[num_rows, num_kinds]`` each, ``[num_rows]``)."""
+    device = events["device"].to_numpy()
+    rnd = events["round"].to_numpy()
+    keep = device >= 0
+    row = row_of_round[rnd[keep]] + device[keep]
+    kinds = len(EVENT_KINDS)
+    key = row * kinds + events["kind"].cat.codes.to_numpy()[keep]
+    t0, t1 = events["t_start_s"].to_numpy()[keep], events["t_end_s"].to_numpy()[keep]
+    size = num_rows * kinds
+
+    def total(weights: np.ndarray | None) -> np.ndarray:
+        return np.bincount(key, weights=weights, minlength=size).reshape(num_rows, kinds)
+
+    sums = {
+        "energy_j": total(events["energy_j"].to_numpy()[keep]),
+        "bytes": total(events["bytes"].to_numpy()[keep]),
+        "duration_s": total(t1 - t0),
+        "count": total(None),
+    }
+    last = np.full(num_rows, np.nan)
+    np.fmax.at(last, row, t1)
+    return sums, last
 
 
 def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
     """``devices.csv``: one row per device per round (reduction of the trace + decisions)."""
-    base = []
-    for rec in log.rounds:
-        n = len(rec["scheduled"])
-        frame = pd.DataFrame({k: rec[k] for k in ("is_alive", "scheduled", "tokens", "bandwidth_hz", "power_w", "battery_j", "distance_m", "speed_mps", "gain_db", "retention", "solver_reason")})  # fmt: skip
-        base.append(
-            frame.assign(round=rec["round"], device=np.arange(n), t_start_s=rec["t_start_s"])
-        )
-    dev = pd.concat(base, ignore_index=True) if base else pd.DataFrame(columns=["round", "device"])
-    totals = _event_totals(events)
-    dev = dev.join(totals, on=["round", "device"])
-    dropped = _col(dev, ("dropout",), "count").to_numpy() > 0
-    late = _col(dev, ("straggler",), "count").to_numpy() > 0
+    sizes = [len(rec["scheduled"]) for rec in log.rounds]
+    num_rows = int(sum(sizes))
+    rounds = [int(rec["round"]) for rec in log.rounds]
+    row_of_round = np.zeros(max(rounds, default=-1) + 1, dtype=np.int64)
+    row_of_round[rounds] = np.cumsum([0, *sizes[:-1]]).astype(np.int64) if rounds else []
+    base = {
+        k: np.concatenate([np.asarray(rec[k]) for rec in log.rounds]) if rounds else np.zeros(0)
+        for k in _BASE_FIELDS
+    }
+    rnd = np.repeat(np.asarray(rounds, dtype=np.int64), sizes)
+    device = np.concatenate([np.arange(n) for n in sizes]) if rounds else np.zeros(0, np.int64)
+    t_start = np.repeat([float(rec["t_start_s"]) for rec in log.rounds], sizes)
+    sums, last_end = _event_totals(events, row_of_round, num_rows)
+    code = KIND_CODE
+
+    def col(kinds: tuple[str, ...], what: str) -> np.ndarray:
+        return sums[what][:, [code[k] for k in kinds]].sum(axis=1)
+
+    dropped = col(("dropout",), "count") > 0
+    late = col(("straggler",), "count") > 0
     status = np.select(
-        [~dev["is_alive"].to_numpy(bool), ~dev["scheduled"].to_numpy(bool), dropped, late],
+        [~base["is_alive"].astype(bool), ~base["scheduled"].astype(bool), dropped, late],
         ["dead", "skipped", "dropout", "straggler"],
         "completed",
     )
-    energy = dev.filter(like=":energy_j").fillna(0).sum(axis=1)
-    tx = _col(dev, TX_KINDS, "energy_j")
+    tx = col(TX_KINDS, "energy_j")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ste = np.where((status == "completed") & (tx > 0), base["retention"] / np.where(tx > 0, tx, 1.0), np.nan)
     out = pd.DataFrame({
-        "round": dev["round"].astype(np.int64),
-        "device": dev["device"].astype(np.int64),
+        "round": rnd,
+        "device": device.astype(np.int64),
         "status": status,
-        "tokens": dev["tokens"].astype(np.int64),
-        "bandwidth_hz": dev["bandwidth_hz"],
-        "power_w": dev["power_w"],
-        "latency_s": dev["last_end_s"] - dev["t_start_s"],
-        "energy_j": energy,
-        "compute_energy_j": _col(dev, COMPUTE_KINDS, "energy_j"),
+        "tokens": base["tokens"].astype(np.int64),
+        "bandwidth_hz": base["bandwidth_hz"].astype(float),
+        "power_w": base["power_w"].astype(float),
+        "latency_s": last_end - t_start,
+        "energy_j": sums["energy_j"].sum(axis=1),
+        "compute_energy_j": col(COMPUTE_KINDS, "energy_j"),
         "tx_energy_j": tx,
-        "battery_j": dev["battery_j"],
-        "bytes_up": _col(dev, TX_KINDS, "bytes"),
-        "bytes_down": _col(dev, DOWN_KINDS, "bytes"),
-        "distance_m": dev["distance_m"],
-        "speed_mps": dev["speed_mps"],
-        "gain_db": dev["gain_db"],
-        "ste": np.where((status == "completed") & (tx > 0), dev["retention"] / tx.where(tx > 0, 1.0), np.nan),
-        "solver_reason": dev["solver_reason"].astype(str),
+        "battery_j": base["battery_j"].astype(float),
+        "bytes_up": col(TX_KINDS, "bytes"),
+        "bytes_down": col(DOWN_KINDS, "bytes"),
+        "distance_m": base["distance_m"].astype(float),
+        "speed_mps": base["speed_mps"].astype(float),
+        "gain_db": base["gain_db"].astype(float),
+        "ste": ste,
+        "solver_reason": base["solver_reason"].astype(str),
     })  # fmt: skip
     durations = {
-        "client_compute_s": _col(dev, COMPUTE_KINDS, "duration_s"),
-        "upload_s": _col(dev, ("upload",), "duration_s"),
-        "server_s": _col(dev, ("server",), "duration_s"),
-        "server_wait_s": _col(dev, ("server_wait",), "duration_s"),
-        "download_s": _col(dev, ("download",), "duration_s"),
+        "client_compute_s": col(COMPUTE_KINDS, "duration_s"),
+        "upload_s": col(("upload",), "duration_s"),
+        "server_s": col(("server",), "duration_s"),
+        "server_wait_s": col(("server_wait",), "duration_s"),
+        "download_s": col(("download",), "duration_s"),
     }
     return out.assign(**durations)
 

@@ -1,8 +1,14 @@
 """``wsim run [SCENARIO] --out DIR --set section.key=value ...``: one simulation into a run folder.
 
-Writes ``scenario.toml`` (resolved), ``events.parquet``, ``rounds.csv``, ``devices.csv`` and
-``meta.json`` (see docs/CONTRACTS.md). Bad input (``ConfigError``) prints one line on stderr
-and exits with code 2, without a traceback.
+With no scenario it runs the built-in default (= ``scenarios/default.toml``): REAL split-federated
+LoRA fine-tuning of the shipped ViT on the embedded digits, coupled to the event loop.
+Writes ``scenario.toml`` (resolved), ``events.parquet``, ``rounds.csv``, ``devices.csv``,
+``meta.json`` (see docs/CONTRACTS.md), ``profile.json`` (the workload profile the solver planned
+with) and, from the command line, ``figures/`` (``analysis.make_figures``). Bad input
+(``ConfigError``) prints one line on stderr and exits with code 2, without a traceback.
+
+Real runs use one torch thread: the default model is tiny, intra-op parallelism does not pay
+and only contends for the (shared) cores.
 """
 
 from __future__ import annotations
@@ -30,14 +36,32 @@ def build_parser() -> argparse.ArgumentParser:
         help='override a field, TOML syntax (e.g. sim.num_rounds=5, cell.pathloss_model="uma")',
     )  # fmt: skip
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-figures", action="store_true", help="do not write RUN/figures/")
     return parser
+
+
+MAX_ROUND_LINES = 30
+"""Per-round lines printed in the summary (longer runs print only the totals)."""
+
+
+def _round_lines(rounds) -> list[str]:
+    if len(rounds) > MAX_ROUND_LINES:
+        return []
+    lines = ["  round  t_end_s  latency_s  energy_j  MB_up  MB_down  accuracy"]
+    for row in rounds.itertuples():
+        acc = "-" if math.isnan(row.accuracy) else f"{row.accuracy:.4f}"
+        lines.append(
+            f"  {row.round:5d}  {row.t_end_s:7.2f}  {row.latency_s:9.3f}  {row.energy_j:8.3f}"
+            f"  {row.bytes_up / MEGA:5.2f}  {row.bytes_down / MEGA:7.2f}  {acc:>8}"
+        )
+    return lines
 
 
 def _summary(scenario: Scenario, result, out: Path) -> str:
     rounds = result.rounds
     acc = rounds["accuracy"].dropna()
     final_acc = f"{acc.iloc[-1]:.4f}" if len(acc) else "n/a"
-    return "\n".join([
+    return "\n".join([*_round_lines(rounds),
         f"scenario {scenario.name!r}: {len(rounds)} rounds, {scenario.devices.num_devices} devices, seed {scenario.seed}",
         f"  simulated time   {rounds['t_end_s'].iloc[-1]:.3f} s (mean round latency {rounds['latency_s'].mean():.3f} s)",
         f"  device energy    {rounds['energy_j'].sum():.3f} J (compute {rounds['compute_energy_j'].sum():.3f} J, transmit {rounds['tx_energy_j'].sum():.3f} J)",
@@ -48,8 +72,8 @@ def _summary(scenario: Scenario, result, out: Path) -> str:
     ])  # fmt: skip
 
 
-def run(scenario: Scenario, out: Path, *, progress: bool = True) -> Path:
-    """Run ``scenario`` and write its run folder; return the folder."""
+def run(scenario: Scenario, out: Path, *, progress: bool = True, figures: bool = False) -> Path:
+    """Run ``scenario`` and write its run folder (``figures``: also ``out/figures``); return it."""
     from tqdm import tqdm
 
     from wsim.records import run_meta, write_run_folder
@@ -57,6 +81,10 @@ def run(scenario: Scenario, out: Path, *, progress: bool = True) -> Path:
     from wsim.sim.world import check_runnable
 
     check_runnable(scenario)
+    if scenario.sim.workload == "real":
+        import torch
+
+        torch.set_num_threads(1)
 
     with tqdm(
         total=scenario.sim.num_rounds, unit="round", disable=not progress, file=sys.stderr
@@ -65,11 +93,15 @@ def run(scenario: Scenario, out: Path, *, progress: bool = True) -> Path:
         def on_round(info: dict) -> None:
             acc = info["accuracy"]
             bar.set_postfix(
-                t_s=f"{info['t_end_s']:.2f}", acc="-" if math.isnan(acc) else f"{acc:.3f}"
+                t_sim_s=f"{info['t_end_s']:.2f}", acc="-" if math.isnan(acc) else f"{acc:.3f}"
             )
             bar.update(1)
 
         result = run_simulation(scenario, on_round=on_round)
+    workload = result.world.workload
+    extra = {"workload": scenario.sim.workload}
+    if hasattr(workload, "torch_time_s"):
+        extra["torch_time_s"] = dict(workload.torch_time_s)
     write_run_folder(
         out,
         scenario_toml=scenario_to_toml(scenario),
@@ -77,10 +109,17 @@ def run(scenario: Scenario, out: Path, *, progress: bool = True) -> Path:
         rounds=result.rounds,
         devices=result.devices,
         meta=run_meta(
-            scenario.seed, result.wall_time_s, scenario=scenario.name, num_events=len(result.events)
+            scenario.seed, result.wall_time_s, scenario=scenario.name,
+            num_events=len(result.events), **extra,
         ),
-    )
+    )  # fmt: skip
+    workload.profile().to_json(out / "profile.json")
     print(_summary(scenario, result, out))
+    if figures:
+        from analysis import make_figures
+
+        written = make_figures([out], out / "figures")
+        print(f"  figures          {len(written)} files -> {out / 'figures'}")
     return out
 
 
@@ -90,7 +129,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     try:
         scenario = load_scenario(args.scenario, args.overrides)
         out = Path(args.out) if args.out else Path("runs") / scenario.name
-        run(scenario, out, progress=not args.quiet)
+        run(scenario, out, progress=not args.quiet, figures=not args.no_figures)
     except ConfigError as exc:
         print(f"wsim run: {exc}", file=sys.stderr)
         return 2

@@ -87,13 +87,15 @@ def test_rate_snr_gain_values() -> None:
         cm.shannon_rate_bps(1e6, 1.0, 1e-10, 0.0)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, derandomize=True)
 @given(
     b1=st.floats(0.0, 1e9),
     b2=st.floats(0.0, 1e9),
     p1=st.floats(0.0, 1e3),
     p2=st.floats(0.0, 1e3),
-    g=st.floats(0.0, 1.0),
+    # Zero, or a physical gain (>= 1e-30, i.e. <= 300 dB of loss): subnormal gains (~1e-320)
+    # give rates ~1e-308 where float64 itself has no relative precision left to compare.
+    g=st.one_of(st.just(0.0), st.floats(1e-30, 1.0)),
     n0=st.floats(1e-23, 1e-15),
 )
 def test_rate_properties(b1, b2, p1, p2, g, n0) -> None:

@@ -122,7 +122,7 @@ def test_random_indices_reproducible_and_distinct() -> None:
     assert all(len(set(row.tolist())) == 3 for row in a)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(tokens=st.integers(3, 12), r_frac=st.floats(0, 1), seed=st.integers(0, 10_000))
 def test_merge_preserves_size_weighted_mean(tokens: int, r_frac: float, seed: int) -> None:
     g = _gen(seed)

@@ -2,37 +2,45 @@
 
 Time is cut into fading blocks of ``T_b = sim.fading_block_s``; block ``n`` covers
 ``[n T_b, (n+1) T_b)`` and every device's gain is constant inside it. Blocks are computed in
-order, for ALL devices at once (vectorized), the first time any event asks for them, so the
-order of events at a block boundary can never change the numbers. Computing block ``n``:
+order, for ALL devices at once (vectorized, several blocks per numpy call), the first time any
+event asks for them, so the order of events can never change the numbers. Computing block ``n``:
 
 1. advance mobility (``wsim.mobility``) in steps of ``sim.mobility_step_s`` up to ``n T_b``;
 2. distance ``d = max(|pos|, min_distance_m)``; for UMa/UMi a LOS state drawn from
    ``los_probability(d)`` and redrawn once a device has moved ``shadowing_decorrelation_m``;
 3. path loss ``pathloss_db(d, ...)`` and correlated shadowing (Gudmundson AR(1) in travelled
    distance) with σ = ``cell.shadowing_sigma_db`` for free_space/3gpp_macro and the TR 38.901
-   LOS/NLOS σ for uma/umi;
-4. fading ``h[n] = ρ h[n−1] + sqrt(1−ρ²) w``, ``ρ = jakes_correlation(doppler_hz(v), T_b)``;
+   LOS/NLOS σ for uma/umi (steps 1–3 only when a mobility step happened);
+4. fading ``s[n] = ρ s[n−1] + sqrt(1−ρ²) w``, ``ρ = jakes_correlation(doppler_hz(v), T_b)``,
+   ``h = h_LOS + a s`` — the model of :class:`channel_models.BlockFading`, drawn the same way
+   (one ``[2, num_devices]`` standard-normal draw per block from the channel stream) but for a
+   run of blocks per call (tests check it against ``BlockFading.advance`` block by block);
 5. ``g = 10^(−(PL + X)/10) |h|²``.
 
-A transfer integrates the piecewise-constant rate ``r_n = b log2(1 + p g_n / (N0 b))`` across
-blocks, so its end time is exact for that rate. Blocks older than the current simulated time
-are dropped; transfer processes integrate at most ``HORIZON_BLOCKS`` blocks per SimPy event, so
-the cache holds at most that many blocks × devices.
+Transfers. The rate of a link is piecewise constant, ``r_n = b log2(1 + p g_n / (N0 b))``.
+The round declares its two links (:meth:`CellChannel.set_links`: the uplink's per-device
+``(b_i, p_i)`` and the downlink share); for each, the channel keeps the cumulative bits
+``C[i, n] = Σ_{m<n} r_m T_b`` of every device at the block starts, so a transfer's end time is
+found by one search in its device's row: the block ``k`` where ``C`` crosses the target, then
+``t_end = k T_b + (bits left at k) / r_k`` — the piecewise integral, exactly (up to round-off).
+A transfer is resolved at most ``horizon_blocks`` blocks past the current simulated time (the
+caller waits until then and continues), so the buffers hold at most about
+``1.5 · horizon_blocks × num_devices`` values each: memory stays bounded for any run length.
+:meth:`CellChannel.integrate` is the generic path for any ``(b, p)`` (tests, tools).
 """
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
 from channel_models import (
-    BlockFading,
     CorrelatedShadowing,
-    channel_gain_lin,
+    complex_normal,
     doppler_hz,
     jakes_correlation,
     los_probability,
@@ -52,9 +60,13 @@ from wsim.rng import RngStreams
 
 FloatArray = npt.NDArray[np.float64]
 LOS_MODELS = ("uma", "umi")
-_MAX_CHUNK = 256  # most blocks fetched per vectorized step of a transfer integration
-HORIZON_BLOCKS = 256  # a transfer process integrates at most this many blocks per SimPy event
+_MAX_CHUNK = 256  # most blocks fetched per vectorized step of a generic integration
+_BLOCKS_PER_CALL = 32  # most blocks computed per vectorized channel step
+_CELL_BUDGET = 2**21  # horizon_blocks × num_devices (per buffer) aimed at
+HORIZON_BLOCKS = 4096  # upper bound of the horizon (small cells)
+_MIN_HORIZON_BLOCKS = 64
 _BOUNDARY_TOL = 1e-9  # a time this close (in blocks) below a boundary belongs to the next block
+UPLINK, DOWNLINK = 0, 1
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,7 +83,7 @@ class TransferResult:
     """Outcome of integrating a transfer.
 
     Attributes:
-        t_end_s: When the last bit arrived, or ``t_limit`` if the transfer was cut there.
+        t_end_s: When the last bit arrived, or where the transfer stopped (limit or horizon).
         bits: Bits delivered by ``t_end_s``.
         is_complete: All requested bits delivered.
         num_blocks: Fading blocks the transfer spanned.
@@ -101,6 +113,64 @@ def mobility_params(scenario: Scenario) -> MobilityParams:
     )
 
 
+class _Fading:
+    """Gauss–Markov block fading of all devices (the model of ``channel_models.BlockFading``).
+
+    State: the scattered part ``s`` as ``[2, num_devices]`` (real, imaginary), the fixed LOS
+    part and the scatter amplitude (Rayleigh: 0 and 1; Rician K: ``sqrt(K/(K+1)) e^{jφ}`` and
+    ``sqrt(1/(K+1))``). Initial draws as ``BlockFading.__init__`` makes them.
+    """
+
+    def __init__(self, n: int, rng: np.random.Generator, k_factor_db: float | None) -> None:
+        self._rng = rng
+        self.is_rician = k_factor_db is not None
+        self.los = np.zeros((2, n))
+        self.amp = 1.0
+        if k_factor_db is not None:
+            k_lin = 10.0 ** (k_factor_db / 10.0)
+            los = np.sqrt(k_lin / (k_lin + 1.0)) * np.exp(1j * rng.uniform(0.0, 2.0 * np.pi, n))
+            self.los = np.stack([los.real, los.imag])
+            self.amp = math.sqrt(1.0 / (k_lin + 1.0))
+        s = complex_normal(rng, n)
+        self.s = np.stack([s.real, s.imag])  # [2, num_devices]
+
+    @property
+    def h(self) -> npt.NDArray[np.complex128]:
+        """Current complex coefficients ``[num_devices]``."""
+        h = self.los + self.amp * self.s
+        return h[0] + 1j * h[1]
+
+    def power_gains(self, num_blocks: int, rho: FloatArray | None, advance_first: bool):
+        """``|h|²`` of the next ``num_blocks`` blocks, ``[num_blocks, num_devices]``.
+
+        Every block but (when ``advance_first`` is False) the first advances ``s`` by one
+        Gauss–Markov step with the per-device ``rho``; ``rho`` None = no Doppler, no draws.
+        """
+        n = self.s.shape[1]
+        # [num_blocks, 2, num_devices]
+        s = np.empty((num_blocks, 2, n))
+        steps = num_blocks - (0 if advance_first else 1)
+        if rho is None or steps == 0:
+            s[:] = self.s
+        else:
+            # w = (z0 + j z1) sqrt(1/2), scaled by sqrt(1 − ρ²): [steps, 2, num_devices]
+            w = self._rng.standard_normal((steps, 2, n))
+            w *= np.sqrt(1.0 - rho * rho) * math.sqrt(0.5)
+            first = 0 if advance_first else 1
+            if not advance_first:
+                s[0] = self.s
+            prev = self.s
+            for k in range(first, num_blocks):
+                np.multiply(prev, rho, out=s[k])
+                s[k] += w[k - first]
+                prev = s[k]
+            self.s = s[-1].copy()
+        if self.is_rician:
+            h = self.los + self.amp * s
+            return h[:, 0] ** 2 + h[:, 1] ** 2
+        return s[:, 0] ** 2 + s[:, 1] ** 2
+
+
 class CellChannel:
     """Lazily advanced channel state of every device in the cell (see the module docstring)."""
 
@@ -110,6 +180,8 @@ class CellChannel:
         self.mobility_step_s = scenario.sim.mobility_step_s
         self.ut_height_m = scenario.devices.ut_height_m
         n = scenario.devices.num_devices
+        self.num_devices = n
+        self.horizon_blocks = int(min(HORIZON_BLOCKS, max(_MIN_HORIZON_BLOCKS, _CELL_BUDGET // n)))
         self._params = mobility_params(scenario)
         self._mob_rng = streams.mobility
         self._los_rng = streams.child("channel.los")
@@ -118,20 +190,27 @@ class CellChannel:
         self._shadow_unit = CorrelatedShadowing(
             n, 1.0, self.cell.shadowing_decorrelation_m, streams.shadowing
         )
-        self._fading = None
+        self._fading: _Fading | None = None
         if self.cell.fading != "none":
             k_db = self.cell.rician_k_db if self.cell.fading == "rician" else None
-            self._fading = BlockFading(n, streams.channel, k_factor_db=k_db)
+            self._fading = _Fading(n, streams.channel, k_db)
         self._is_los = np.zeros(n, dtype=bool)
         self._los_anchor_m = self.mobility.position_m.copy()
-        self._blocks: deque[BlockState] = deque()
-        self._first_block = 0
         self._num_computed = 0
-        # [capacity, num_devices] gains of blocks _buf_base … (rows before _first_block are stale)
-        self._gains = np.empty((64, n))
-        self._buf_base = 0
-        self._dist = np.zeros(n)
-        self._loss_db = np.zeros(n)
+        self._first_block = 0  # first kept block (earlier ones were released)
+        # device-major buffers over blocks _base …: gains [N, cap], cumulative ∫g dt and
+        # per-link cumulative bits at the block starts [N, cap + 1]
+        cap = self.horizon_blocks + self.horizon_blocks // 2 + _BLOCKS_PER_CALL
+        self._base = 0
+        self._gains = np.empty((n, cap))
+        self._cum_gain = np.zeros((n, cap + 1))
+        self._links: list[tuple[FloatArray, FloatArray, FloatArray]] = []  # (b, coef, C)
+        self._link_lists: list[tuple[list[float], list[float]]] = []
+        # per mobility segment: first block, distance, speed, large-scale gain, rho
+        self._seg_start: list[int] = []
+        self._seg: list[tuple[FloatArray, FloatArray]] = []
+        self._lin = np.ones(n)
+        self._rho: FloatArray | None = None
 
     # ------------------------------------------------------------------ block computation
     def _advance_mobility(self, t_s: float) -> FloatArray:
@@ -182,37 +261,212 @@ class CellChannel:
         )
         return pl + sigma * shadow_unit
 
-    def _compute_next_block(self) -> BlockState:
-        n = self._num_computed
+    def _new_segment(self, n: int) -> int:
+        """Advance mobility to block ``n``; return how many blocks from ``n`` share its state."""
         steps_before = self._num_steps
         moved = self._advance_mobility(n * self.block_s)
-        speed = speed_mps(self.mobility)
         if n == 0 or self._num_steps != steps_before:
-            self._dist = np.maximum(distance_m(self.mobility), self.cell.min_distance_m)
-            self._loss_db = self._large_scale_db(moved, self._dist, first=n == 0)
-        small = 1.0
-        if self._fading is not None:
+            dist = np.maximum(distance_m(self.mobility), self.cell.min_distance_m)
+            loss_db = self._large_scale_db(moved, dist, first=n == 0)
+            self._lin = np.power(10.0, -loss_db / 10.0)
+            speed = speed_mps(self.mobility)
+            self._seg_start.append(n)
+            self._seg.append((dist, speed))
             # no Doppler anywhere: rho = J0(0) = 1, the fading stays put (no draws needed)
-            if n > 0 and np.any(speed > 0):
-                rho = jakes_correlation(doppler_hz(speed, self.cell.carrier_hz), self.block_s)
-                self._fading.advance(rho)
-            small = self._fading.power_gain_lin
-        gain = np.asarray(channel_gain_lin(self._loss_db, 0.0, small), dtype=float)
-        self._num_computed += 1
-        return BlockState(gain_lin=gain, distance_m=self._dist, speed_mps=speed)
+            self._rho = (
+                np.asarray(jakes_correlation(doppler_hz(speed, self.cell.carrier_hz), self.block_s))
+                if np.any(speed > 0)
+                else None
+            )
+        k, next_step_s = 1, (self._num_steps + 1) * self.mobility_step_s
+        while k < _BLOCKS_PER_CALL and not next_step_s <= (n + k) * self.block_s * (1 + 1e-12):
+            k += 1
+        return k
 
-    def _store(self, state: BlockState) -> None:
-        """Append a block's gains to the 2-D buffer (compacting or growing it when full)."""
-        row = self._num_computed - 1 - self._buf_base
-        if row >= self._gains.shape[0]:
-            live = self._gains[self._first_block - self._buf_base : row]
-            capacity = self._gains.shape[0] * (2 if len(live) > self._gains.shape[0] // 2 else 1)
-            self._gains = np.empty((capacity, self._gains.shape[1]))
-            self._gains[: len(live)] = live
-            self._buf_base = self._first_block
-            row = self._num_computed - 1 - self._buf_base
-        self._gains[row] = state.gain_lin
-        self._blocks.append(state)
+    def _compute_blocks(self, upto: int) -> None:
+        """Compute blocks ``_num_computed …`` (at most ``_BLOCKS_PER_CALL``, never past ``upto``)."""
+        n = self._num_computed
+        k = min(self._new_segment(n), upto - n + 1)
+        self._reserve(n + k - 1)
+        small: FloatArray | float = 1.0
+        if self._fading is not None:
+            small = self._fading.power_gains(k, self._rho, advance_first=n > 0)
+        # [k, num_devices]
+        gain = np.broadcast_to(self._lin * small, (k, self.num_devices))
+        c = n - self._base
+        self._gains[:, c : c + k] = gain.T
+        cum = np.cumsum(gain.T, axis=1)
+        cum *= self.block_s
+        cum += self._cum_gain[:, c : c + 1]
+        self._cum_gain[:, c + 1 : c + 1 + k] = cum
+        for b, coef, bits in self._links:
+            self._cum_rate(gain.T, b, coef, bits, c)
+        self._num_computed = n + k
+
+    def _cum_rate(
+        self, gain_t: FloatArray, b: FloatArray, coef: FloatArray, cum_bits: FloatArray, c: int
+    ) -> None:
+        """Cumulative bits of a link over the columns of ``gain_t`` ``[N, k]`` from column c."""
+        rate = np.multiply(gain_t, coef[:, None])
+        rate += 1.0
+        np.log2(rate, out=rate)
+        rate *= (b * self.block_s)[:, None]
+        np.cumsum(rate, axis=1, out=rate)
+        rate += cum_bits[:, c : c + 1]
+        cum_bits[:, c + 1 : c + 1 + rate.shape[1]] = rate
+
+    def _reserve(self, n: int) -> None:
+        """Make room in the buffers for block ``n`` (compact, or grow for long generic calls)."""
+        cap = self._gains.shape[1]
+        if n - self._base < cap:
+            return
+        keep = self._first_block - self._base
+        live = self._num_computed - self._first_block
+        if n - self._first_block >= cap:  # only the generic path gets here: grow
+            cap = 2 * (n - self._first_block + 1)
+        bufs = [self._gains, self._cum_gain] + [bits for _, _, bits in self._links]
+        new = []
+        for i, buf in enumerate(bufs):
+            out = np.empty((self.num_devices, cap + (i > 0)))
+            if i == 0:
+                out[:, :live] = buf[:, keep : keep + live]
+            else:  # cumulative columns, rebased on the first kept block
+                out[:, : live + 1] = buf[:, keep : keep + live + 1] - buf[:, keep : keep + 1]
+            new.append(out)
+        self._gains, self._cum_gain = new[0], new[1]
+        self._links = [(b, coef, bits) for (b, coef, _), bits in zip(self._links, new[2:])]
+        self._base = self._first_block
+        self._prune_segments()
+
+    def _prune_segments(self) -> None:
+        i = bisect.bisect_right(self._seg_start, self._first_block) - 1
+        if i > 0:
+            del self._seg_start[:i], self._seg[:i]
+
+    def _ensure(self, n: int) -> None:
+        if n < self._first_block:
+            raise ValueError(f"block {n} was released (first kept block {self._first_block})")
+        while self._num_computed <= n:
+            self._compute_blocks(n)
+
+    # ------------------------------------------------------------------ links
+    def set_links(
+        self,
+        uplink_bandwidth_hz: FloatArray,
+        uplink_power_w: FloatArray,
+        downlink_bandwidth_hz: float,
+        downlink_power_w: float,
+        noise_psd_w_per_hz: float,
+        now_s: float,
+    ) -> None:
+        """Declare this round's uplink ``[N]`` and (shared) downlink allocation.
+
+        Rates ``b log2(1 + g p / (N0 b))`` (0 where ``b`` or ``p`` is 0). Blocks before
+        ``now_s`` are released; the kept blocks' cumulative bits are recomputed.
+        """
+        self.release_before(now_s)
+        n = self.num_devices
+        links = []
+        for b, p in (
+            (uplink_bandwidth_hz, uplink_power_w),
+            (np.full(n, downlink_bandwidth_hz), np.full(n, downlink_power_w)),
+        ):
+            b, p = np.asarray(b, dtype=float), np.asarray(p, dtype=float)
+            ok = (b > 0) & (p > 0)
+            coef = np.where(ok, p / (noise_psd_w_per_hz * np.where(ok, b, 1.0)), 0.0)
+            links.append((np.where(ok, b, 0.0), coef))
+        self._link_lists = [(b.tolist(), coef.tolist()) for b, coef in links]
+        c0 = self._first_block - self._base
+        c1 = self._num_computed - self._base
+        self._links = []
+        for b, coef in links:
+            bits = np.empty_like(self._cum_gain)
+            bits[:, c0] = 0.0
+            self._cum_rate(self._gains[:, c0:c1], b, coef, bits, c0)
+            self._links.append((b, coef, bits))
+
+    def link_transfer(
+        self, link: int, device: int, bits: float, t0_s: float, t_limit_s: float, now_s: float
+    ) -> tuple[float, float, bool, int, float]:
+        """Send ``bits`` on a declared link from ``t0_s >= now_s``; exact end time.
+
+        Stops at ``t_limit_s`` or at the horizon ``horizon_blocks`` past ``now_s``'s block,
+        whichever comes first (the caller continues from there after waiting).
+
+        Returns:
+            ``(t_end_s, bits_sent, is_complete, num_blocks, mean_snr_lin)``.
+        """
+        bs = self.block_s
+        if bits <= 0:
+            return t0_s, 0.0, True, 0, math.nan
+        b, coef = self._link_lists[link][0][device], self._link_lists[link][1][device]
+        if not b > 0:
+            raise ValueError(f"device {device}: no link (no bandwidth or power this round)")
+        first = int(t0_s / bs + _BOUNDARY_TOL)
+        live = int(now_s / bs + _BOUNDARY_TOL)
+        if live > self._first_block:
+            self.release_before(now_s)
+        t_stop = min(t_limit_s, (live + self.horizon_blocks) * bs)
+        last = int(t_stop / bs + _BOUNDARY_TOL) if t_stop < math.inf else math.inf
+        self._ensure(first)
+        c0 = first - self._base
+        gains = self._gains[device]
+        g0 = float(gains[c0])
+        r0 = b * math.log2(1.0 + coef * g0)
+        seg0 = min((first + 1) * bs, t_stop) - t0_s
+        if r0 * seg0 >= bits:  # done in the first block
+            return t0_s + bits / r0, bits, True, 1, coef * g0
+        # bits left after the first block; find the block k where C crosses C[first+1] + need
+        need = bits - r0 * max(seg0, 0.0)
+        cum, cum_g = self._links[link][2][device], self._cum_gain[device]
+        if last > first:
+            n, k = first + 1, last + 1
+            # look ahead as far as the first block's rate says (doubling when short)
+            reach = min(int(need / (r0 * bs)) + 4, 4 * _BLOCKS_PER_CALL) if r0 > 0 else 8
+            while n <= last:
+                ahead = min(last, max(self._num_computed - 1, n + reach))
+                self._ensure(ahead)
+                cum, cum_g = self._links[link][2][device], self._cum_gain[device]
+                c0 = first - self._base
+                base_bits = float(cum[c0 + 1])
+                target = base_bits + need
+                lo = n - self._base + 1
+                k = int(cum[lo : ahead - self._base + 2].searchsorted(target)) + n
+                if k <= ahead:
+                    break
+                n, reach = ahead + 1, 2 * reach
+            if k <= last:  # ends in block k unless t_stop cuts it
+                ck = k - self._base
+                start_k = k * bs
+                g = float(self._gains[device, ck])
+                rk = b * math.log2(1.0 + coef * g)
+                left = need - (float(cum[ck]) - base_bits)
+                t_end = start_k + left / rk
+                if t_end <= t_stop:
+                    gain_time = g0 * seg0 + float(cum_g[ck] - cum_g[c0 + 1]) + g * (t_end - start_k)
+                    return t_end, bits, True, k - first + 1, coef * gain_time / (t_end - t0_s)
+        # cut at t_stop (a limit or the horizon)
+        return self._cut(link, device, first, t0_s, t_stop, r0, g0, coef, b)
+
+    def _cut(
+        self, link: int, device: int, first: int, t0: float, t_stop: float, r0, g0, coef, b
+    ) -> tuple[float, float, bool, int, float]:
+        bs = self.block_s
+        seg0 = min((first + 1) * bs, t_stop) - t0
+        if t_stop <= t0:
+            return t0, 0.0, False, 0, math.nan
+        if seg0 >= t_stop - t0:
+            return t_stop, r0 * seg0, False, 1, coef * g0
+        last = int(t_stop / bs + _BOUNDARY_TOL)
+        self._ensure(last)
+        c0, cl = first - self._base, last - self._base
+        cum, cum_g = self._links[link][2][device], self._cum_gain[device]
+        g = float(self._gains[device, cl])
+        part = t_stop - last * bs
+        sent = r0 * seg0 + float(cum[cl] - cum[c0 + 1]) + b * math.log2(1.0 + coef * g) * part
+        gain_time = g0 * seg0 + float(cum_g[cl] - cum_g[c0 + 1]) + g * part
+        blocks = last - first + (1 if part > 0 else 0)
+        return t_stop, sent, False, blocks, coef * gain_time / (t_stop - t0)
 
     # ------------------------------------------------------------------ queries
     def block_index(self, t_s: float) -> int:
@@ -221,25 +475,22 @@ class CellChannel:
         return int(math.floor(t_s / self.block_s + _BOUNDARY_TOL))
 
     def horizon_end_s(self, t_s: float) -> float:
-        """End of the ``HORIZON_BLOCKS``-block window starting at ``t_s``'s block, s."""
-        return (self.block_index(t_s) + HORIZON_BLOCKS) * self.block_s
-
-    def _ensure(self, n: int) -> None:
-        if n < self._first_block:
-            raise ValueError(f"block {n} was released (first kept block {self._first_block})")
-        while self._num_computed <= n:
-            self._store(self._compute_next_block())
+        """End of the ``horizon_blocks``-block window starting at ``t_s``'s block, s."""
+        return (self.block_index(t_s) + self.horizon_blocks) * self.block_s
 
     def block(self, n: int) -> BlockState:
         """State of block ``n`` (computed on demand, in order, for all devices)."""
         self._ensure(n)
-        return self._blocks[n - self._first_block]
+        dist, speed = self._seg[bisect.bisect_right(self._seg_start, n) - 1]
+        return BlockState(
+            gain_lin=self._gains[:, n - self._base].copy(), distance_m=dist, speed_mps=speed
+        )
 
     def gains(self, device: int, first_block: int, num_blocks: int) -> FloatArray:
         """Gains of one device over blocks ``first_block …`` (``[num_blocks]``, a copy)."""
         self._ensure(first_block + num_blocks - 1)
-        row = first_block - self._buf_base
-        return self._gains[row : row + num_blocks, device].copy()
+        c = first_block - self._base
+        return self._gains[device, c : c + num_blocks].copy()
 
     def state_at(self, t_s: float) -> BlockState:
         """All devices' state at simulated time ``t_s``."""
@@ -248,9 +499,8 @@ class CellChannel:
     def release_before(self, t_s: float) -> None:
         """Drop cached blocks that end before ``t_s`` (the simulated clock never goes back)."""
         keep_from = min(self.block_index(t_s), self._num_computed)
-        while self._first_block < keep_from and self._blocks:
-            self._blocks.popleft()
-            self._first_block += 1
+        if keep_from > self._first_block:
+            self._first_block = keep_from
 
     def integrate(
         self,
@@ -262,7 +512,8 @@ class CellChannel:
         noise_psd_w_per_hz: float,
         t_limit_s: float = math.inf,
     ) -> TransferResult:
-        """Send ``bits`` from ``t0_s`` at a piecewise-constant rate; exact end time.
+        """Send ``bits`` from ``t0_s`` at a piecewise-constant rate; exact end time (generic
+        path for any ``(b, p)``, block by block with numpy; the engine uses the links).
 
         The transfer stops at ``t_limit_s`` if not done by then (``is_complete`` False).
 

@@ -61,11 +61,16 @@ def draw_fleet(cfg: DevicesConfig, rng: np.random.Generator) -> DeviceArrays:
 
 
 class EdgeServer:
-    """The edge server at the BS: ``num_slots`` parallel slots (FIFO), ``flops_per_s`` each."""
+    """The edge server at the BS: ``num_slots`` parallel slots (FIFO), ``flops_per_s`` each.
+
+    The queue itself is served in closed form by the round (``wsim.sim.processes.RoundRun``:
+    ``start = max(arrival, earliest free slot)`` in arrival order — what a FIFO
+    ``simpy.Resource`` does, without its request/release events).
+    """
 
     def __init__(self, env: simpy.Environment, cfg: ServerConfig) -> None:
         self.flops_per_s = cfg.flops_per_s
-        self.slots = simpy.Resource(env, capacity=cfg.num_slots)
+        self.num_slots = cfg.num_slots
 
     def compute_time_s(self, flops: float) -> float:
         """Server compute time ``FLOPs / flops_per_s``, s.

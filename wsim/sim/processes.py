@@ -5,6 +5,17 @@ A round: observe → decide → train (each scheduled device in parallel: ``loca
 aggregate (device −1) → adapter_down → record. The physics lives in pure functions
 (``wsim.energy``, ``channel_models``) and in :class:`~wsim.sim.channel_state.CellChannel`.
 
+A device's process wakes only where something outside the device can matter: when its upload
+ARRIVES at the edge server (``server_step`` is called then, in simulated arrival order, and the
+FIFO queue is served in that order) and when its gradient download has arrived
+(``client_backward``; with more local iterations, when the next ``client_forward`` starts). The
+stretch between two wake-ups depends on nothing but the device's own state and the channel
+(computed in block order, independent of queries), so it is resolved in closed form: compute
+``t = C/f``, transfers by the piecewise-constant rate integral, the server queue by the FIFO
+recursion ``start = max(arrival, earliest free slot)``. Every event still gets its own trace row
+with its exact start and end. The broadcast of the aggregate is resolved the same way by the
+round process (one wait until the last adapter arrives).
+
 Deadline and battery: an activity that would run past the round deadline or empty the battery
 is cut at that instant; its row records what was done (time, energy, bits, FLOPs), followed by a
 ``straggler`` or ``dropout`` row. The deadline covers local training and the adapter upload;
@@ -14,187 +25,251 @@ Only the device's compute and transmission drain its battery (reception and idle
 
 from __future__ import annotations
 
+import heapq
 import math
 from collections.abc import Generator
 from typing import Any
 
 import numpy as np
 
-from wsim.energy import (
-    compute_cycles,
-    compute_energy_j,
-    compute_power_w,
-    compute_time_s,
-    depletion_time_s,
-)
+from wsim.records import KIND_CODE
+from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.sim.observation import build_observation, check_decision
 from wsim.sim.world import RoundContext, World
 from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32, gain_to_db
 
 Proc = Generator[Any, Any, Any]
+NAN, INF = math.nan, math.inf
+_K = KIND_CODE
+_UPLINK_KINDS = (_K["upload"], _K["adapter_up"])
 
 
-def _interrupted(world: World, ctx: RoundContext, device: int, t_s: float, dropped: bool) -> bool:
-    """Record the end of a device's round (``dropout`` or ``straggler`` row); return False."""
-    if dropped:
-        world.fleet.battery_j[device] = 0.0
-        world.fleet.is_alive[device] = False
-    world.events.add(ctx.round, device, "dropout" if dropped else "straggler", t_s, t_s)
-    return False
+class RoundRun:
+    """One round's hot-path state: per-device constants and batteries as Python scalars
+    (written back to the fleet at the end of the round), the server's slots, the outcomes."""
 
-
-def _charge(world: World, device: int, energy_j: float, dropped: bool) -> None:
-    fleet = world.fleet
-    fleet.battery_j[device] = 0.0 if dropped else max(fleet.battery_j[device] - energy_j, 0.0)
-
-
-def compute(
-    world: World, ctx: RoundContext, device: int, kind: str, flops: float, tokens: int = 0
-) -> Proc:
-    """Device compute event: ``t = FLOPs·c / f``, ``E = κ C f²``; returns False if cut."""
-    fleet, env = world.fleet, world.env
-    f, kappa = fleet.cpu_hz[device], fleet.kappa[device]
-    cycles = float(compute_cycles(flops, fleet.cycles_per_flop[device]))
-    duration = float(compute_time_s(cycles, f))
-    power = float(compute_power_w(f, kappa))
-    t0, battery = float(env.now), float(fleet.battery_j[device])
-    t_dead = t0 + float(depletion_time_s(battery, power))
-    t_end = min(t0 + duration, ctx.deadline_s, t_dead)
-    done = t_end >= t0 + duration
-    dropped = not done and t_dead <= ctx.deadline_s
-    if t_end > t0:
-        yield env.timeout(t_end - t0)
-    energy = (
-        float(compute_energy_j(cycles, f, kappa))
-        if done
-        else (battery if dropped else power * (t_end - t0))
-    )
-    if done or t_end > t0:
-        frac = 1.0 if done else (t_end - t0) / duration
-        world.events.add(
-            ctx.round, device, kind, t0, t_end, tokens=tokens, energy_j=energy, flops=flops * frac
-        )
-        _charge(world, device, energy, dropped)
-    return True if done else _interrupted(world, ctx, device, t_end, dropped)
-
-
-def _integrate(
-    world: World, device: int, bits: float, bw: float, power: float, t_stop: float
-) -> Proc:
-    """Integrate a transfer in windows of ``HORIZON_BLOCKS`` blocks (bounded channel cache).
-
-    Returns ``(t_end_s, bits_done, is_complete, num_blocks, mean_snr_lin)``.
-    """
-    channel, env = world.channel, world.env
-    t, done, blocks, snr_time = float(env.now), 0.0, 0, 0.0
-    t0 = t
-    while True:
-        window = min(t_stop, channel.horizon_end_s(t))
-        res = channel.integrate(device, bits - done, t, bw, power, world.noise_psd_w_per_hz, window)
-        if res.t_end_s > t:
-            yield env.timeout(res.t_end_s - t)
-            snr_time += res.mean_snr_lin * (res.t_end_s - t)
-        done, blocks, t = done + res.bits, blocks + res.num_blocks, res.t_end_s
-        if res.is_complete or t >= t_stop:
-            mean_snr = snr_time / (t - t0) if t > t0 else math.nan
-            return t, (bits if res.is_complete else done), res.is_complete, blocks, mean_snr
-
-
-def transfer(
-    world: World, ctx: RoundContext, device: int, kind: str, bits: float, tokens: int = 0
-) -> Proc:
-    """Uplink (``upload``, ``adapter_up``: device power, drains the battery, cut at the
-    deadline) or downlink (``download``, ``adapter_down``: BS power, no device energy) transfer
-    integrated over fading blocks; returns False if cut."""
-    fleet = world.fleet
-    is_up = kind in ("upload", "adapter_up")
-    dec = ctx.decision
-    bw = float(dec.bandwidth_hz[device]) if is_up else ctx.dl_bandwidth_hz
-    power = float(dec.power_w[device]) if is_up else ctx.dl_power_w
-    t0, battery = float(world.env.now), float(fleet.battery_j[device])
-    t_dead = t0 + float(depletion_time_s(battery, power)) if is_up else math.inf
-    limit = ctx.deadline_s if kind != "adapter_down" else math.inf
-    t_end, sent, complete, blocks, snr = yield from _integrate(
-        world, device, bits, bw, power, min(limit, t_dead)
-    )
-    dropped = not complete and t_dead <= limit
-    airtime = t_end - t0
-    energy = (battery if dropped else power * airtime) if is_up else 0.0
-    if complete or airtime > 0:
-        world.events.add(
-            ctx.round, device, kind, t0, t_end,
-            bytes=sent / BITS_PER_BYTE, tokens=tokens, bandwidth_hz=bw, power_w=power,
-            rate_bps=sent / airtime if airtime > 0 else math.nan,
-            snr_db=10.0 * math.log10(snr) if snr > 0 else math.nan,
-            energy_j=energy, num_blocks=blocks,
+    def __init__(self, world: World, ctx: RoundContext, devices: list[int]) -> None:
+        fleet, dec = world.fleet, ctx.decision
+        self.world, self.ctx, self.env = world, ctx, world.env
+        self.channel, self.append = world.channel, world.events.add_row
+        self.round, self.deadline = ctx.round, ctx.deadline_s
+        self.cpu_hz, self.kappa = fleet.cpu_hz.tolist(), fleet.kappa.tolist()
+        self.cycles_per_flop = fleet.cycles_per_flop.tolist()
+        self.battery, self.alive = fleet.battery_j.tolist(), fleet.is_alive.tolist()
+        self.bw = (dec.bandwidth_hz.tolist(), ctx.dl_bandwidth_hz)
+        self.power = (dec.power_w.tolist(), ctx.dl_power_w)
+        self.server_flops_per_s = world.server.flops_per_s
+        self.slots = [float(world.env.now)] * world.server.num_slots  # heap of free times
+        self.completed: list[int] = []
+        self.last_end = float(world.env.now)
+        self.pending = len(devices)
+        self.trained = world.env.event()
+        if not devices:
+            self.trained.succeed()
+        world.channel.set_links(
+            dec.bandwidth_hz, dec.power_w, ctx.dl_bandwidth_hz, ctx.dl_power_w,
+            world.noise_psd_w_per_hz, float(world.env.now),
         )  # fmt: skip
-        _charge(world, device, energy, dropped)
-    return True if complete else _interrupted(world, ctx, device, t_end, dropped)
 
+    def write_back(self) -> None:
+        """Copy the batteries and the alive flags back to the fleet arrays."""
+        self.world.fleet.battery_j[:] = self.battery
+        self.world.fleet.is_alive[:] = self.alive
 
-def serve(world: World, ctx: RoundContext, device: int, flops: float) -> Proc:
-    """Edge-server step: FIFO queue for a slot (``server_wait`` row), then ``FLOPs / F``."""
-    env, server = world.env, world.server
-    service_s = server.compute_time_s(flops)
-    t_arrive = float(env.now)
-    with server.slots.request() as req:
-        if math.isfinite(ctx.deadline_s):
-            yield req | env.timeout(max(ctx.deadline_s - t_arrive, 0.0))
+    def finish(self, device: int, t_s: float, completed: bool) -> None:
+        """A device's training part is resolved (ends at ``t_s``)."""
+        if completed:
+            self.completed.append(device)
+        if t_s > self.last_end:
+            self.last_end = t_s
+        self.pending -= 1
+        if self.pending == 0:
+            self.trained.succeed()
+
+    def interrupted(self, device: int, t_s: float, dropped: bool) -> None:
+        """Record the end of a device's round (``dropout`` or ``straggler`` row)."""
+        if dropped:
+            self.battery[device] = 0.0
+            self.alive[device] = False
+        kind = _K["dropout"] if dropped else _K["straggler"]
+        self.append((self.round, device, kind, t_s, t_s, 0.0, 0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0))
+        self.finish(device, t_s, False)
+
+    def compute(self, device: int, kind: int, flops: float, tokens: int, t0: float) -> float:
+        """Device compute from ``t0``: ``t = FLOPs·c / f``, ``E = κ C f²``; returns the end
+        time, or -1 if cut (deadline or battery; the device's round is then over)."""
+        if not (flops is not None and flops > 0 and flops < INF):
+            raise ValueError(f"flops must be finite and > 0 (compute time is never zero), got {flops!r}")
+        f, kappa = self.cpu_hz[device], self.kappa[device]
+        cycles = flops * self.cycles_per_flop[device]
+        duration = cycles / f
+        power = kappa * f**3
+        battery = self.battery[device]
+        t_dead = t0 + battery / power if power > 0 else INF
+        t_end = min(t0 + duration, self.deadline, t_dead)
+        done = t_end >= t0 + duration
+        dropped = not done and t_dead <= self.deadline
+        if done:
+            energy = kappa * cycles * (f * f)
         else:
-            yield req
-        t0 = float(env.now)
-        if t0 > t_arrive:
-            world.events.add(ctx.round, device, "server_wait", t_arrive, t0)
-        if not req.triggered:
-            return _interrupted(world, ctx, device, t0, dropped=False)
-        t_end = min(t0 + service_s, ctx.deadline_s)
-        if t_end > t0:
-            yield env.timeout(t_end - t0)
-            world.events.add(
-                ctx.round,
-                device,
-                "server",
-                t0,
-                t_end,
-                flops=flops * min((t_end - t0) / service_s, 1.0),
+            energy = battery if dropped else power * (t_end - t0)
+        if done or t_end > t0:
+            frac = 1.0 if done else (t_end - t0) / duration
+            self.append((self.round, device, kind, t0, t_end, 0.0, tokens, NAN, NAN, NAN, NAN,
+                         energy, flops * frac, 0))  # fmt: skip
+            self.battery[device] = 0.0 if dropped else max(battery - energy, 0.0)
+        if done:
+            return t_end
+        self.interrupted(device, t_end, dropped)
+        return -1.0
+
+    def send(self, device: int, kind: int, bits: float, tokens: int, t0: float) -> Proc:
+        """Transfer from ``t0`` over this round's uplink (``upload``, ``adapter_up``: device
+        power, drains the battery) or downlink; cut at the deadline (not ``adapter_down``).
+        Returns the end time, or -1 if cut. Waits only when the transfer outlasts the
+        channel's horizon."""
+        is_up = kind in _UPLINK_KINDS
+        link = UPLINK if is_up else DOWNLINK
+        bw = self.bw[0][device] if is_up else self.bw[1]
+        power = self.power[0][device] if is_up else self.power[1]
+        battery = self.battery[device]
+        t_dead = t0 + battery / power if is_up else INF
+        limit = self.deadline if kind != _K["adapter_down"] else INF
+        stop = min(limit, t_dead)
+        env, channel = self.env, self.channel
+        t, sent, blocks, snr_time = t0, 0.0, 0, 0.0
+        while True:
+            t_end, done, complete, num, snr = channel.link_transfer(
+                link, device, bits - sent, t, stop, env.now
             )
-    return (
-        True if t_end >= t0 + service_s else _interrupted(world, ctx, device, t_end, dropped=False)
-    )
+            sent += done
+            blocks += num
+            if t_end > t:
+                snr_time += snr * (t_end - t)
+            if complete or t_end >= stop:
+                break
+            yield env.timeout(t_end - env.now)  # past the channel's horizon: wait, continue
+            t = t_end
+        sent = bits if complete else sent
+        dropped = not complete and t_dead <= limit
+        airtime = t_end - t0
+        energy = (battery if dropped else power * airtime) if is_up else 0.0
+        if complete or airtime > 0:
+            snr_mean = snr_time / airtime if airtime > 0 else NAN
+            self.append((
+                self.round, device, kind, t0, t_end, sent / BITS_PER_BYTE, tokens, bw, power,
+                sent / airtime if airtime > 0 else NAN,
+                10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN,
+                energy, 0.0, blocks,
+            ))  # fmt: skip
+            if is_up:
+                self.battery[device] = 0.0 if dropped else max(battery - energy, 0.0)
+        if complete:
+            return t_end
+        if kind == _K["adapter_down"]:
+            return t_end
+        self.interrupted(device, t_end, dropped)
+        return -1.0
+
+    def serve(self, device: int, flops: float, t_arrive: float) -> float:
+        """Edge-server step for an upload arriving now: FIFO over ``num_slots`` slots
+        (``server_wait`` row), then ``FLOPs / F``; returns the end time, or -1 if cut."""
+        if not (flops is not None and flops > 0 and flops < INF):
+            raise ValueError(f"server flops must be finite and > 0, got {flops!r}")
+        service = flops / self.server_flops_per_s
+        start = max(t_arrive, self.slots[0])
+        deadline, r = self.deadline, self.round
+        if start >= deadline:  # never granted before the deadline
+            if deadline > t_arrive:
+                self.append((r, device, _K["server_wait"], t_arrive, deadline, 0.0, 0, NAN, NAN,
+                             NAN, NAN, 0.0, 0.0, 0))  # fmt: skip
+            self.interrupted(device, max(deadline, t_arrive), False)
+            return -1.0
+        t_end = min(start + service, deadline)
+        heapq.heapreplace(self.slots, t_end)
+        if start > t_arrive:
+            self.append((r, device, _K["server_wait"], t_arrive, start, 0.0, 0, NAN, NAN, NAN,
+                         NAN, 0.0, 0.0, 0))  # fmt: skip
+        if t_end > start:
+            frac = min((t_end - start) / service, 1.0)
+            self.append((r, device, _K["server"], start, t_end, 0.0, 0, NAN, NAN, NAN, NAN, 0.0,
+                         flops * frac, 0))  # fmt: skip
+        if t_end >= start + service:
+            return t_end
+        self.interrupted(device, t_end, False)
+        return -1.0
 
 
-def device_round(world: World, ctx: RoundContext, device: int) -> Proc:
+def device_round(run: RoundRun, device: int) -> Proc:
     """One scheduled device's round: local iterations, then the adapter upload."""
-    wl, r = world.workload, ctx.round
-    for it in range(world.scenario.sim.local_iters):
-        step = wl.client_forward(device, r, it)
-        if not (yield from compute(world, ctx, device, "client_fwd", step.flops, step.tokens)):
+    env, wl, r = run.env, run.world.workload, run.round
+    iters = run.world.scenario.sim.local_iters
+    t = float(env.now)
+    for it in range(iters):
+        step = wl.client_forward(device, r, it)  # now = the forward's start
+        t = run.compute(device, _K["client_fwd"], step.flops, step.tokens, t)
+        if t < 0:
             return
-        if not (yield from transfer(world, ctx, device, "upload", step.upload_bits, step.tokens)):
+        t = yield from run.send(device, _K["upload"], step.upload_bits, step.tokens, t)
+        if t < 0:
             return
-        srv = wl.server_step(device, r, it)  # the upload has arrived: simulated arrival order
-        if not (yield from serve(world, ctx, device, srv.flops)):
+        if t > env.now:
+            yield env.timeout(t - env.now)  # the upload arrives
+        srv = wl.server_step(device, r, it)  # simulated arrival order
+        t = run.serve(device, srv.flops, t)
+        if t < 0:
             return
-        if not (yield from transfer(world, ctx, device, "download", srv.download_bits)):
+        t = yield from run.send(device, _K["download"], srv.download_bits, 0, t)
+        if t < 0:
             return
-        if not (
-            yield from compute(world, ctx, device, "client_bwd", wl.client_backward(device, r, it))
-        ):
+        if t > env.now:
+            yield env.timeout(t - env.now)  # the gradient has arrived
+        t = run.compute(device, _K["client_bwd"], wl.client_backward(device, r, it), 0, t)
+        if t < 0:
             return
-    if (yield from transfer(world, ctx, device, "adapter_up", wl.adapter_up_bits(device))):
-        ctx.completed.append(device)
+        if it + 1 < iters and t > env.now:
+            yield env.timeout(t - env.now)  # the next forward starts
+    t = yield from run.send(device, _K["adapter_up"], wl.adapter_up_bits(device), 0, t)
+    if t >= 0:
+        run.finish(device, t, True)
 
 
-def aggregate(world: World, ctx: RoundContext) -> Proc:
-    """FedAvg at the server (device −1): ``2 · params · participants`` FLOPs, then broadcast."""
+def _drive(gen: Proc, event: Any, sink: list[float]) -> Proc:
+    """Continue a transfer generator that had to wait (past the horizon); its result → sink."""
+    while True:
+        value = yield event
+        try:
+            event = gen.send(value)
+        except StopIteration as stop:
+            sink.append(stop.value)
+            return
+
+
+def aggregate(world: World, run: RoundRun) -> Proc:
+    """FedAvg at the server (device −1): ``2 · params · participants`` FLOPs, then broadcast
+    to every completed device (their transfers resolved together; waits for the last)."""
     env, wl = world.env, world.workload
     down_bits = wl.adapter_down_bits()
-    flops = 2.0 * max(down_bits / BITS_PER_FLOAT32, 1.0) * len(ctx.completed)
+    flops = 2.0 * max(down_bits / BITS_PER_FLOAT32, 1.0) * len(run.completed)
     t0 = float(env.now)
     yield env.timeout(world.server.compute_time_s(flops))
-    world.events.add(ctx.round, -1, "aggregate", t0, float(env.now), flops=flops)
-    procs = [env.process(transfer(world, ctx, i, "adapter_down", down_bits)) for i in ctx.completed]
-    yield env.all_of(procs)
+    t_agg = float(env.now)
+    world.events.add_row((run.round, -1, _K["aggregate"], t0, t_agg, 0.0, 0, NAN, NAN, NAN, NAN,
+                          0.0, flops, 0))  # fmt: skip
+    ends, waiting = [t_agg], []
+    for device in run.completed:
+        gen = run.send(device, _K["adapter_down"], down_bits, 0, t_agg)
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            ends.append(stop.value)
+        else:
+            waiting.append(env.process(_drive(gen, event, ends)))
+    if waiting:
+        yield env.all_of(waiting)
+    last = max(ends)
+    if last > env.now:
+        yield env.timeout(last - env.now)
 
 
 def round_process(world: World, r: int) -> Proc:
@@ -207,11 +282,18 @@ def round_process(world: World, r: int) -> Proc:
     world.workload.begin_round(r, decision)
     ctx = RoundContext.start(world, r, decision)
     alive_at_start = fleet.is_alive.copy()
-    devices = np.flatnonzero(decision.scheduled)
-    yield env.all_of([env.process(device_round(world, ctx, int(i))) for i in devices])
-    ctx.completed.sort()
-    if ctx.completed:
-        yield from aggregate(world, ctx)
+    devices = np.flatnonzero(decision.scheduled).tolist()
+    run = RoundRun(world, ctx, devices)
+    for i in devices:
+        env.process(device_round(run, i))
+    yield run.trained
+    if run.last_end > env.now:
+        yield env.timeout(run.last_end - env.now)  # the last adapter (or cut) is in
+    run.completed.sort()
+    ctx.completed[:] = run.completed
+    if run.completed:
+        yield from aggregate(world, run)
+    run.write_back()
     last = r == sc.sim.num_rounds - 1
     metrics = world.workload.end_round(
         r, list(ctx.completed), evaluate=last or (r + 1) % sc.sim.eval_every == 0

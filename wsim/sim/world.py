@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import simpy
@@ -15,8 +16,9 @@ from wsim.sim.allocators import get_allocator
 from wsim.sim.channel_state import CellChannel
 from wsim.sim.entities import DeviceArrays, EdgeServer, draw_fleet
 from wsim.sim.observation import Allocator, RoundDecision
+from wsim.workload.profile import model_config, resolve_profile
 from wsim.workload.protocol import Workload
-from wsim.workload.surrogate import SurrogateWorkload, scenario_profile
+from wsim.workload.surrogate import SurrogateWorkload
 
 
 @dataclass
@@ -69,21 +71,46 @@ class RoundContext:
         )
 
 
-def default_workload(scenario: Scenario) -> Workload:
-    """The scenario's workload (``sim.workload``); only the surrogate is available yet."""
-    if scenario.sim.workload == "real":
-        raise ConfigError('sim.workload: "real" is not yet available (use "surrogate")')
+def default_workload(scenario: Scenario, streams: RngStreams | None = None) -> Workload:
+    """The scenario's workload (``sim.workload``).
+
+    ``"real"``: split-federated LoRA fine-tuning in torch (:mod:`wsim.workload.real`), its data
+    partition drawn from the ``data`` stream. ``"surrogate"``: the measured profile replayed
+    (:func:`wsim.workload.profile.resolve_profile`).
+
+    Raises:
+        ConfigError: The model, data, weights or profile of the scenario is unusable.
+    """
     try:
-        profile = scenario_profile(scenario)
-    except (ValueError, OSError) as exc:  # field-named messages from the profile builder
+        if scenario.sim.workload == "real":
+            from wsim.workload.real import RealWorkload  # torch only for real runs
+
+            return RealWorkload(scenario, streams.data if streams is not None else None)
+        profile = resolve_profile(scenario)
+    except (ValueError, OSError) as exc:  # field-named messages from the builders
         raise ConfigError(str(exc)) from None
     return SurrogateWorkload(profile, scenario.devices.num_devices)
 
 
 def check_runnable(scenario: Scenario) -> None:
-    """Raise ``ConfigError`` early if the scenario's workload or solver is not available."""
-    default_workload(scenario)
+    """Raise ``ConfigError`` early if the scenario's workload or solver is not available.
+
+    Cheap for real runs: the model description and its weight file are checked, nothing is built.
+    """
     get_allocator(scenario.optimizer.solver)
+    if scenario.sim.workload != "real":
+        default_workload(scenario)
+        return
+    from wsim.training.config import shipped_weights_path
+
+    try:
+        config = model_config(scenario)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if config.weights not in ("none", "timm"):
+        path = shipped_weights_path(config.name) if config.weights == "shipped" else config.weights
+        if not Path(path).is_file():
+            raise ConfigError(f"model.pretrained: no weight file {path} for preset {config.name}")
 
 
 def build_world(
@@ -102,7 +129,7 @@ def build_world(
         channel=CellChannel(scenario, streams),
         fleet=draw_fleet(scenario.devices, streams.devices),
         server=EdgeServer(env, scenario.server),
-        workload=workload if workload is not None else default_workload(scenario),
+        workload=workload if workload is not None else default_workload(scenario, streams),
         allocator=allocator if allocator is not None else get_allocator(scenario.optimizer.solver),
         noise_psd_w_per_hz=float(noise_psd_w_per_hz(scenario.cell.noise_figure_db)),
     )

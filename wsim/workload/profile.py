@@ -1,8 +1,14 @@
 """Workload profiles: per-sample costs of each candidate token count, saved as JSON.
 
-A profile is what the solver plans with and what the surrogate workload replays. It is measured
-once on the real model (a later issue); until then :func:`analytic_vit_profile` derives an
-INTERIM profile from the ViT preset's dimensions with textbook FLOP counts.
+A profile is what the solver plans with and what the surrogate workload replays. It is
+MEASURED on the real split model (:func:`wsim.workload.measure.measure_profile`: payload bits of
+the actual compressed tensors, FLOPs from ``wsim.training.flops`` for the actual shapes,
+retention on a probe batch). :func:`resolve_profile` picks a scenario's profile: the JSON at
+``workload.profile``, else the shipped measured profile of ``scenarios/profiles/`` whose model
+and method match, else a fresh measurement (needs torch, a few seconds).
+
+This module is torch-free (the surrogate path imports it). ``analytic_vit_profile`` at the end
+is DEPRECATED (the old interim textbook estimate): the engine no longer uses it.
 """
 
 from __future__ import annotations
@@ -13,10 +19,15 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from wsim.training.config import PRESETS, SplitViTConfig
 from wsim.units import BITS_PER_FLOAT32
+
+if TYPE_CHECKING:
+    from wsim.config import Scenario
 
 PER_OPTION = (
     "upload_bits",
@@ -41,6 +52,8 @@ class WorkloadProfile:
         batch_size: samples per local iteration.
         acc0, acc_max, tau_rounds, loss0, loss_min: surrogate learning-curve parameters.
         source: where the numbers come from.
+        key: the model/method fields the profile was measured for (see :func:`profile_key`).
+        notes: provenance (the command that made it, how the learning curve was fitted).
     """
 
     token_counts: tuple[int, ...]
@@ -59,6 +72,8 @@ class WorkloadProfile:
     loss0: float = 2.3
     loss_min: float = 0.15
     source: str = field(default="")
+    key: dict[str, Any] = field(default_factory=dict)
+    notes: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         num = len(self.token_counts)
@@ -105,6 +120,111 @@ class WorkloadProfile:
         for key in ("token_counts", *PER_OPTION):
             data[key] = tuple(data[key])
         return cls(**data)
+
+
+# ----------------------------------------------------------------------------- scenario -> model
+TEST_PRESETS: dict[str, SplitViTConfig] = {
+    "vit_micro_test": SplitViTConfig(
+        name="vit_micro_test", img_size=16, patch_size=4, in_chans=1, num_classes=10,
+        embed_dim=32, depth=2, num_heads=2, mlp_ratio=2.0, cut_layer=1, lora_rank=2,
+        lora_alpha=4.0, weights="none",
+    ),
+}  # fmt: skip
+"""Tiny model for fast tests (depth 2, width 32, 16×16 input); no shipped weights."""
+
+MODEL_PRESETS: dict[str, SplitViTConfig] = {**PRESETS, **TEST_PRESETS}
+"""``model.preset`` names: the training presets plus the tiny test preset."""
+
+PRETRAINED = {"embedded": "shipped", "none": "none", "timm": "timm"}
+"""``model.pretrained`` values → ``SplitViTConfig.weights`` (any other value is a file path)."""
+
+DATA_CLASSES = {
+    "digits": (10, 1),
+    "cifar10": (10, 3),
+    "cifar100": (100, 3),
+    "tiny_imagenet": (200, 3),
+}
+"""``data.name`` → (classes, input channels)."""
+
+PROFILES_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "profiles"
+"""Shipped measured profiles (``<preset>.json``)."""
+
+
+def model_config(scenario: Scenario) -> SplitViTConfig:
+    """The split ViT of ``[model]`` + ``[data]``: the preset with the scenario's cut layer,
+    LoRA rank/alpha/targets, weights and the data set's classes.
+
+    Raises:
+        ValueError: Unknown preset, bad cut layer, or model and data channels that differ.
+    """
+    m = scenario.model
+    if m.preset not in MODEL_PRESETS:
+        raise ValueError(
+            f"model.preset: must be one of {', '.join(MODEL_PRESETS)}, got {m.preset!r}"
+        )
+    classes, chans = DATA_CLASSES[scenario.data.name]
+    base = MODEL_PRESETS[m.preset]
+    if base.in_chans != chans:
+        raise ValueError(
+            f"model.preset: {m.preset} takes {base.in_chans} input channels, data.name "
+            f"{scenario.data.name!r} has {chans}"
+        )
+    if not 1 <= m.cut_layer < base.depth:
+        raise ValueError(
+            f"model.cut_layer: must be in [1, {base.depth - 1}] for {m.preset}, got {m.cut_layer}"
+        )
+    try:
+        return base.replace(
+            cut_layer=m.cut_layer, lora_rank=m.lora_rank, lora_alpha=m.lora_alpha,
+            lora_targets=tuple(m.lora_targets), num_classes=classes,
+            weights=PRETRAINED.get(m.pretrained, m.pretrained),
+        )  # fmt: skip
+    except ValueError as exc:
+        raise ValueError(f"model: {exc}") from None
+
+
+def profile_key(scenario: Scenario) -> dict[str, Any]:
+    """The scenario fields a measured profile depends on (model, data shape, method, batch)."""
+    m, meth = scenario.model, scenario.method
+    return {
+        "preset": m.preset, "cut_layer": m.cut_layer, "lora_rank": m.lora_rank,
+        "lora_targets": list(m.lora_targets), "pretrained": m.pretrained, "data": scenario.data.name,
+        "method": meth.name, "token_counts": list(meth.token_counts), "quant_bits": meth.quant_bits,
+        "merge_r": meth.merge_r, "rank": meth.rank, "batch_size": scenario.data.batch_size,
+    }  # fmt: skip
+
+
+def shipped_profile_path(scenario: Scenario) -> Path:
+    """Where the shipped measured profile of the scenario's preset lives."""
+    return PROFILES_DIR / f"{scenario.model.preset}.json"
+
+
+def resolve_profile(scenario: Scenario) -> WorkloadProfile:
+    """The scenario's profile: ``workload.profile``, else the shipped one if its key matches,
+    else measured now on the real model (:func:`wsim.workload.measure.measure_profile`).
+
+    Raises:
+        FileNotFoundError: ``workload.profile`` names a missing file.
+        ValueError: The profile file is malformed, or the model cannot be built.
+    """
+    if scenario.workload.profile:
+        path = Path(scenario.workload.profile)
+        if not path.is_file():
+            raise FileNotFoundError(f"workload.profile: no such file {path}")
+        return WorkloadProfile.from_json(path)
+    shipped = shipped_profile_path(scenario)
+    if shipped.is_file():
+        profile = WorkloadProfile.from_json(shipped)
+        if profile.key == profile_key(scenario):
+            return profile
+    from wsim.workload.measure import measure_profile  # torch, only when nothing matches
+
+    return measure_profile(scenario)
+
+
+# ----------------------------------------------------------------------------- DEPRECATED
+# The interim analytic estimate below is kept only because ``wsim.workload.surrogate``
+# still imports it; nothing in the engine uses it (profiles are measured, see above).
 
 
 @dataclass(frozen=True)
@@ -171,7 +291,7 @@ def analytic_vit_profile(
     quant_bits: int = 32,
     batch_size: int = 32,
 ) -> WorkloadProfile:
-    """INTERIM analytic profile of a split ViT (replaced by a measured profile later).
+    """DEPRECATED interim analytic profile (textbook FLOPs); use a measured profile instead.
 
     Device: patch embedding + ``cut_layer`` blocks on all ``n + 1`` tokens; backward ≈ 2× the
     block forward. Upload: ``k`` kept patch tokens + [CLS] at ``quant_bits`` per element (+ a

@@ -1,0 +1,293 @@
+"""Real workload: split-federated LoRA fine-tuning driven by the event loop (DESIGN §4, §8).
+
+The torch work happens at the moment the engine's events happen in simulated time:
+
+* ``client_forward`` — the device's next batch through ``blocks[:cut]`` with its own adapters,
+  then the scenario's compressor at the round's token budget (``decision.token_option`` →
+  ``profile.token_counts``); the upload is the actual compressed payload (``payload_bits``);
+* ``server_step`` — called when the upload ARRIVES (the engine calls it in simulated arrival
+  order, so the shared SFL-V2 server model sees activations in that order): server forward +
+  backward + optimizer step; the download is the actual gradient size;
+* ``client_backward`` — the device backward + optimizer step;
+* ``end_round`` — FedAvg of the completed devices' adapters (weighted by the samples they
+  trained this round; stragglers and dropouts excluded), broadcast, test accuracy.
+
+FLOPs come from ``wsim.training.flops`` for the actual shapes (batch, tokens the server
+received). Every batch holds exactly ``data.batch_size`` samples (a batch may span two passes
+over the device's shard), so per-batch costs equal ``batch_size ×`` the per-sample profile and
+the surrogate replays them. Wall-clock time never enters the simulated clock; it is only
+accumulated in ``torch_time_s`` (for ``bench/overhead.py``).
+
+Cut activities: if the deadline or the battery cuts a device mid-iteration, its pending device
+graph is dropped at ``end_round`` and its adapters are overwritten by the broadcast. A server
+step whose simulated service is cut has already updated the server model (it ran on arrival).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from wsim.compression import CompressContext, make_compressor
+from wsim.rng import make_stream, seed_sequence, torch_seed
+from wsim.training.config import SplitViTConfig
+from wsim.training.data import ImageSet, digits_splits, iterate_batches, load_dataset, model_input
+from wsim.training.fedavg import broadcast
+from wsim.training.flops import client_flops, server_flops
+from wsim.training.partition import dirichlet_partition, iid_partition
+from wsim.training.seeding import training_streams
+from wsim.training.split import build_split_vit
+from wsim.training.trainer import ClientOutput, OptimConfig, SplitTrainer
+from wsim.workload.measure import measure_model_profile
+from wsim.workload.profile import WorkloadProfile, model_config, profile_key
+from wsim.workload.protocol import ClientStep, RoundMetrics, ServerStep
+
+if TYPE_CHECKING:
+    from wsim.config import MethodConfig, Scenario
+    from wsim.sim.observation import RoundDecision
+
+DIGITS_SPLIT_SEED = 0
+"""Seed of the digits pretrain/train/test split: the one the shipped backbone was pretrained
+with (``wsim/data/vit_tiny_digits.json``), so test images never overlap pretraining images."""
+
+EVAL_BATCH = 256
+"""Samples per evaluation batch."""
+
+TOKEN_METHODS = ("stsflora", "random_tokens", "tsflora")
+
+
+def compressor_params(method: MethodConfig) -> dict[str, Any]:
+    """``[method]`` fields → the compressor's parameters (only those its class takes).
+
+    ``token_counts`` (empty = None), ``merge_r``, ``quant_bits`` (when < 32), ``rank`` (when
+    > 0) and ``tau``; ``make_compressor`` rejects bad values naming the parameter.
+    """
+    import inspect
+
+    from wsim.compression import COMPRESSORS
+
+    candidates: dict[str, Any] = {
+        "token_counts": tuple(method.token_counts) or None,
+        "merge_r": method.merge_r,
+        "tau": method.tau,
+    }
+    if method.quant_bits < 32:
+        candidates["quant_bits"] = method.quant_bits
+    if method.rank > 0:
+        candidates["rank"] = method.rank
+    valid = set(inspect.signature(COMPRESSORS[method.name]).parameters)
+    return {k: v for k, v in candidates.items() if k in valid}
+
+
+def load_splits(scenario: Scenario) -> tuple[ImageSet, ImageSet]:
+    """Federated-train and test sets of ``[data]`` (digits: the fixed split, see above)."""
+    data = scenario.data
+    if data.name == "digits":
+        splits = digits_splits(training_streams(DIGITS_SPLIT_SEED).split)
+        return splits.train, splits.test
+    train = load_dataset(data.name, data.root, True, data.download)
+    return train, load_dataset(data.name, data.root, False, data.download)
+
+
+class FullBatchStream:
+    """Endless batches of exactly ``batch_size`` indices of one device's shard.
+
+    The shard is reshuffled at each pass (seeded) and batches are cut from the concatenated
+    passes, so a batch may span two passes (and repeat samples when the shard is smaller than
+    a batch): every local iteration costs the same, as the system model plans it.
+    """
+
+    def __init__(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator) -> None:
+        if len(indices) == 0 or batch_size < 1:
+            raise ValueError("need >= 1 index and batch_size >= 1")
+        self.indices = np.asarray(indices, dtype=np.int64)
+        self.batch_size = batch_size
+        self.rng = rng
+        self._order = np.empty(0, dtype=np.int64)
+
+    def next(self) -> np.ndarray:
+        """The next batch of dataset indices, ``[batch_size]``."""
+        while len(self._order) < self.batch_size:
+            self._order = np.concatenate([self._order, self.rng.permutation(self.indices)])
+        batch, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
+        return batch
+
+
+@dataclass
+class _Pending:
+    """A device's batch between ``client_forward`` and ``client_backward``."""
+
+    out: ClientOutput
+    labels: torch.Tensor
+    grad: torch.Tensor | None = None
+
+
+class RealWorkload:
+    """The Workload protocol backed by a :class:`SplitTrainer` (see the module docstring).
+
+    Attributes:
+        trainer: The split trainer (tests may wrap its methods).
+        config: The split ViT description.
+        torch_time_s: Wall seconds spent inside torch calls, by phase.
+    """
+
+    def __init__(self, scenario: Scenario, data_rng: np.random.Generator | None = None) -> None:
+        """Build model, data, partition, compressor and the measured profile.
+
+        Args:
+            scenario: A validated scenario with ``sim.workload = "real"`` semantics.
+            data_rng: The scenario's ``data`` stream (partition); default a fresh one.
+        """
+        seed, num = scenario.seed, scenario.devices.num_devices
+        self.config: SplitViTConfig = model_config(scenario)
+        self.batch_size = scenario.data.batch_size
+        self.train, self.test = load_splits(scenario)
+        if self.train.pixels.shape[1] != self.config.in_chans:
+            raise ValueError(
+                f"model.preset: {self.config.name} does not fit data {scenario.data.name}"
+            )
+        rng = data_rng if data_rng is not None else make_stream(seed, "data")
+        labels = self.train.labels.numpy()
+        if scenario.data.partition == "iid":
+            parts = iid_partition(len(labels), num, rng)
+        else:
+            parts = dirichlet_partition(labels, num, scenario.data.dirichlet_alpha, rng)
+        children = seed_sequence(seed, "data.batches").spawn(num)
+        self.streams = [
+            FullBatchStream(p, self.batch_size, np.random.default_rng(c))
+            for p, c in zip(parts, children, strict=True)
+        ]
+        self.num_samples = [len(p) for p in parts]
+        model = build_split_vit(self.config, torch.Generator().manual_seed(torch_seed(seed)))
+        self.trainer = SplitTrainer(
+            model,
+            num,
+            sfl_variant=scenario.train.sfl_variant,
+            optim=OptimConfig(lr=scenario.train.lr),
+        )
+        self.method = scenario.method.name
+        self.compressor = make_compressor(self.method, **compressor_params(scenario.method))
+        self._generator = torch.Generator().manual_seed(torch_seed(seed) ^ 0x5A5A)
+        self.torch_time_s: dict[str, float] = {}
+        probe = make_stream(seed, "workload.probe").permutation(len(self.train))[: self.batch_size]
+        counts = list(scenario.method.token_counts) or [self.config.num_patches]
+        self._profile = self._timed(
+            "profile", measure_model_profile, self.trainer, self.compressor,
+            model_input(self.train, probe, self.config.img_size), torch.as_tensor(probe),
+            counts, profile_key(scenario), self._generator,
+        )  # fmt: skip
+        self._option = np.full(num, -1, dtype=int)
+        self._pending: dict[int, _Pending] = {}
+        self._samples: dict[int, int] = {}
+
+    # ----------------------------------------------------------------------------- helpers
+    def _timed(self, phase: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            self.torch_time_s[phase] = self.torch_time_s.get(phase, 0.0) + time.perf_counter() - t0
+
+    def _tokens(self, device: int) -> int:
+        j = int(self._option[device])
+        if j < 0:
+            raise ValueError(f"device {device} is not scheduled in this round")
+        return self._profile.token_counts[j]
+
+    # ----------------------------------------------------------------------------- protocol
+    def profile(self) -> WorkloadProfile:
+        """The profile measured on this run's model and compressor at construction."""
+        return self._profile
+
+    def begin_round(self, round: int, decision: RoundDecision) -> None:
+        """Remember each device's token option; reset the round's sample counts."""
+        self._option = np.asarray(decision.token_option, dtype=int).copy()
+        self._samples = {}
+
+    def client_forward(self, device: int, round: int, it: int) -> ClientStep:
+        """Device forward + compression of the device's next batch (torch runs now)."""
+        k = self._tokens(device)
+        idx = self.streams[device].next()
+        images = model_input(self.train, idx, self.config.img_size)
+        ctx = CompressContext(
+            sample_ids=torch.as_tensor(idx), keep_tokens=k, generator=self._generator
+        )
+        out = self._timed(
+            "client_forward", self.trainer.client_forward, device, images, self.compressor, ctx
+        )
+        self._pending[device] = _Pending(out, self.train.labels[torch.as_tensor(idx)])
+        flops = client_flops(self.config, len(idx)).forward_flops
+        return ClientStep(flops=flops, upload_bits=float(out.payload_bits), tokens=k)
+
+    def server_step(self, device: int, round: int, it: int) -> ServerStep:
+        """Server forward + backward on the arrived upload (simulated arrival order)."""
+        pending = self._pending[device]
+        out = pending.out
+        srv = self._timed(
+            "server_step", self.trainer.server_step, device, out.server_input, pending.labels,
+            grad_payload_bits=out.grad_payload_bits,
+        )  # fmt: skip
+        pending.grad = srv.grad
+        if hasattr(self.compressor, "observe"):  # SplitCom's threshold controller
+            self.compressor.observe(srv.loss)
+        flops = server_flops(self.config, len(pending.labels), srv.num_tokens).total_flops
+        return ServerStep(flops=flops, download_bits=float(srv.grad_payload_bits))
+
+    def client_backward(self, device: int, round: int, it: int) -> float:
+        """Device backward + optimizer step; returns its FLOPs."""
+        pending = self._pending.pop(device)
+        if pending.grad is None:
+            raise RuntimeError(f"device {device}: client_backward before server_step")
+        self._timed("client_backward", self.trainer.client_backward, device, pending.grad)
+        batch = len(pending.labels)
+        self._samples[device] = self._samples.get(device, 0) + batch
+        return client_flops(self.config, batch).backward_flops
+
+    def adapter_up_bits(self, device: int) -> float:
+        """The device's LoRA adapter tensors, bits."""
+        return float(self.trainer.adapter_payload_bits())
+
+    def adapter_down_bits(self) -> float:
+        """The aggregated device adapter, bits (same tensors as the upload)."""
+        return float(self.trainer.adapter_payload_bits())
+
+    def end_round(
+        self, round: int, completed_devices: list[int], evaluate: bool = True
+    ) -> RoundMetrics:
+        """FedAvg the completed devices' adapters, broadcast, and evaluate if asked."""
+        for device in list(self._pending):  # cut mid-iteration: drop its device graph
+            self._drop_pending(device)
+        if completed_devices:
+            counts = {d: self._samples[d] for d in completed_devices}
+            self._timed("aggregate", self.trainer.aggregate, counts)
+        else:  # nobody finished: every device restarts from the global adapters
+            model = self.trainer.model
+            broadcast(
+                model.global_params(model.device_param_names),
+                [d.params for d in self.trainer.devices],
+            )
+        if not evaluate:
+            return RoundMetrics(accuracy=math.nan, loss=math.nan)
+        acc, loss = self._timed("evaluate", self.evaluate)
+        return RoundMetrics(accuracy=acc, loss=loss)
+
+    def evaluate(self) -> tuple[float, float]:
+        """Test accuracy in [0, 1] and mean cross-entropy of the global model."""
+        return self.trainer.evaluate(iterate_batches(self.test, EVAL_BATCH, self.config.img_size))
+
+    def _drop_pending(self, device: int) -> None:
+        self._pending.pop(device, None)
+        # SplitTrainer has no public "cancel"; its pending graph would block aggregate().
+        self.trainer._pending.pop(device, None)  # noqa: SLF001
+
+
+def build_real_workload(
+    scenario: Scenario, data_rng: np.random.Generator | None = None
+) -> RealWorkload:
+    """The real workload of ``scenario`` (``ValueError``/``FileNotFoundError`` name the field)."""
+    return RealWorkload(scenario, data_rng)
