@@ -6,7 +6,7 @@ method of ``wsim.optimizer.SOLVERS`` (median of a few repeats) and, for N <= 100
 printing the objectives and the speed ratio. Targets: ST-SFLora < 50 ms at 10,000 devices;
 >= 100x faster than the generic solver at N = 100 at an equal or better objective.
 
-    .venv/bin/python bench/solver.py [--csv PATH] [--sizes 10 100] [--seed 0]
+    .venv/bin/python bench/solver.py [--csv PATH] [--sizes 10 100] [--seed 0] [--repeat 21]
 """
 
 from __future__ import annotations
@@ -44,12 +44,17 @@ def _timed(problem, method: str, repeats: int):  # type: ignore[no-untyped-def]
     return statistics.median(times), alloc
 
 
-def bench(sizes: list[int], seed: int) -> list[dict[str, float | int | str]]:
-    """One row per (size, method); generic columns filled for ST-SFLora at N <= 100."""
+def bench(
+    sizes: list[int], seed: int, repeat: int | None = None
+) -> list[dict[str, float | int | str]]:
+    """One row per (size, method); generic columns filled for ST-SFLora at N <= 100.
+
+    ``repeat`` timed solves per method (median); default 7 up to N = 1,000, else 5.
+    """
     rows: list[dict[str, float | int | str]] = []
     for n in sizes:
         problem = random_problem(n, NUM_OPTIONS, np.random.default_rng(seed))
-        repeats = 7 if n <= 1000 else 5
+        repeats = repeat or (7 if n <= 1000 else 5)
         for method in SOLVERS:
             seconds, alloc = _timed(problem, method, repeats)
             row: dict[str, float | int | str] = {
@@ -92,8 +97,9 @@ def main() -> None:
     parser.add_argument("--csv", help="write the table to this CSV file")
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--repeat", type=int, help="timed solves per method (median)")
     args = parser.parse_args()
-    rows = bench(args.sizes, args.seed)
+    rows = bench(args.sizes, args.seed, args.repeat)
     _print(rows)
     if args.csv:
         with open(args.csv, "w", newline="") as handle:

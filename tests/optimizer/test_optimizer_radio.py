@@ -109,3 +109,10 @@ def test_bandwidth_at_price_solves_first_order_condition(draws: dict[str, np.nda
         e_plus = _scalar_min_power(d["s"][i], d["tau"][i], d["b"][i] + h, d["g"][i]) * d["tau"][i]
         e_minus = _scalar_min_power(d["s"][i], d["tau"][i], d["b"][i] - h, d["g"][i]) * d["tau"][i]
         assert -(e_plus - e_minus) / (2 * h) == pytest.approx(price[i], rel=1e-5)
+
+
+def test_warm_started_inv_marginal_matches_cold_start() -> None:
+    s = np.logspace(-3, 100, 400)
+    for factor in (0.5, 0.9, 1.01, 2.0):
+        warm = inv_marginal(s * factor, inv_marginal(s))
+        np.testing.assert_allclose(warm, inv_marginal(s * factor), rtol=1e-12)

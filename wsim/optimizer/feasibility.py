@@ -20,17 +20,24 @@ from wsim.optimizer.evaluate import links_for
 from wsim.optimizer.inverse import LN2, inv_expm1_ratio
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.radio import rate_bps
-from wsim.optimizer.resource import BAND_SLACK, Links, bandwidth_floor_hz, min_latency_s
+from wsim.optimizer.resource import BAND_SLACK, Links, floor_hz, min_latency_s
 
 
 @dataclass(frozen=True)
 class Admission:
-    """Admission result: ``feasible``/``reason`` ``[N]``, ``usable`` ``[N, J]``, ``t_hi`` (s)."""
+    """Admission result: ``feasible``/``reason`` ``[N]``, ``usable`` ``[N, J]``, ``t_hi`` (s).
+
+    ``floor_hi_hz`` ``[N, J]`` is every option's bandwidth floor ``b_min,ij(t_hi)`` (Hz, ``inf``
+    where unreachable), kept so that callers do not recompute it. ``t_min_s`` ``[N, J]`` is
+    every option's single-device minimum latency ``T_min,ij`` (s, whole band; ``inf`` if none).
+    """
 
     feasible: np.ndarray
     reason: np.ndarray
     usable: np.ndarray
     t_hi: float
+    floor_hi_hz: np.ndarray
+    t_min_s: np.ndarray
 
 
 def option_links(problem: RoundProblem) -> Links:
@@ -87,12 +94,14 @@ def _reasons(
 
 
 def _fit_jointly(
-    problem: RoundProblem, ok: np.ndarray, usable: np.ndarray, t_hi: float
+    problem: RoundProblem, ok: np.ndarray, usable: np.ndarray, t_hi: float, floor_hi: np.ndarray
 ) -> tuple[np.ndarray, float]:
-    """Drop (skip) or wait (relax) until ``sum_i min_j b_min,ij(t_hi) <= B``; returns ``ok, t_hi``."""
+    """Drop (skip) or wait (relax) until ``sum_i min_j b_min,ij(t_hi) <= B``; returns ``ok, t_hi``.
+
+    ``floor_hi`` ``[N, J]`` is ``b_min,ij(t_hi)`` (Hz).
+    """
     bw, n0 = problem.total_bandwidth_hz, problem.noise_psd_w_per_hz
-    floor_all = bandwidth_floor_hz(option_links(problem), t_hi, n0)[0]  # [N, J]
-    floor_all = np.where(usable & ok[:, None], floor_all, np.inf)
+    floor_all = np.where(usable & ok[:, None], floor_hi, np.inf)
     floor = floor_all.min(axis=1)
     if np.sum(floor[ok]) <= bw * (1.0 + BAND_SLACK):
         return ok, t_hi
@@ -131,10 +140,23 @@ def admit(problem: RoundProblem, allowed: np.ndarray) -> Admission:
         ok = best_t <= problem.deadline_s
         t_hi = problem.deadline_s
     usable = allowed & (t_min <= t_hi)
+    links = option_links(problem)
+    n0 = problem.noise_psd_w_per_hz
+    floor_hi = floor_hz(links, t_hi, n0)[0]  # [N, J]
     if ok.any():
-        ok_joint, t_hi = _fit_jointly(problem, ok, usable, t_hi)
+        t_fit = t_hi
+        ok_joint, t_hi = _fit_jointly(problem, ok, usable, t_hi, floor_hi)
         reason[ok & ~ok_joint] = "deadline"
         ok = ok_joint
+        if t_hi != t_fit:  # relaxed deadline
+            floor_hi = floor_hz(links, t_hi, n0)[0]
     reason[ok] = ""
     usable = allowed & (t_min <= t_hi) & ok[:, None]
-    return Admission(feasible=ok, reason=reason, usable=usable, t_hi=float(t_hi))
+    return Admission(
+        feasible=ok,
+        reason=reason,
+        usable=usable,
+        t_hi=float(t_hi),
+        floor_hi_hz=floor_hi,
+        t_min_s=t_min_all,
+    )

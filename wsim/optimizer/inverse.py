@@ -23,35 +23,58 @@ LN2 = float(np.log(2.0))
 _HALLEY_STEPS = 3
 _RATIO_STEPS = 2
 _MAX_ARG = 1e250  # keeps exp(x) finite (x <= ~580)
+_WARM_MAX_STEPS = 8
+_WARM_RTOL = 1e-5
 
 
-def inv_marginal(s: np.ndarray) -> np.ndarray:
-    """Solve ``G(x) = (x - 1) e^x + 1 = s`` for ``x >= 0`` (``x = 1 + W0((s - 1) / e)``).
-
-    Start: the branch-point series ``x = p - p^2/3 + 11 p^3/72 - 43 p^4/540``, ``p = sqrt(2 s)``
-    (``s < 2``), else Winitzki's approximation of ``W0``; then Halley steps on ``G(x) - s``
-    scaled by ``e^{-x}`` (no overflow).
-
-    Args:
-        s: marginal-energy ratio ``lambda / a >= 0`` (dimensionless), any shape.
-
-    Returns:
-        ``x >= 0``, same shape; ``x = 0`` where ``s = 0``.
-    """
-    s = np.minimum(np.maximum(np.asarray(s, dtype=np.float64), 0.0), _MAX_ARG)
+def _marginal_start(s: np.ndarray) -> np.ndarray:
+    """Cold start for ``inv_marginal`` (``s > 0``): branch-point series or Winitzki."""
     small = s < 2.0
     p = np.sqrt(2.0 * np.minimum(s, 2.0))
     x_small = p * (1.0 + p * (-1.0 / 3.0 + p * (11.0 / 72.0 - p * 43.0 / 540.0)))
     log_z1 = np.log1p(np.maximum(s - 1.0, 0.0) / np.e)
     x_big = 1.0 + log_z1 * (1.0 - np.log1p(log_z1) / (2.0 + log_z1))
-    x = np.where(small, x_small, x_big)
-    positive = s > 0.0
-    x = np.where(positive, x, 1.0)
+    return np.where(small, x_small, x_big)
+
+
+def _converged(x_new: np.ndarray, x: np.ndarray) -> bool:
+    """Halley's error after a step is ~ (relative step)^3: below ``_WARM_RTOL`` it is ~1e-15."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        for _ in range(_HALLEY_STEPS):
+        return bool(np.max(np.abs(x_new - x) / x, initial=0.0) <= _WARM_RTOL)
+
+
+def inv_marginal(s: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
+    """Solve ``G(x) = (x - 1) e^x + 1 = s`` for ``x >= 0`` (``x = 1 + W0((s - 1) / e)``).
+
+    Start: the branch-point series ``x = p - p^2/3 + 11 p^3/72 - 43 p^4/540``, ``p = sqrt(2 s)``
+    (``s < 2``), else Winitzki's approximation of ``W0``; then Halley steps on ``G(x) - s``
+    scaled by ``e^{-x}`` (no overflow). A warm start ``x0`` (a nearby solution, e.g. at the
+    previous price) replaces the start when it is positive everywhere; the steps then stop as
+    soon as the largest relative step is below ``_WARM_RTOL`` (usually after one or two).
+
+    Args:
+        s: marginal-energy ratio ``lambda / a >= 0`` (dimensionless), any shape.
+        x0: optional warm start, same shape as ``s``.
+
+    Returns:
+        ``x >= 0``, same shape; ``x = 0`` where ``s = 0``.
+    """
+    s = np.minimum(np.maximum(np.asarray(s, dtype=np.float64), 0.0), _MAX_ARG)
+    positive = s > 0.0
+    warm = x0 is not None and x0.shape == s.shape and bool(np.all(x0 > 0.0))
+    if warm:
+        x, steps = np.where(positive, x0, 1.0), _WARM_MAX_STEPS
+    else:
+        x, steps = np.where(positive, _marginal_start(s), 1.0), _HALLEY_STEPS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for _ in range(steps):
             # q = f e^{-x}, f = (x - 1) expm1(x) + x - s, f' = x e^x, f'' = (x + 1) e^x
             q = (1.0 - x) * np.expm1(-x) + (x - s) * np.exp(-x)
-            x = np.maximum(x - 2.0 * q * x / (2.0 * x * x - q * (x + 1.0)), 0.5 * x)
+            x_new = np.maximum(x - 2.0 * q * x / (2.0 * x * x - q * (x + 1.0)), 0.5 * x)
+            done = warm and _converged(x_new, x)
+            x = x_new
+            if done:
+                break
     return np.where(positive, x, 0.0)
 
 

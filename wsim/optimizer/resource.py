@@ -182,11 +182,13 @@ def split_bandwidth_hz(
         a = tau * n0 / g
         log_lo = float(np.log(np.min(marginal_energy_j_per_hz(s, tau, total_bandwidth_hz, g, n0))))
         tried: dict[float, np.ndarray] = {}
+        last_x: list[np.ndarray] = []  # x at the previous price: warm start of the inverse
 
         def excess(log_price: float) -> tuple[float, float]:
             # log(sum b / B) vs log(lambda): nearly linear (b ~ lambda^-1/2 at low SNR)
             price = np.exp(log_price)
-            b, x = bandwidth_at_price_hz(s, tau, g, n0, price)
+            b, x = bandwidth_at_price_hz(s, tau, g, n0, price, last_x[-1] if last_x else None)
+            last_x[:] = [x]
             free = b > b_min
             slope = -b * (price / a) * np.exp(-x) / (x * x)
             b = np.where(free, b, b_min)

@@ -12,7 +12,18 @@ metric and an alternating algorithm; the exact formulation is wsim's, DESIGN.md 
    higher STE (retention per joule on the air). A vectorized argmax over ``[N, J]``;
 4. accept the new tokens only if ``J`` improves after step 2 (else retry with only the half, then
    the quarter, of the changes with the largest gains); stop when nothing improves.
-``J`` therefore never decreases across iterations. Both starts are run; the better is returned.
+   When nothing improves, token steps priced at a shorter / longer round (``_explore``) are tried,
+   but only while the last accepted move changed >= 1 % of the scheduled devices (at large ``N``
+   a near-converged alternation moves a handful of devices and the exploration, which costs
+   about half a solve there, is skipped; at ``N <= 100`` any move qualifies).
+5. before each token step, a **critical-drop** move: the scheduled devices that bind ``T`` on
+   their own (single-device minimum latency ``T_min,ij`` above the deadline, i.e. forcing a
+   relaxed round, or within a hair of the current ``T``) are dropped together (then only the
+   slowest one) and step 2 re-run; accepted only if ``J`` improves, each set tried once. The
+   per-device token step cannot see this: a device that stretches the whole round makes every
+   device look net-negative at that ``T``.
+``J`` therefore never decreases across iterations. Both starts are run (plus, for small ``N``, the
+equal-bandwidth and max-power baselines' schedules); the best is returned.
 """
 
 from __future__ import annotations
@@ -21,6 +32,7 @@ import time
 
 import numpy as np
 
+from wsim.optimizer.baselines import solve_equal_bandwidth, solve_max_power
 from wsim.optimizer.evaluate import build_allocation, links_for, pick
 from wsim.optimizer.feasibility import Admission, admit, option_links
 from wsim.optimizer.problem import Allocation, RoundProblem
@@ -37,6 +49,9 @@ _MAX_ITERATIONS = 30
 _MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
 _DAMPING = (1.0, 0.5, 0.25)
 _EXPLORE_LATENCY = (0.95, 0.85, 1.1)
+_EXPLORE_MIN_CHANGED = 0.01  # explore only after a token move of >= 1 % of the scheduled devices
+_SETS_T_RTOL = 1e-6  # a device "sets T" when its T_min is within this of T
+_BASELINE_STARTS_MAX_N = 64  # baseline schedules as extra starts up to this many devices
 
 
 def resource_step(
@@ -141,7 +156,14 @@ def _alternate(
     if step is None:
         return None
     history = [step_objective(problem, options, step)]
+    moved = problem.num_devices  # devices changed by the last accepted token move
+    tried: set[bytes] = set()  # critical sets already tried
     for _ in range(_MAX_ITERATIONS):
+        dropped = _drop_critical(problem, adm, options, step, history[-1], tried)
+        if dropped is not None:
+            options, step, value = dropped
+            history.append(value)
+            continue
         proposal, gain = token_step(
             problem, adm.usable, options, step.latency_s, step.price_j_per_hz, links
         )
@@ -159,13 +181,51 @@ def _alternate(
                 step.price_j_per_hz,
                 step.latency_s,
             )
-        if accepted is None:
+        if accepted is None and moved >= _EXPLORE_MIN_CHANGED * np.count_nonzero(options >= 0):
             accepted = _explore(problem, adm, options, step, history[-1], links)
         if accepted is None:
             break
+        moved = int(np.count_nonzero(accepted[0] != options))
         options, step, value = accepted
         history.append(value)
     return options, step, history
+
+
+def _drop_critical(
+    problem: RoundProblem,
+    adm: Admission,
+    options: np.ndarray,
+    step: ResourceStep,
+    current: float,
+    tried: set[bytes],
+) -> tuple[np.ndarray, ResourceStep, float] | None:
+    """Drop the devices that bind ``T`` on their own (all, then the slowest); kept if J grows.
+
+    Critical: scheduled devices whose single-device minimum latency at their option exceeds the
+    deadline (they force a relaxed round) or reaches the current ``T`` (they set it).
+    """
+    on = options >= 0
+    t_min = np.where(on, pick(adm.t_min_s, options), -np.inf)
+    critical = on & (
+        (t_min > problem.deadline_s) | (t_min >= step.latency_s * (1.0 - _SETS_T_RTOL))
+    )
+    if not critical.any():
+        return None
+    slowest = np.zeros_like(critical)
+    slowest[np.argmax(t_min)] = True
+    for drop in (critical, slowest):
+        key = np.flatnonzero(drop).tobytes()
+        if key in tried:
+            continue
+        tried.add(key)
+        candidate = np.where(drop, -1, options)
+        new = resource_step(problem, candidate, adm.t_hi, step.price_j_per_hz)
+        if new is None:
+            continue
+        value = step_objective(problem, candidate, new)
+        if value > current + 1e-12 * max(abs(current), 1.0):
+            return candidate, new, value
+    return None
 
 
 def _damped_accept(
@@ -230,12 +290,25 @@ def _explore(
     return None
 
 
-def _starts(problem: RoundProblem, adm: Admission, links: Links) -> list[np.ndarray]:
-    """Most-retention and least-bandwidth token choices for the admitted devices."""
-    floor = floor_hz(links, adm.t_hi, problem.noise_psd_w_per_hz)[0]
+def _starts(problem: RoundProblem, adm: Admission) -> list[np.ndarray]:
+    """Most-retention and least-bandwidth token choices for the admitted devices.
+
+    For ``N <= 64`` the equal-bandwidth and max-power baselines' schedules (restricted to what
+    this admission allows) are added: cheap there, and they may drop devices the others keep.
+    """
+    floor = adm.floor_hi_hz
     rich = np.argmax(np.where(adm.usable, problem.retention, -np.inf), axis=1)
     lean = np.argmin(np.where(adm.usable, floor, np.inf), axis=1)
-    return [np.where(adm.feasible, rich, -1), np.where(adm.feasible, lean, -1)]
+    starts = [np.where(adm.feasible, rich, -1), np.where(adm.feasible, lean, -1)]
+    if problem.num_devices <= _BASELINE_STARTS_MAX_N:
+        rows = np.arange(problem.num_devices)
+        for baseline in (solve_equal_bandwidth, solve_max_power):
+            chosen = baseline(problem).token_option
+            ok = (chosen >= 0) & adm.feasible & adm.usable[rows, np.maximum(chosen, 0)]
+            start = np.where(ok, chosen, -1)
+            if ok.any() and not any(np.array_equal(start, s) for s in starts):
+                starts.append(start)
+    return starts
 
 
 def solve_stsflora(problem: RoundProblem) -> Allocation:
@@ -244,9 +317,7 @@ def solve_stsflora(problem: RoundProblem) -> Allocation:
     adm = admit(problem, np.ones(problem.payload_bits.shape, dtype=bool))
     links = option_links(problem)
     best = None
-    for start in _starts(problem, adm, links):
-        if best is not None and np.array_equal(start, best[0]):
-            continue
+    for start in _starts(problem, adm):
         result = _alternate(problem, adm, start, links)
         if result is not None and (best is None or result[2][-1] > best[2][-1]):
             best = result
