@@ -18,6 +18,15 @@ over the device's shard), so per-batch costs equal ``batch_size ×`` the per-sam
 the surrogate replays them. Wall-clock time never enters the simulated clock; it is only
 accumulated in ``torch_time_s`` (for ``bench/overhead.py``).
 
+Per method (``[method]``): the token methods (stsflora, tsflora, random_tokens) get the round's
+token budget ``k`` (``profile.token_counts[decision.token_option]``, from ``method.token_counts``);
+SFLAM also quantizes the device's frozen backbone weights once at build (int8 when
+``method.quant_bits`` ≥ 8, else int4; ``weight_quant`` holds the memory report); SplitCom gets the
+batch's dataset indices as ``sample_ids`` and a bang-bang threshold controller (τ ∈ {τ, 2τ},
+switching to 2τ while more than ``SPLITCOM_TARGET_UPLOAD`` of a batch is uploaded; wsim's choice)
+fed after every server step with ``observe(loss)``. The download is the compressor's gradient
+payload. ``device_memory_bytes`` is the device stage's parameters and buffers as stored.
+
 Cut activities: if the deadline or the battery cuts a device mid-iteration, its pending device
 graph is dropped at ``end_round`` and its adapters are overwritten by the broadcast. A server
 step whose simulated service is cut has already updated the server model (it ran on arrival).
@@ -33,7 +42,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from wsim.compression import CompressContext, make_compressor
+from wsim.compression import (
+    BangBangController,
+    CompressContext,
+    WeightQuantReport,
+    make_compressor,
+    quantize_module_weights,
+)
 from wsim.rng import make_stream, seed_sequence, torch_seed
 from wsim.training.config import SplitViTConfig
 from wsim.training.data import ImageSet, digits_splits, iterate_batches, load_dataset, model_input
@@ -59,6 +74,40 @@ EVAL_BATCH = 256
 """Samples per evaluation batch."""
 
 TOKEN_METHODS = ("stsflora", "random_tokens", "tsflora")
+
+SPLITCOM_TARGET_UPLOAD = 0.1
+"""Upload share of a batch above which SplitCom's bang-bang controller switches τ to 2τ."""
+
+
+def build_compressor(method: MethodConfig) -> Any:
+    """The scenario's compressor (SplitCom with its bang-bang controller when τ > 0)."""
+    params = compressor_params(method)
+    if method.name == "splitcom" and method.tau > 0:
+        controller = BangBangController(
+            tau_low=method.tau, tau_high=2 * method.tau, target_upload_ratio=SPLITCOM_TARGET_UPLOAD
+        )
+        params = {k: v for k, v in params.items() if k != "tau"}
+        return make_compressor("splitcom", controller=controller, **params)
+    return make_compressor(method.name, **params)
+
+
+def sflam_weight_bits(method: MethodConfig) -> int:
+    """SFLAM's device-weight bits: int8 for ≥ 8-bit activations, else int4."""
+    return 8 if method.quant_bits >= 8 else 4
+
+
+def _module_bytes(module: torch.nn.Module) -> int:
+    tensors = [*module.parameters(), *module.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors)
+
+
+def device_modules(model: Any) -> tuple[torch.nn.ModuleList, int]:
+    """The device's modules (``patch_embed``, ``norm_pre``, ``blocks[:cut]``) and the bytes of
+    its loose parameters ([CLS] token, position embedding)."""
+    vit, cut = model.device_stage.vit, model.device_stage.cut_layer
+    modules = torch.nn.ModuleList([vit.patch_embed, vit.norm_pre, *vit.blocks[:cut]])
+    loose = [t for t in (vit.cls_token, vit.pos_embed) if t is not None]
+    return modules, sum(t.numel() * t.element_size() for t in loose)
 
 
 def compressor_params(method: MethodConfig) -> dict[str, Any]:
@@ -134,6 +183,8 @@ class RealWorkload:
         trainer: The split trainer (tests may wrap its methods).
         config: The split ViT description.
         torch_time_s: Wall seconds spent inside torch calls, by phase.
+        weight_quant: SFLAM's device-weight quantization report (None for other methods).
+        device_memory_bytes: Device-stage parameters and buffers as stored (LoRA included).
     """
 
     def __init__(self, scenario: Scenario, data_rng: np.random.Generator | None = None) -> None:
@@ -164,6 +215,15 @@ class RealWorkload:
         ]
         self.num_samples = [len(p) for p in parts]
         model = build_split_vit(self.config, torch.Generator().manual_seed(torch_seed(seed)))
+        self.weight_quant: WeightQuantReport | None = None
+        on_device, loose_bytes = device_modules(model)
+        if scenario.method.name == "sflam":  # frozen device backbone, once, before training
+            self.weight_quant = quantize_module_weights(
+                on_device, sflam_weight_bits(scenario.method)
+            )
+            self.device_memory_bytes = self.weight_quant.module_bytes_after + loose_bytes
+        else:
+            self.device_memory_bytes = _module_bytes(on_device) + loose_bytes
         self.trainer = SplitTrainer(
             model,
             num,
@@ -171,7 +231,7 @@ class RealWorkload:
             optim=OptimConfig(lr=scenario.train.lr),
         )
         self.method = scenario.method.name
-        self.compressor = make_compressor(self.method, **compressor_params(scenario.method))
+        self.compressor = build_compressor(scenario.method)
         self._generator = torch.Generator().manual_seed(torch_seed(seed) ^ 0x5A5A)
         self.torch_time_s: dict[str, float] = {}
         probe = make_stream(seed, "workload.probe").permutation(len(self.train))[: self.batch_size]
