@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from wsim.optimizer import SOLVERS, check_allocation, random_problem, solve
+from wsim.optimizer import SOLVERS, RoundProblem, check_allocation, random_problem, solve
 from wsim.optimizer.evaluate import links_for
 from wsim.optimizer.resource import split_bandwidth_hz
 from wsim.optimizer.stsflora import resource_step
@@ -180,3 +180,39 @@ def test_warm_started_resource_step_matches_cold_start(seed: int) -> None:
             + warm.latency_s * problem.latency_price_per_s
         )
         assert j_warm == pytest.approx(j_cold, rel=1e-9)
+
+
+def test_stsflora_drops_a_device_that_stretches_the_round() -> None:
+    """Regression: device 0 (tiny gain) forces T far past the deadline under relax_deadline.
+
+    All four scheduled, every device looks net-negative at that T; stsflora used to drop all of
+    them (J = 0) while equal_bandwidth, skipping device 0 only, reached J = 1.58.
+    """
+    problem = RoundProblem(
+        gain_lin=np.array([6.75691234e-13, 2.52820096e-11, 5.07540281e-11, 6.73809855e-11]),
+        cpu_hz=np.array([5.42479507e08, 6.86424915e08, 1.50593662e09, 1.47078427e09]),
+        kappa=np.full(4, 1e-28),
+        max_power_w=np.full(4, 0.2),
+        energy_budget_j=np.array([3.46154045, 2.53471022, 4.98883974, 4.92334136]),
+        token_counts=np.array([196.0]),
+        payload_bits=np.array(
+            [[3496431.2362887], [8611373.45140544], [6544154.65281583], [1006325.55200398]]
+        ),
+        device_cycles=np.array(
+            [[4.45271569e09], [3.16584488e09], [2.19884756e09], [2.69074888e09]]
+        ),
+        retention=np.ones((4, 1)),
+        fixed_latency_s=np.array([0.74843359, 0.72036742, 0.75075738, 0.51113714]),
+        total_bandwidth_hz=2e7,
+        noise_psd_w_per_hz=3.162277660168379e-20,
+        deadline_s=3.0675645260018594,
+        energy_price_per_j=1.0,
+        latency_price_per_s=0.02347138891120309,
+        min_retention=0.0,
+        infeasible_policy="relax_deadline",
+    )
+    alloc = solve(problem, "stsflora")
+    assert check_allocation(problem, alloc) == []
+    assert np.all(np.diff(alloc.objective_history) > 0)
+    assert alloc.objective >= solve(problem, "equal_bandwidth").objective
+    assert alloc.token_option[0] == -1 and np.all(alloc.token_option[1:] >= 0)

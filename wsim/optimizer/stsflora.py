@@ -18,29 +18,33 @@ metric and an alternating algorithm; the exact formulation is wsim's, DESIGN.md 
    about half a solve there, is skipped; at ``N <= 100`` any move qualifies).
 5. before each token step, a **critical-drop** move: the scheduled devices that bind ``T`` on
    their own (single-device minimum latency ``T_min,ij`` above the deadline, i.e. forcing a
-   relaxed round, or within a hair of the current ``T``) are dropped together (then only the
-   slowest one) and step 2 re-run; accepted only if ``J`` improves, each set tried once. The
+   relaxed round, or within a hair of the current ``T``) are dropped, slowest first (1, 2, 4, ...,
+   all of them), step 2 re-run for each; the best is accepted only if ``J`` improves, each set
+   tried once. The
    per-device token step cannot see this: a device that stretches the whole round makes every
    device look net-negative at that ``T``.
-``J`` therefore never decreases across iterations. Both starts are run (plus, for small ``N``, the
-equal-bandwidth and max-power baselines' schedules); the best is returned.
+``J`` therefore never decreases across iterations. Both starts are run; the better is returned.
+Under ``relax_deadline`` the soft latency bound is raised, if needed, until the most-retention
+start fits jointly (``_relax_for``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
 
-from wsim.optimizer.baselines import solve_equal_bandwidth, solve_max_power
 from wsim.optimizer.evaluate import build_allocation, links_for, pick
 from wsim.optimizer.feasibility import Admission, admit, option_links
 from wsim.optimizer.problem import Allocation, RoundProblem
 from wsim.optimizer.radio import bandwidth_at_price_hz
 from wsim.optimizer.resource import (
+    BAND_SLACK,
     Links,
     ResourceStep,
     floor_hz,
+    min_latency_s,
     optimize_latency,
     split_bandwidth_hz,
 )
@@ -51,7 +55,6 @@ _DAMPING = (1.0, 0.5, 0.25)
 _EXPLORE_LATENCY = (0.95, 0.85, 1.1)
 _EXPLORE_MIN_CHANGED = 0.01  # explore only after a token move of >= 1 % of the scheduled devices
 _SETS_T_RTOL = 1e-6  # a device "sets T" when its T_min is within this of T
-_BASELINE_STARTS_MAX_N = 64  # baseline schedules as extra starts up to this many devices
 
 
 def resource_step(
@@ -199,7 +202,7 @@ def _drop_critical(
     current: float,
     tried: set[bytes],
 ) -> tuple[np.ndarray, ResourceStep, float] | None:
-    """Drop the devices that bind ``T`` on their own (all, then the slowest); kept if J grows.
+    """Drop the devices that bind ``T`` on their own (slowest first); the best kept if J grows.
 
     Critical: scheduled devices whose single-device minimum latency at their option exceeds the
     deadline (they force a relaxed round) or reaches the current ``T`` (they set it).
@@ -211,21 +214,26 @@ def _drop_critical(
     )
     if not critical.any():
         return None
-    slowest = np.zeros_like(critical)
-    slowest[np.argmax(t_min)] = True
-    for drop in (critical, slowest):
-        key = np.flatnonzero(drop).tobytes()
+    # nested drops, slowest first: 1, 2, 4, ... of the critical devices, then all; best J wins
+    order = np.argsort(-np.where(critical, t_min, -np.inf), kind="stable")
+    num = int(critical.sum())
+    sizes = sorted({min(2**k, num) for k in range(num.bit_length() + 1)})
+    best = None
+    for size in sizes:
+        drop = order[:size]
+        key = np.sort(drop).tobytes()
         if key in tried:
             continue
         tried.add(key)
-        candidate = np.where(drop, -1, options)
+        candidate = options.copy()
+        candidate[drop] = -1
         new = resource_step(problem, candidate, adm.t_hi, step.price_j_per_hz)
         if new is None:
             continue
         value = step_objective(problem, candidate, new)
-        if value > current + 1e-12 * max(abs(current), 1.0):
-            return candidate, new, value
-    return None
+        if value > current + 1e-12 * max(abs(current), 1.0) and (best is None or value > best[2]):
+            best = (candidate, new, value)
+    return best
 
 
 def _damped_accept(
@@ -291,24 +299,31 @@ def _explore(
 
 
 def _starts(problem: RoundProblem, adm: Admission) -> list[np.ndarray]:
-    """Most-retention and least-bandwidth token choices for the admitted devices.
-
-    For ``N <= 64`` the equal-bandwidth and max-power baselines' schedules (restricted to what
-    this admission allows) are added: cheap there, and they may drop devices the others keep.
-    """
+    """Most-retention and least-bandwidth token choices for the admitted devices."""
     floor = adm.floor_hi_hz
     rich = np.argmax(np.where(adm.usable, problem.retention, -np.inf), axis=1)
     lean = np.argmin(np.where(adm.usable, floor, np.inf), axis=1)
-    starts = [np.where(adm.feasible, rich, -1), np.where(adm.feasible, lean, -1)]
-    if problem.num_devices <= _BASELINE_STARTS_MAX_N:
-        rows = np.arange(problem.num_devices)
-        for baseline in (solve_equal_bandwidth, solve_max_power):
-            chosen = baseline(problem).token_option
-            ok = (chosen >= 0) & adm.feasible & adm.usable[rows, np.maximum(chosen, 0)]
-            start = np.where(ok, chosen, -1)
-            if ok.any() and not any(np.array_equal(start, s) for s in starts):
-                starts.append(start)
-    return starts
+    return [np.where(adm.feasible, rich, -1), np.where(adm.feasible, lean, -1)]
+
+
+def _relax_for(problem: RoundProblem, adm: Admission, options: np.ndarray) -> Admission:
+    """Under ``relax_deadline``, raise ``t_hi`` until ``options`` fit jointly (else ``adm``).
+
+    Admission relaxes the deadline only as far as the leanest options need; the most-retention
+    start (the all-tokens baseline's schedule) may need a slightly longer round, and ``mu_T``
+    prices it anyway, so the soft bound is raised to its joint minimum latency.
+    """
+    if problem.infeasible_policy != "relax_deadline" or not (options >= 0).any():
+        return adm
+    links = links_for(problem, options)
+    bw, n0 = problem.total_bandwidth_hz, problem.noise_psd_w_per_hz
+    if np.sum(floor_hz(links, adm.t_hi, n0)[0]) <= bw * (1.0 + BAND_SLACK):
+        return adm
+    t_top = 2.0 * adm.t_hi
+    while not np.isfinite(min_latency_s(links, bw, n0, t_top)):
+        t_top *= 2.0
+    t_hi = max(adm.t_hi, min_latency_s(links, bw, n0, t_top))
+    return dataclasses.replace(adm, t_hi=float(t_hi))
 
 
 def solve_stsflora(problem: RoundProblem) -> Allocation:
@@ -316,8 +331,12 @@ def solve_stsflora(problem: RoundProblem) -> Allocation:
     start_time = time.perf_counter()
     adm = admit(problem, np.ones(problem.payload_bits.shape, dtype=bool))
     links = option_links(problem)
+    starts = _starts(problem, adm)
+    adm = _relax_for(problem, adm, starts[0])
     best = None
-    for start in _starts(problem, adm):
+    for start in starts:
+        if best is not None and np.array_equal(start, best[0]):
+            continue
         result = _alternate(problem, adm, start, links)
         if result is not None and (best is None or result[2][-1] > best[2][-1]):
             best = result
