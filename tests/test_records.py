@@ -24,7 +24,14 @@ from wsim.sim.engine import run_simulation
 @pytest.fixture(scope="module")
 def result():
     sc = load_scenario(
-        None, ["devices.num_devices=5", "sim.num_rounds=3", "sim.eval_every=2", "seed=3"]
+        None,
+        [
+            "devices.num_devices=5",
+            "sim.num_rounds=3",
+            "sim.eval_every=2",
+            "seed=3",
+            "sim.workload=surrogate",
+        ],
     )
     return run_simulation(sc)
 

@@ -17,6 +17,7 @@ import subprocess
 import tempfile
 from collections.abc import Callable
 from importlib import metadata
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,9 @@ class EventLog:
         self._rows: list[tuple] = []
         self._chunks: list[list[np.ndarray]] = []  # per flushed chunk, one array per column
         self._num_flushed = 0
-        self.append = self._rows.append  # hot path: append((round, device, KIND_CODE[k], ...))
+        # hot path: ``append((round, device, KIND_CODE[kind], ...))`` with no size check; the
+        # caller flushes now and then (the engine once per round)
+        self.append = self._rows.append
 
     def __len__(self) -> int:
         return self._num_flushed + len(self._rows)
@@ -99,11 +102,35 @@ class EventLog:
         if len(self._rows) >= _FLUSH_ROWS:
             self.flush()
 
+    def add_columns(self, round: int, device: np.ndarray, kind: str, t_start_s, t_end_s, **cols: Any) -> None:
+        """Append ``len(device)`` events of one kind at once (each other column a scalar or an
+        array; defaults as in :meth:`add`). Pending rows are flushed first (order kept)."""
+        self.flush()
+        num = len(device)
+        if num == 0:
+            return
+        defaults = {"bytes": 0.0, "tokens": 0, "bandwidth_hz": math.nan, "power_w": math.nan,
+                    "rate_bps": math.nan, "snr_db": math.nan, "energy_j": 0.0, "flops": 0.0,
+                    "num_blocks": 0}  # fmt: skip
+        unknown = set(cols) - set(defaults)
+        if unknown:
+            raise TypeError(f"unknown event columns {sorted(unknown)}")
+        values = {**defaults, **cols, "round": round, "device": device, "kind": KIND_CODE[kind],
+                  "t_start_s": t_start_s, "t_end_s": t_end_s}  # fmt: skip
+        self._chunks.append(
+            [np.broadcast_to(np.asarray(values[c]).astype(dt), (num,)).copy()
+             for c, dt in zip(EVENT_COLUMNS, _COLUMN_DTYPES, strict=True)]  # fmt: skip
+        )
+        self._num_flushed += num
+
     def flush(self) -> None:
         """Move the pending rows into the column arrays."""
         if not self._rows:
             return
-        block = np.array(self._rows, dtype=np.float64)  # [rows, columns]
+        num = len(self._rows)
+        flat = chain.from_iterable(self._rows)
+        # [rows, columns]
+        block = np.fromiter(flat, dtype=np.float64, count=num * len(EVENT_COLUMNS)).reshape(num, -1)
         self._chunks.append([block[:, j].astype(dt) for j, dt in enumerate(_COLUMN_DTYPES)])
         self._num_flushed += len(self._rows)
         self._rows.clear()

@@ -25,7 +25,7 @@ found by one search in its device's row: the block ``k`` where ``C`` crosses the
 ``t_end = k T_b + (bits left at k) / r_k`` — the piecewise integral, exactly (up to round-off).
 A transfer is resolved at most ``horizon_blocks`` blocks past the current simulated time (the
 caller waits until then and continues), so the buffers hold at most about
-``1.5 · horizon_blocks × num_devices`` values each: memory stays bounded for any run length.
+``2 · horizon_blocks × num_devices`` values each: memory stays bounded for any run length.
 :meth:`CellChannel.integrate` is the generic path for any ``(b, p)`` (tests, tools).
 """
 
@@ -63,7 +63,7 @@ LOS_MODELS = ("uma", "umi")
 _MAX_CHUNK = 256  # most blocks fetched per vectorized step of a generic integration
 _BLOCKS_PER_CALL = 32  # most blocks computed per vectorized channel step
 _CELL_BUDGET = 2**21  # horizon_blocks × num_devices (per buffer) aimed at
-HORIZON_BLOCKS = 4096  # upper bound of the horizon (small cells)
+HORIZON_BLOCKS = 1024  # upper bound of the horizon (small cells)
 _MIN_HORIZON_BLOCKS = 64
 _BOUNDARY_TOL = 1e-9  # a time this close (in blocks) below a boundary belongs to the next block
 UPLINK, DOWNLINK = 0, 1
@@ -200,12 +200,14 @@ class CellChannel:
         self._first_block = 0  # first kept block (earlier ones were released)
         # device-major buffers over blocks _base …: gains [N, cap], cumulative ∫g dt and
         # per-link cumulative bits at the block starts [N, cap + 1]
-        cap = self.horizon_blocks + self.horizon_blocks // 2 + _BLOCKS_PER_CALL
+        cap = 2 * self.horizon_blocks + _BLOCKS_PER_CALL
         self._base = 0
         self._gains = np.empty((n, cap))
         self._cum_gain = np.zeros((n, cap + 1))
         self._links: list[tuple[FloatArray, FloatArray, FloatArray]] = []  # (b, coef, C)
-        self._link_lists: list[tuple[list[float], list[float]]] = []
+        self._link_arrays: list[tuple[FloatArray, FloatArray]] = []
+        self._link_b: list[list[float]] = []  # per link, per device: b (Hz) and p / (N0 b)
+        self._link_coef: list[list[float]] = []
         # per mobility segment: first block, distance, speed, large-scale gain, rho
         self._seg_start: list[int] = []
         self._seg: list[tuple[FloatArray, FloatArray]] = []
@@ -316,25 +318,33 @@ class CellChannel:
         cum_bits[:, c + 1 : c + 1 + rate.shape[1]] = rate
 
     def _reserve(self, n: int) -> None:
-        """Make room in the buffers for block ``n`` (compact, or grow for long generic calls)."""
+        """Make room in the buffers for block ``n``: shift the kept blocks to the front (in
+        place, cumulative columns rebased on the first kept block), or grow for long generic
+        calls."""
         cap = self._gains.shape[1]
         if n - self._base < cap:
             return
         keep = self._first_block - self._base
         live = self._num_computed - self._first_block
+        bufs = [self._gains, self._cum_gain] + [bits for _, _, bits in self._links]
         if n - self._first_block >= cap:  # only the generic path gets here: grow
             cap = 2 * (n - self._first_block + 1)
-        bufs = [self._gains, self._cum_gain] + [bits for _, _, bits in self._links]
-        new = []
-        for i, buf in enumerate(bufs):
-            out = np.empty((self.num_devices, cap + (i > 0)))
-            if i == 0:
-                out[:, :live] = buf[:, keep : keep + live]
-            else:  # cumulative columns, rebased on the first kept block
-                out[:, : live + 1] = buf[:, keep : keep + live + 1] - buf[:, keep : keep + 1]
-            new.append(out)
-        self._gains, self._cum_gain = new[0], new[1]
-        self._links = [(b, coef, bits) for (b, coef, _), bits in zip(self._links, new[2:])]
+            new = []
+            for i, buf in enumerate(bufs):
+                out = np.empty((self.num_devices, cap + (i > 0)))
+                out[:, : live + (i > 0)] = buf[:, keep : keep + live + (i > 0)]
+                new.append(out)
+            bufs = new
+        else:
+            for i, buf in enumerate(bufs):
+                width = live + (i > 0)
+                buf[:, :width] = buf[:, keep : keep + width]
+        for buf in bufs[1:]:  # rebase the cumulative columns
+            buf[:, : live + 1] -= buf[:, :1].copy()
+        self._gains, self._cum_gain = bufs[0], bufs[1]
+        self._links = [
+            (b, coef, bits) for (b, coef, _), bits in zip(self._links, bufs[2:], strict=True)
+        ]
         self._base = self._first_block
         self._prune_segments()
 
@@ -375,12 +385,18 @@ class CellChannel:
             ok = (b > 0) & (p > 0)
             coef = np.where(ok, p / (noise_psd_w_per_hz * np.where(ok, b, 1.0)), 0.0)
             links.append((np.where(ok, b, 0.0), coef))
-        self._link_lists = [(b.tolist(), coef.tolist()) for b, coef in links]
+        self._link_arrays = links
+        self._link_b = [b.tolist() for b, _ in links]
+        self._link_coef = [coef.tolist() for _, coef in links]
         c0 = self._first_block - self._base
         c1 = self._num_computed - self._base
+        old = [bits for _, _, bits in self._links]
         self._links = []
-        for b, coef in links:
-            bits = np.empty_like(self._cum_gain)
+        for j, (b, coef) in enumerate(links):
+            # reuse last round's buffers (same shape unless the buffers grew)
+            bits = old[j] if j < len(old) and old[j].shape == self._cum_gain.shape else None
+            if bits is None:
+                bits = np.empty_like(self._cum_gain)
             bits[:, c0] = 0.0
             self._cum_rate(self._gains[:, c0:c1], b, coef, bits, c0)
             self._links.append((b, coef, bits))
@@ -399,54 +415,130 @@ class CellChannel:
         bs = self.block_s
         if bits <= 0:
             return t0_s, 0.0, True, 0, math.nan
-        b, coef = self._link_lists[link][0][device], self._link_lists[link][1][device]
+        b, coef = self._link_b[link][device], self._link_coef[link][device]
         if not b > 0:
             raise ValueError(f"device {device}: no link (no bandwidth or power this round)")
         first = int(t0_s / bs + _BOUNDARY_TOL)
         live = int(now_s / bs + _BOUNDARY_TOL)
         if live > self._first_block:
             self.release_before(now_s)
-        t_stop = min(t_limit_s, (live + self.horizon_blocks) * bs)
-        last = int(t_stop / bs + _BOUNDARY_TOL) if t_stop < math.inf else math.inf
-        self._ensure(first)
-        c0 = first - self._base
-        gains = self._gains[device]
-        g0 = float(gains[c0])
+        t_stop = (live + self.horizon_blocks) * bs
+        if t_limit_s < t_stop:
+            t_stop = t_limit_s
+        if first >= self._num_computed:
+            self._ensure(first)
+        g0 = self._gains.item(device, first - self._base)
         r0 = b * math.log2(1.0 + coef * g0)
         seg0 = min((first + 1) * bs, t_stop) - t0_s
         if r0 * seg0 >= bits:  # done in the first block
             return t0_s + bits / r0, bits, True, 1, coef * g0
-        # bits left after the first block; find the block k where C crosses C[first+1] + need
-        need = bits - r0 * max(seg0, 0.0)
-        cum, cum_g = self._links[link][2][device], self._cum_gain[device]
+        last = int(t_stop / bs + _BOUNDARY_TOL)
         if last > first:
+            # bits left after the first block; the transfer ends in the first block k with
+            # C[k + 1] >= C[first + 1] + need (looking ahead as far as r0 says, doubling)
+            need = bits - r0 * seg0
             n, k = first + 1, last + 1
-            # look ahead as far as the first block's rate says (doubling when short)
             reach = min(int(need / (r0 * bs)) + 4, 4 * _BLOCKS_PER_CALL) if r0 > 0 else 8
             while n <= last:
                 ahead = min(last, max(self._num_computed - 1, n + reach))
-                self._ensure(ahead)
-                cum, cum_g = self._links[link][2][device], self._cum_gain[device]
-                c0 = first - self._base
-                base_bits = float(cum[c0 + 1])
-                target = base_bits + need
-                lo = n - self._base + 1
-                k = int(cum[lo : ahead - self._base + 2].searchsorted(target)) + n
+                if ahead >= self._num_computed:
+                    self._ensure(ahead)
+                base = self._base
+                cum = self._links[link][2]
+                base_bits = cum.item(device, first - base + 1)
+                k = int(cum[device, n - base + 1 : ahead - base + 2].searchsorted(base_bits + need))
+                k += n
                 if k <= ahead:
                     break
                 n, reach = ahead + 1, 2 * reach
             if k <= last:  # ends in block k unless t_stop cuts it
-                ck = k - self._base
-                start_k = k * bs
-                g = float(self._gains[device, ck])
-                rk = b * math.log2(1.0 + coef * g)
-                left = need - (float(cum[ck]) - base_bits)
-                t_end = start_k + left / rk
+                ck = k - base
+                g = self._gains.item(device, ck)
+                left = need - (cum.item(device, ck) - base_bits)
+                t_end = k * bs + left / (b * math.log2(1.0 + coef * g))
                 if t_end <= t_stop:
-                    gain_time = g0 * seg0 + float(cum_g[ck] - cum_g[c0 + 1]) + g * (t_end - start_k)
+                    cum_g = self._cum_gain
+                    gain_time = (
+                        g0 * seg0
+                        + (cum_g.item(device, ck) - cum_g.item(device, first - base + 1))
+                        + g * (t_end - k * bs)
+                    )
                     return t_end, bits, True, k - first + 1, coef * gain_time / (t_end - t0_s)
         # cut at t_stop (a limit or the horizon)
         return self._cut(link, device, first, t0_s, t_stop, r0, g0, coef, b)
+
+    def link_transfer_many(
+        self,
+        link: int,
+        devices: npt.NDArray[np.int64],
+        bits: FloatArray,
+        t0_s: FloatArray,
+        t_limit_s: FloatArray,
+        now_s: float,
+    ) -> tuple[FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:
+        """:meth:`link_transfer` for many devices at once (same formulas, vectorized).
+
+        Resolves the transfers that complete before their limit and the horizon; the others
+        (``is_complete`` False) are left to :meth:`link_transfer` (cut or continued).
+
+        Returns:
+            ``(t_end_s, is_complete, num_blocks, mean_snr_lin)``, ``[len(devices)]`` each.
+        """
+        bs, m = self.block_s, len(devices)
+        t_end, blocks, snr = np.full(m, np.nan), np.zeros(m, np.int64), np.full(m, np.nan)
+        if m == 0:
+            return t_end, np.zeros(0, bool), blocks, snr
+        live = int(now_s / bs + _BOUNDARY_TOL)
+        if live > self._first_block:
+            self.release_before(now_s)
+        stop = np.minimum(t_limit_s, (live + self.horizon_blocks) * bs)
+        first = np.floor(t0_s / bs + _BOUNDARY_TOL).astype(np.int64)
+        self._ensure(int(first.max()))
+        b, coef = self._link_arrays[link][0][devices], self._link_arrays[link][1][devices]
+        if not np.all(b > 0):
+            raise ValueError(f"devices {devices[~(b > 0)][:10].tolist()}: no link this round")
+        g0 = self._gains[devices, first - self._base]
+        r0 = b * np.log2(1.0 + coef * g0)
+        seg0 = np.minimum((first + 1) * bs, stop) - t0_s
+        done = r0 * seg0 >= bits
+        t_end[done] = t0_s[done] + bits[done] / r0[done]
+        blocks[done], snr[done] = 1, coef[done] * g0[done]
+        empty = bits <= 0
+        t_end[empty], blocks[empty], snr[empty] = t0_s[empty], 0, np.nan
+        rest = np.flatnonzero(~done & (stop > (first + 1) * bs))
+        if rest.size:
+            need = bits[rest] - r0[rest] * seg0[rest]
+            last = np.floor(stop[rest] / bs + _BOUNDARY_TOL).astype(np.int64)
+            with np.errstate(divide="ignore"):
+                reach = first[rest] + 2 * need / (r0[rest] * bs) + 8
+            ahead = int(min(last.max(), max(np.max(np.minimum(reach, last)), first.max() + 1)))
+            self._ensure(ahead)
+            d, f1, base = devices[rest], first[rest] + 1 - self._base, self._base
+            cum = self._links[link][2]
+            base_bits = cum[d, f1]
+            target = base_bits + need
+            # first column whose cumulative bits reach the target (rows are nondecreasing
+            # from the first kept block on)
+            c_live = self._first_block - base
+            col = c_live + (cum[d, c_live : ahead - base + 2] < target[:, None]).sum(axis=1)
+            ck = np.minimum(col - 1, ahead - base)  # block k = ck + base ends at column col
+            g = self._gains[d, ck]
+            rk = b[rest] * np.log2(1.0 + coef[rest] * g)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                end = (ck + base) * bs + (need - (cum[d, ck] - base_bits)) / rk
+            ok = (col < ahead - base + 2) & (ck + base <= last) & (end <= stop[rest])
+            idx = rest[ok]
+            t_end[idx] = end[ok]
+            blocks[idx] = (ck + base)[ok] - first[idx] + 1
+            cum_g = self._cum_gain
+            gain_time = (
+                g0[idx] * seg0[idx]
+                + (cum_g[d[ok], ck[ok]] - cum_g[d[ok], f1[ok]])
+                + g[ok] * (end[ok] - (ck[ok] + base) * bs)
+            )
+            snr[idx] = coef[idx] * gain_time / (end[ok] - t0_s[idx])
+            done[idx] = True
+        return t_end, done, blocks, snr
 
     def _cut(
         self, link: int, device: int, first: int, t0: float, t_stop: float, r0, g0, coef, b
@@ -462,7 +554,7 @@ class CellChannel:
         c0, cl = first - self._base, last - self._base
         cum, cum_g = self._links[link][2][device], self._cum_gain[device]
         g = float(self._gains[device, cl])
-        part = t_stop - last * bs
+        part = max(t_stop - last * bs, 0.0)
         sent = r0 * seg0 + float(cum[cl] - cum[c0 + 1]) + b * math.log2(1.0 + coef * g) * part
         gain_time = g0 * seg0 + float(cum_g[cl] - cum_g[c0 + 1]) + g * part
         blocks = last - first + (1 if part > 0 else 0)

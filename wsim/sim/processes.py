@@ -41,7 +41,7 @@ from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32, gain_to_db
 Proc = Generator[Any, Any, Any]
 NAN, INF = math.nan, math.inf
 _K = KIND_CODE
-_UPLINK_KINDS = (_K["upload"], _K["adapter_up"])
+_UPLOAD, _ADAPTER_UP, _ADAPTER_DOWN = _K["upload"], _K["adapter_up"], _K["adapter_down"]
 
 
 class RoundRun:
@@ -51,7 +51,7 @@ class RoundRun:
     def __init__(self, world: World, ctx: RoundContext, devices: list[int]) -> None:
         fleet, dec = world.fleet, ctx.decision
         self.world, self.ctx, self.env = world, ctx, world.env
-        self.channel, self.append = world.channel, world.events.add_row
+        self.channel, self.append = world.channel, world.events.append
         self.round, self.deadline = ctx.round, ctx.deadline_s
         self.cpu_hz, self.kappa = fleet.cpu_hz.tolist(), fleet.kappa.tolist()
         self.cycles_per_flop = fleet.cycles_per_flop.tolist()
@@ -99,7 +99,9 @@ class RoundRun:
         """Device compute from ``t0``: ``t = FLOPs·c / f``, ``E = κ C f²``; returns the end
         time, or -1 if cut (deadline or battery; the device's round is then over)."""
         if not (flops is not None and flops > 0 and flops < INF):
-            raise ValueError(f"flops must be finite and > 0 (compute time is never zero), got {flops!r}")
+            raise ValueError(
+                f"flops must be finite and > 0 (compute time is never zero), got {flops!r}"
+            )
         f, kappa = self.cpu_hz[device], self.kappa[device]
         cycles = flops * self.cycles_per_flop[device]
         duration = cycles / f
@@ -123,39 +125,58 @@ class RoundRun:
         self.interrupted(device, t_end, dropped)
         return -1.0
 
-    def send(self, device: int, kind: int, bits: float, tokens: int, t0: float) -> Proc:
+    def send(self, device: int, kind: int, bits: float, tokens: int, t0: float) -> float | Proc:
         """Transfer from ``t0`` over this round's uplink (``upload``, ``adapter_up``: device
         power, drains the battery) or downlink; cut at the deadline (not ``adapter_down``).
-        Returns the end time, or -1 if cut. Waits only when the transfer outlasts the
-        channel's horizon."""
-        is_up = kind in _UPLINK_KINDS
-        link = UPLINK if is_up else DOWNLINK
-        bw = self.bw[0][device] if is_up else self.bw[1]
-        power = self.power[0][device] if is_up else self.power[1]
-        battery = self.battery[device]
-        t_dead = t0 + battery / power if is_up else INF
-        limit = self.deadline if kind != _K["adapter_down"] else INF
-        stop = min(limit, t_dead)
-        env, channel = self.env, self.channel
-        t, sent, blocks, snr_time = t0, 0.0, 0, 0.0
-        while True:
-            t_end, done, complete, num, snr = channel.link_transfer(
-                link, device, bits - sent, t, stop, env.now
-            )
-            sent += done
-            blocks += num
-            if t_end > t:
-                snr_time += snr * (t_end - t)
-            if complete or t_end >= stop:
-                break
+
+        Returns the end time, or -1 if cut; or, when the transfer outlasts the channel's
+        horizon, a generator to ``yield from`` (it waits, continues, and returns the same).
+        """
+        is_up = kind == _UPLOAD or kind == _ADAPTER_UP
+        if is_up:
+            power, battery = self.power[0][device], self.battery[device]
+            t_dead = t0 + battery / power
+            stop = self.deadline if self.deadline < t_dead else t_dead
+        else:
+            power, battery, t_dead = self.power[1], 0.0, INF
+            stop = self.deadline if kind != _ADAPTER_DOWN else INF
+        res = self.channel.link_transfer(
+            UPLINK if is_up else DOWNLINK, device, bits, t0, stop, self.env.now
+        )
+        if res[2] or res[0] >= stop:
+            return self._sent(device, kind, bits, tokens, t0, stop, t_dead, battery, res)
+        return self._send_rest(device, kind, bits, tokens, t0, stop, t_dead, battery, res)
+
+    def _send_rest(self, device, kind, bits, tokens, t0, stop, t_dead, battery, res) -> Proc:
+        """Continue a transfer that reached the channel's horizon (wait, integrate on)."""
+        env, link = self.env, UPLINK if kind in (_UPLOAD, _ADAPTER_UP) else DOWNLINK
+        t_end, sent, complete, blocks, snr = res
+        snr_time = snr * (t_end - t0) if t_end > t0 else 0.0
+        while not (complete or t_end >= stop):
             yield env.timeout(t_end - env.now)  # past the channel's horizon: wait, continue
             t = t_end
+            t_end, done, complete, num, snr = self.channel.link_transfer(
+                link, device, bits - sent, t, stop, env.now
+            )
+            sent, blocks = sent + done, blocks + num
+            if t_end > t:
+                snr_time += snr * (t_end - t)
+        airtime = t_end - t0
+        res = (t_end, sent, complete, blocks, snr_time / airtime if airtime > 0 else NAN)
+        return self._sent(device, kind, bits, tokens, t0, stop, t_dead, battery, res)
+
+    def _sent(self, device, kind, bits, tokens, t0, stop, t_dead, battery, res) -> float:
+        """Record a finished (or cut) transfer; returns its end time, or -1 if cut."""
+        t_end, sent, complete, blocks, snr_mean = res
+        is_up = kind == _UPLOAD or kind == _ADAPTER_UP
+        limit = self.deadline if kind != _ADAPTER_DOWN else INF
+        bw = self.bw[0][device] if is_up else self.bw[1]
+        power = self.power[0][device] if is_up else self.power[1]
         sent = bits if complete else sent
         dropped = not complete and t_dead <= limit
         airtime = t_end - t0
         energy = (battery if dropped else power * airtime) if is_up else 0.0
         if complete or airtime > 0:
-            snr_mean = snr_time / airtime if airtime > 0 else NAN
             self.append((
                 self.round, device, kind, t0, t_end, sent / BITS_PER_BYTE, tokens, bw, power,
                 sent / airtime if airtime > 0 else NAN,
@@ -164,9 +185,7 @@ class RoundRun:
             ))  # fmt: skip
             if is_up:
                 self.battery[device] = 0.0 if dropped else max(battery - energy, 0.0)
-        if complete:
-            return t_end
-        if kind == _K["adapter_down"]:
+        if complete or kind == _ADAPTER_DOWN:
             return t_end
         self.interrupted(device, t_end, dropped)
         return -1.0
@@ -200,26 +219,40 @@ class RoundRun:
         return -1.0
 
 
-def device_round(run: RoundRun, device: int) -> Proc:
-    """One scheduled device's round: local iterations, then the adapter upload."""
+def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc:
+    """One scheduled device's round: local iterations, then the adapter upload.
+
+    ``start``: what the round process already resolved of the first iteration (see
+    :func:`start_devices`): ``(t, step, uploaded)`` — the forward ended at ``t`` and, if
+    ``uploaded``, the upload too (``t`` is then its arrival).
+    """
     env, wl, r = run.env, run.world.workload, run.round
     iters = run.world.scenario.sim.local_iters
     t = float(env.now)
     for it in range(iters):
-        step = wl.client_forward(device, r, it)  # now = the forward's start
-        t = run.compute(device, _K["client_fwd"], step.flops, step.tokens, t)
-        if t < 0:
-            return
-        t = yield from run.send(device, _K["upload"], step.upload_bits, step.tokens, t)
-        if t < 0:
-            return
+        if start is None or it > 0:
+            step = wl.client_forward(device, r, it)  # now = the forward's start
+            t = run.compute(device, _K["client_fwd"], step.flops, step.tokens, t)
+            if t < 0:
+                return
+            uploaded = False
+        else:
+            t, step, uploaded = start
+        if not uploaded:
+            t = run.send(device, _UPLOAD, step.upload_bits, step.tokens, t)
+            if t.__class__ is not float:
+                t = yield from t
+            if t < 0:
+                return
         if t > env.now:
             yield env.timeout(t - env.now)  # the upload arrives
         srv = wl.server_step(device, r, it)  # simulated arrival order
         t = run.serve(device, srv.flops, t)
         if t < 0:
             return
-        t = yield from run.send(device, _K["download"], srv.download_bits, 0, t)
+        t = run.send(device, _K["download"], srv.download_bits, 0, t)
+        if t.__class__ is not float:
+            t = yield from t
         if t < 0:
             return
         if t > env.now:
@@ -229,9 +262,71 @@ def device_round(run: RoundRun, device: int) -> Proc:
             return
         if it + 1 < iters and t > env.now:
             yield env.timeout(t - env.now)  # the next forward starts
-    t = yield from run.send(device, _K["adapter_up"], wl.adapter_up_bits(device), 0, t)
+    t = run.send(device, _ADAPTER_UP, wl.adapter_up_bits(device), 0, t)
+    if t.__class__ is not float:
+        t = yield from t
     if t >= 0:
         run.finish(device, t, True)
+
+
+def start_devices(run: RoundRun, devices: list[int]) -> None:
+    """Start every scheduled device at the round start: all forwards begin now, so the round
+    process calls ``client_forward`` for each (at its event time) and resolves the forwards and
+    the uploads that run to completion vectorized (same formulas as :meth:`RoundRun.compute`
+    and the channel's transfer); the cut ones take the scalar path. Then one process each."""
+    env, wl, fleet = run.env, run.world.workload, run.world.fleet
+    t0 = float(env.now)
+    steps = [wl.client_forward(i, run.round, 0) for i in devices]
+    dev = np.asarray(devices, dtype=np.int64)
+    flops = np.array([s.flops if s.flops is not None else np.nan for s in steps], dtype=float)
+    if not np.all((flops > 0) & np.isfinite(flops)):
+        bad = flops[~((flops > 0) & np.isfinite(flops))][0]
+        raise ValueError(f"flops must be finite and > 0 (compute time is never zero), got {bad!r}")
+    f, kappa = fleet.cpu_hz[dev], fleet.kappa[dev]
+    cycles = flops * fleet.cycles_per_flop[dev]
+    power = kappa * f**3
+    battery = np.asarray(run.battery)[dev]
+    with np.errstate(divide="ignore"):
+        t_dead = np.where(power > 0, t0 + battery / np.where(power > 0, power, 1.0), INF)
+    t_fwd = t0 + cycles / f
+    ok = (t_fwd <= run.deadline) & (t_fwd <= t_dead)
+    energy = kappa * cycles * (f * f)
+    battery = np.where(ok, np.maximum(battery - energy, 0.0), battery)
+    tokens = np.array([s.tokens for s in steps], dtype=np.int64)
+    fwd = np.flatnonzero(ok)
+    run.world.events.add_columns(run.round, dev[fwd], "client_fwd", t0, t_fwd[fwd],
+                                 tokens=tokens[fwd], energy_j=energy[fwd], flops=flops[fwd])  # fmt: skip
+    # uploads of the devices whose forward completed
+    bits = np.array([s.upload_bits for s in steps], dtype=float)[fwd]
+    p_up = np.asarray(run.power[0])[dev[fwd]]
+    limit = np.minimum(run.deadline, t_fwd[fwd] + battery[fwd] / p_up)
+    t_up, up_ok, blocks, snr = run.channel.link_transfer_many(
+        UPLINK, dev[fwd], bits, t_fwd[fwd], limit, t0
+    )
+    idx = fwd[up_ok]
+    airtime = t_up[up_ok] - t_fwd[idx]
+    e_up = p_up[up_ok] * airtime
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(airtime > 0, bits[up_ok] / airtime, np.nan)
+        snr_db = np.where(snr[up_ok] > 0, 10.0 * np.log10(snr[up_ok]), np.nan)
+    run.world.events.add_columns(
+        run.round, dev[idx], "upload", t_fwd[idx], t_up[up_ok], bytes=bits[up_ok] / BITS_PER_BYTE,
+        tokens=tokens[idx], bandwidth_hz=np.asarray(run.bw[0])[dev[idx]], power_w=p_up[up_ok],
+        rate_bps=rate, snr_db=snr_db, energy_j=e_up, num_blocks=blocks[up_ok],
+    )  # fmt: skip
+    battery[idx] = np.maximum(battery[idx] - e_up, 0.0)
+    for j in fwd.tolist():
+        run.battery[devices[j]] = float(battery[j])
+    arrival = np.full(len(devices), np.nan)
+    arrival[idx] = t_up[up_ok]
+    for j, i in enumerate(devices):
+        if not ok[j]:  # the forward is cut: scalar path records it and ends the device's round
+            run.compute(i, _K["client_fwd"], steps[j].flops, steps[j].tokens, t0)
+            continue
+        start = (float(arrival[j]), steps[j], True) if arrival[j] == arrival[j] else None
+        if start is None:
+            start = (float(t_fwd[j]), steps[j], False)
+        env.process(device_round(run, i, start))
 
 
 def _drive(gen: Proc, event: Any, sink: list[float]) -> Proc:
@@ -254,17 +349,29 @@ def aggregate(world: World, run: RoundRun) -> Proc:
     t0 = float(env.now)
     yield env.timeout(world.server.compute_time_s(flops))
     t_agg = float(env.now)
-    world.events.add_row((run.round, -1, _K["aggregate"], t0, t_agg, 0.0, 0, NAN, NAN, NAN, NAN,
+    run.append((run.round, -1, _K["aggregate"], t0, t_agg, 0.0, 0, NAN, NAN, NAN, NAN,
                           0.0, flops, 0))  # fmt: skip
-    ends, waiting = [t_agg], []
-    for device in run.completed:
-        gen = run.send(device, _K["adapter_down"], down_bits, 0, t_agg)
-        try:
-            event = next(gen)
-        except StopIteration as stop:
-            ends.append(stop.value)
+    dev = np.asarray(run.completed, dtype=np.int64)
+    bits = np.full(len(dev), float(down_bits))
+    t_end, ok, blocks, snr = world.channel.link_transfer_many(
+        DOWNLINK, dev, bits, np.full(len(dev), t_agg), np.full(len(dev), INF), t_agg
+    )
+    airtime = t_end[ok] - t_agg
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = np.where(airtime > 0, bits[ok] / airtime, np.nan)
+        snr_db = np.where(snr[ok] > 0, 10.0 * np.log10(snr[ok]), np.nan)
+    world.events.add_columns(
+        run.round, dev[ok], "adapter_down", t_agg, t_end[ok], bytes=bits[ok] / BITS_PER_BYTE,
+        bandwidth_hz=run.bw[1], power_w=run.power[1], rate_bps=rate, snr_db=snr_db,
+        num_blocks=blocks[ok],
+    )  # fmt: skip
+    ends, waiting = [t_agg, *t_end[ok].tolist()], []
+    for device in dev[~ok].tolist():  # past the horizon: continue in a process
+        gen = run.send(device, _ADAPTER_DOWN, down_bits, 0, t_agg)
+        if gen.__class__ is float:
+            ends.append(gen)
         else:
-            waiting.append(env.process(_drive(gen, event, ends)))
+            waiting.append(env.process(_drive(gen, next(gen), ends)))
     if waiting:
         yield env.all_of(waiting)
     last = max(ends)
@@ -284,8 +391,7 @@ def round_process(world: World, r: int) -> Proc:
     alive_at_start = fleet.is_alive.copy()
     devices = np.flatnonzero(decision.scheduled).tolist()
     run = RoundRun(world, ctx, devices)
-    for i in devices:
-        env.process(device_round(run, i))
+    start_devices(run, devices)
     yield run.trained
     if run.last_end > env.now:
         yield env.timeout(run.last_end - env.now)  # the last adapter (or cut) is in
@@ -294,6 +400,7 @@ def round_process(world: World, r: int) -> Proc:
     if run.completed:
         yield from aggregate(world, run)
     run.write_back()
+    world.events.flush()
     last = r == sc.sim.num_rounds - 1
     metrics = world.workload.end_round(
         r, list(ctx.completed), evaluate=last or (r + 1) % sc.sim.eval_every == 0
