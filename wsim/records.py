@@ -102,7 +102,9 @@ class EventLog:
         if len(self._rows) >= _FLUSH_ROWS:
             self.flush()
 
-    def add_columns(self, round: int, device: np.ndarray, kind: str, t_start_s, t_end_s, **cols: Any) -> None:
+    def add_columns(
+        self, round: int, device: np.ndarray, kind: str, t_start_s, t_end_s, **cols: Any
+    ) -> None:
         """Append ``len(device)`` events of one kind at once (each other column a scalar or an
         array; defaults as in :meth:`add`). Pending rows are flushed first (order kept)."""
         self.flush()
@@ -118,8 +120,10 @@ class EventLog:
         values = {**defaults, **cols, "round": round, "device": device, "kind": KIND_CODE[kind],
                   "t_start_s": t_start_s, "t_end_s": t_end_s}  # fmt: skip
         self._chunks.append(
-            [np.broadcast_to(np.asarray(values[c]).astype(dt), (num,)).copy()
-             for c, dt in zip(EVENT_COLUMNS, _COLUMN_DTYPES, strict=True)]  # fmt: skip
+            [
+                np.broadcast_to(np.asarray(values[c]).astype(dt), (num,)).copy()
+                for c, dt in zip(EVENT_COLUMNS, _COLUMN_DTYPES, strict=True)
+            ]  # fmt: skip
         )
         self._num_flushed += num
 
@@ -227,7 +231,11 @@ def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
     )
     tx = col(TX_KINDS, "energy_j")
     with np.errstate(divide="ignore", invalid="ignore"):
-        ste = np.where((status == "completed") & (tx > 0), base["retention"] / np.where(tx > 0, tx, 1.0), np.nan)
+        ste = np.where(
+            (status == "completed") & (tx > 0),
+            base["retention"] / np.where(tx > 0, tx, 1.0),
+            np.nan,
+        )
     out = pd.DataFrame({
         "round": rnd,
         "device": device.astype(np.int64),
