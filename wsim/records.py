@@ -300,7 +300,7 @@ def rounds_frame(devices: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- files
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
     """Write via ``write(tmp_path)`` to a temporary file next to ``path``, then rename."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
@@ -314,7 +314,7 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def _git_commit() -> str | None:
@@ -363,10 +363,10 @@ def write_run_folder(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _write_text(out / "scenario.toml", scenario_toml)
-    _atomic_write(
+    atomic_write(
         out / "events.parquet", lambda tmp: events.to_parquet(tmp, engine="pyarrow", index=False)
     )
-    _atomic_write(out / "rounds.csv", lambda tmp: rounds.to_csv(tmp, index=False))
-    _atomic_write(out / "devices.csv", lambda tmp: devices.to_csv(tmp, index=False))
+    atomic_write(out / "rounds.csv", lambda tmp: rounds.to_csv(tmp, index=False))
+    atomic_write(out / "devices.csv", lambda tmp: devices.to_csv(tmp, index=False))
     _write_text(out / "meta.json", json.dumps(meta, indent=2, default=float) + "\n")
     return out

@@ -8,13 +8,12 @@ not depend on the engine or on the order in which runs finished.
 
 from __future__ import annotations
 
-import os
-import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
+from wsim.records import atomic_write
 from wsim.sweep.engines import RunOutcome, run_folder
 from wsim.sweep.expand import RunSpec
 
@@ -64,29 +63,16 @@ def failures_table(runs: Sequence[RunSpec], outcomes: Sequence[RunOutcome]) -> p
     return pd.DataFrame(rows, columns=[*_meta_columns(runs), "error"])
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
-    """Write via ``write(tmp)`` next to ``path`` and rename, so readers never see half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_parquet(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` to Parquet (no index) atomically."""
-    _atomic(path, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=False))
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=False))
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` to CSV (no index) atomically."""
-    _atomic(path, lambda tmp: frame.to_csv(tmp, index=False))
+    atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
 
 
 def write_text(text: str, path: Path) -> None:
     """Write ``text`` (UTF-8) atomically."""
-    _atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
