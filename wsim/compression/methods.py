@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -93,6 +93,13 @@ class NoCompression:
     __call__ = compress
 
 
+def _validate_token_budget(method: Any) -> None:
+    """Shared check of a token method's ``token_counts`` / ``keep_tokens`` (frozen dataclass)."""
+    object.__setattr__(method, "token_counts", validate_token_counts(method.token_counts))
+    if method.keep_tokens is not None and method.keep_tokens < 1:
+        raise ValueError(f"keep_tokens must be >= 1, got {method.keep_tokens}")
+
+
 @dataclass(frozen=True)
 class STSFLora:
     """ST-SFLora's semantic token selection (arXiv 2605.26120), in the spirit of EViT.
@@ -113,9 +120,7 @@ class STSFLora:
     name: ClassVar[str] = "stsflora"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "token_counts", validate_token_counts(self.token_counts))
-        if self.keep_tokens is not None and self.keep_tokens < 1:
-            raise ValueError(f"keep_tokens must be >= 1, got {self.keep_tokens}")
+        _validate_token_budget(self)
 
     def compress(
         self, activation: torch.Tensor, cls_attn: torch.Tensor | None, ctx: CompressContext
@@ -149,9 +154,7 @@ class RandomTokens:
     name: ClassVar[str] = "random_tokens"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "token_counts", validate_token_counts(self.token_counts))
-        if self.keep_tokens is not None and self.keep_tokens < 1:
-            raise ValueError(f"keep_tokens must be >= 1, got {self.keep_tokens}")
+        _validate_token_budget(self)
 
     def compress(
         self, activation: torch.Tensor, cls_attn: torch.Tensor | None, ctx: CompressContext
@@ -197,9 +200,7 @@ class TSFLora:
     name: ClassVar[str] = "tsflora"
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "token_counts", validate_token_counts(self.token_counts))
-        if self.keep_tokens is not None and self.keep_tokens < 1:
-            raise ValueError(f"keep_tokens must be >= 1, got {self.keep_tokens}")
+        _validate_token_budget(self)
         if self.merge_r < 0:
             raise ValueError(f"merge_r must be >= 0, got {self.merge_r}")
         if self.quant_bits not in TSFLORA_BITS:

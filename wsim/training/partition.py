@@ -59,21 +59,35 @@ def dirichlet_partition(
 class BatchStream:
     """Endless mini-batches of one device's indices: reshuffled each pass (seeded).
 
-    A batch never spans two passes, so each batch has distinct samples; the last batch
-    of a pass may be shorter.
+    By default a batch never spans two passes, so each batch has distinct samples and the last
+    batch of a pass may be shorter. With ``full_batches=True`` batches are cut from the
+    concatenated passes, so every batch has exactly ``batch_size`` indices (it may span two
+    passes and repeat samples when the shard is smaller than a batch): every local iteration
+    then costs the same, as the system model plans it.
     """
 
-    def __init__(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator) -> None:
+    def __init__(
+        self,
+        indices: np.ndarray,
+        batch_size: int,
+        rng: np.random.Generator,
+        *,
+        full_batches: bool = False,
+    ) -> None:
         if len(indices) == 0 or batch_size < 1:
             raise ValueError("need >= 1 index and batch_size >= 1")
         self.indices = np.asarray(indices, dtype=np.int64)
         self.batch_size = batch_size
         self.rng = rng
+        self.full_batches = full_batches
         self._order = np.empty(0, dtype=np.int64)
 
     def next(self) -> np.ndarray:
-        """The next batch of dataset indices, ``[≤ batch_size]``."""
-        if len(self._order) == 0:
+        """The next batch of dataset indices, ``[batch_size]`` (``[≤ batch_size]`` by default)."""
+        if self.full_batches:
+            while len(self._order) < self.batch_size:
+                self._order = np.concatenate([self._order, self.rng.permutation(self.indices)])
+        elif len(self._order) == 0:
             self._order = self.rng.permutation(self.indices)
         batch, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
         return batch

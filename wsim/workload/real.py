@@ -54,7 +54,7 @@ from wsim.training.config import SplitViTConfig
 from wsim.training.data import ImageSet, digits_splits, iterate_batches, load_dataset, model_input
 from wsim.training.fedavg import broadcast
 from wsim.training.flops import client_flops, server_flops
-from wsim.training.partition import dirichlet_partition, iid_partition
+from wsim.training.partition import BatchStream, dirichlet_partition, iid_partition
 from wsim.training.seeding import training_streams
 from wsim.training.split import build_split_vit
 from wsim.training.trainer import ClientOutput, OptimConfig, SplitTrainer
@@ -143,30 +143,6 @@ def load_splits(scenario: Scenario) -> tuple[ImageSet, ImageSet]:
     return train, load_dataset(data.name, data.root, False, data.download)
 
 
-class FullBatchStream:
-    """Endless batches of exactly ``batch_size`` indices of one device's shard.
-
-    The shard is reshuffled at each pass (seeded) and batches are cut from the concatenated
-    passes, so a batch may span two passes (and repeat samples when the shard is smaller than
-    a batch): every local iteration costs the same, as the system model plans it.
-    """
-
-    def __init__(self, indices: np.ndarray, batch_size: int, rng: np.random.Generator) -> None:
-        if len(indices) == 0 or batch_size < 1:
-            raise ValueError("need >= 1 index and batch_size >= 1")
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.batch_size = batch_size
-        self.rng = rng
-        self._order = np.empty(0, dtype=np.int64)
-
-    def next(self) -> np.ndarray:
-        """The next batch of dataset indices, ``[batch_size]``."""
-        while len(self._order) < self.batch_size:
-            self._order = np.concatenate([self._order, self.rng.permutation(self.indices)])
-        batch, self._order = self._order[: self.batch_size], self._order[self.batch_size :]
-        return batch
-
-
 @dataclass
 class _Pending:
     """A device's batch between ``client_forward`` and ``client_backward``."""
@@ -210,7 +186,7 @@ class RealWorkload:
             parts = dirichlet_partition(labels, num, scenario.data.dirichlet_alpha, rng)
         children = seed_sequence(seed, "data.batches").spawn(num)
         self.streams = [
-            FullBatchStream(p, self.batch_size, np.random.default_rng(c))
+            BatchStream(p, self.batch_size, np.random.default_rng(c), full_batches=True)
             for p, c in zip(parts, children, strict=True)
         ]
         self.num_samples = [len(p) for p in parts]
