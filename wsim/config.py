@@ -158,7 +158,12 @@ SOLVERS = ("equal_bandwidth", "max_power", "all_tokens", "stsflora", "sflam")
 
 @dataclass(frozen=True)
 class MethodConfig:
-    """Compression method; ``token_counts`` empty = all tokens only; 32 bits = unquantized."""
+    """Compression method; ``token_counts`` empty = all tokens only; 32 bits = unquantized.
+
+    SplitCom only: ``controller`` adapts ``tau`` (``fixed``: τ = ``tau`` throughout;
+    ``bang_bang``: between τ and 2τ; ``ddpg``: a learned actor–critic policy); ``u_shaped`` keeps
+    the head and the labels on the device (an extra upload/download pair per batch).
+    """
 
     name: str = _f("none", choices=METHODS)
     token_counts: list[int] = _f([])
@@ -166,6 +171,8 @@ class MethodConfig:
     merge_r: int = _f(0, lo=0)
     rank: int = _f(0, lo=0)
     tau: float = _f(0.1, lo=0.0)
+    controller: str = _f("bang_bang", choices=("fixed", "bang_bang", "ddpg"))
+    u_shaped: bool = _f(False)
 
 
 @dataclass(frozen=True)
@@ -178,6 +185,38 @@ class OptimizerConfig:
     min_retention: float = _f(0.0, lo=0.0, hi=1.0)
     infeasible_policy: str = _f("skip", choices=("skip", "relax_deadline"))
     latency_energy_weight: float = _f(0.5, lo=0.0, hi=1.0)
+
+
+@dataclass(frozen=True)
+class FaultsConfig:
+    """Faults as simulation features (all off by default; drawn from the ``faults`` stream).
+
+    ``leave_rate_per_s``: each scheduled device leaves its round at an exponential time of this
+    rate (per simulated second from the round's start); what it was doing is cut there, it is
+    back for the next round. ``min_rate_bps``: a transfer stalls (no progress) in a fading block
+    whose rate is below this (deep fade / outage); stalled ``outage_timeout_s`` in a row, it
+    times out and is retried from its start (``outage_policy = "retry"``, at most
+    ``max_retries`` times) or the device's round ends (``"drop"``). ``server_slowdown_prob``:
+    each round the edge server runs ``server_slowdown_factor`` times slower with this
+    probability. Battery exhaustion is always modelled (``devices.battery_j``).
+    """
+
+    leave_rate_per_s: float = _f(0.0, lo=0.0)
+    min_rate_bps: float = _f(0.0, lo=0.0)
+    outage_timeout_s: float = _f(math.inf, lo=0.0, lo_open=True, allow_inf=True)
+    outage_policy: str = _f("retry", choices=("retry", "drop"))
+    max_retries: int = _f(3, lo=0)
+    server_slowdown_prob: float = _f(0.0, lo=0.0, hi=1.0)
+    server_slowdown_factor: float = _f(1.0, lo=1.0)
+
+    @property
+    def any(self) -> bool:
+        """Whether any fault option is on."""
+        return (
+            self.leave_rate_per_s > 0
+            or self.min_rate_bps > 0
+            or (self.server_slowdown_prob > 0 and self.server_slowdown_factor > 1)
+        )
 
 
 @dataclass(frozen=True)
@@ -205,6 +244,7 @@ class Scenario:
     method: MethodConfig = field(default_factory=MethodConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    faults: FaultsConfig = field(default_factory=FaultsConfig)
 
 
 SECTIONS: dict[str, type] = {

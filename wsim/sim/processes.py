@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from wsim.records import KIND_CODE
+from wsim.sim import batched
 from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.sim.observation import build_observation, check_decision
 from wsim.sim.world import RoundContext, World
@@ -391,7 +392,10 @@ def round_process(world: World, r: int) -> Proc:
     alive_at_start = fleet.is_alive.copy()
     devices = np.flatnonzero(decision.scheduled).tolist()
     run = RoundRun(world, ctx, devices)
-    start_devices(run, devices)
+    if batched.eligible(world):
+        batched.start_round(run, devices)
+    else:
+        start_devices(run, devices)
     yield run.trained
     if run.last_end > env.now:
         yield env.timeout(run.last_end - env.now)  # the last adapter (or cut) is in
