@@ -148,6 +148,34 @@ class EventLog:
             out[c] = np.concatenate(parts) if parts else np.zeros(0, _COLUMN_DTYPES[j])
         return out
 
+    def columns_since(self, start: int) -> dict[str, np.ndarray]:
+        """The columns of rows ``start`` onwards (kind as codes); touches only the chunks that
+        hold them (checkpoints save what was added since the last one)."""
+        self.flush()
+        first, offset = len(self._chunks), 0
+        for k in range(len(self._chunks) - 1, -1, -1):  # walk back to the chunk holding ``start``
+            if self._num_flushed - offset <= start:
+                break
+            offset += len(self._chunks[k][0])
+            first = k
+        skip = start - (self._num_flushed - offset)
+        out = {}
+        for j, c in enumerate(EVENT_COLUMNS):
+            parts = [chunk[j] for chunk in self._chunks[first:]]
+            whole = np.concatenate(parts) if parts else np.zeros(0, _COLUMN_DTYPES[j])
+            out[c] = whole[skip:].copy()
+        return out
+
+    def extend_columns(self, cols: dict[str, np.ndarray]) -> None:
+        """Append rows given as columns in :meth:`columns`' form (kind as codes)."""
+        self.flush()
+        num = len(cols["round"])
+        if num:
+            self._chunks.append(
+                [np.asarray(cols[c], dtype=dt) for c, dt in zip(EVENT_COLUMNS, _COLUMN_DTYPES, strict=True)]
+            )  # fmt: skip
+            self._num_flushed += num
+
     def to_frame(self) -> pd.DataFrame:
         """The trace as a DataFrame with the contract's columns and dtypes."""
         cols = self.columns()

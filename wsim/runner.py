@@ -21,6 +21,8 @@ from pathlib import Path
 from wsim.config import ConfigError, Scenario, load_scenario, scenario_to_toml
 from wsim.units import MEGA
 
+SCENARIO_FILE = "scenario.toml"
+
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``wsim run`` argument parser."""
@@ -35,6 +37,17 @@ def build_parser() -> argparse.ArgumentParser:
         "--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
         help='override a field, TOML syntax (e.g. sim.num_rounds=5, cell.pathloss_model="uma")',
     )  # fmt: skip
+    parser.add_argument(
+        "--resume", metavar="DIR", default=None,
+        help="continue the killed run in DIR from its last checkpoint (no scenario, no --set)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=1, metavar="N",
+        help="checkpoint every N rounds into OUT/checkpoint (0: none; removed when the run ends)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--keep-checkpoint", action="store_true", help="keep OUT/checkpoint after the run ends"
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--no-figures", action="store_true", help="do not write RUN/figures/")
     return parser
@@ -72,23 +85,69 @@ def _summary(scenario: Scenario, result, out: Path) -> str:
     ])  # fmt: skip
 
 
-def run(scenario: Scenario, out: Path, *, progress: bool = True, figures: bool = False) -> Path:
-    """Run ``scenario`` and write its run folder (``figures``: also ``out/figures``); return it."""
+CHECKPOINT_DIR = "checkpoint"
+"""Sub-folder of a run folder that holds its checkpoints while the run is unfinished."""
+
+
+def run(
+    scenario: Scenario,
+    out: Path,
+    *,
+    progress: bool = True,
+    figures: bool = False,
+    checkpoint_every: int = 1,
+    keep_checkpoint: bool = False,
+    resume: bool = False,
+) -> Path:
+    """Run ``scenario`` and write its run folder (``figures``: also ``out/figures``); return it.
+
+    Checkpoints go to ``out/checkpoint`` every ``checkpoint_every`` rounds (0: none) and are
+    removed at the end unless ``keep_checkpoint``; ``resume`` continues from them (``scenario``
+    must then be the one saved there, see :func:`resume_scenario`).
+
+    Raises:
+        ConfigError: Bad scenario, or a checkpoint is in the way / missing.
+        SimulationError: A non-finite number appeared (the message names the round).
+    """
+    import shutil
+
     from tqdm import tqdm
 
+    from wsim.checkpoint import Checkpointer, CheckpointError, checkpoint_exists, load_checkpoint
     from wsim.records import run_meta, write_run_folder
     from wsim.sim.engine import run_simulation
     from wsim.sim.world import check_runnable
 
+    if checkpoint_every < 0:
+        raise ConfigError(f"--checkpoint-every: must be >= 0 rounds, got {checkpoint_every}")
+    ckpt_dir = out / CHECKPOINT_DIR
+    if not resume and checkpoint_exists(ckpt_dir):
+        raise ConfigError(
+            f"{out} holds the checkpoint of an unfinished run: continue it with "
+            f"`wsim run --resume {out}`, or remove {ckpt_dir} / choose another --out"
+        )
     check_runnable(scenario)
     if scenario.sim.workload == "real":
         import torch
 
         torch.set_num_threads(1)
+    resumed, checkpointer = None, None
+    if resume:
+        try:
+            resumed = load_checkpoint(ckpt_dir, every=max(checkpoint_every, 1))
+        except CheckpointError as exc:
+            raise ConfigError(f"--resume {out}: {exc}") from None
+        checkpointer = resumed.checkpointer if checkpoint_every > 0 else None
+    elif checkpoint_every > 0:
+        checkpointer = Checkpointer(ckpt_dir, checkpoint_every)
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        _write_scenario(ckpt_dir / SCENARIO_FILE, scenario)
+    first = resumed.next_round if resumed is not None else 0
 
     with tqdm(
-        total=scenario.sim.num_rounds, unit="round", disable=not progress, file=sys.stderr
-    ) as bar:
+        total=scenario.sim.num_rounds, initial=first, unit="round", disable=not progress,
+        file=sys.stderr,
+    ) as bar:  # fmt: skip
 
         def on_round(info: dict) -> None:
             acc = info["accuracy"]
@@ -97,7 +156,9 @@ def run(scenario: Scenario, out: Path, *, progress: bool = True, figures: bool =
             )
             bar.update(1)
 
-        result = run_simulation(scenario, on_round=on_round)
+        result = run_simulation(
+            scenario, on_round=on_round, checkpointer=checkpointer, resumed=resumed
+        )
     workload = result.world.workload
     extra = {"workload": scenario.sim.workload}
     if hasattr(workload, "torch_time_s"):
@@ -110,10 +171,12 @@ def run(scenario: Scenario, out: Path, *, progress: bool = True, figures: bool =
         devices=result.devices,
         meta=run_meta(
             scenario.seed, result.wall_time_s, scenario=scenario.name,
-            num_events=len(result.events), **extra,
+            num_events=len(result.events), resumed_at_round=first if resume else None, **extra,
         ),
     )  # fmt: skip
     workload.profile().to_json(out / "profile.json")
+    if not keep_checkpoint and ckpt_dir.is_dir():
+        shutil.rmtree(ckpt_dir)
     print(_summary(scenario, result, out))
     if figures:
         from analysis import make_figures
@@ -123,16 +186,53 @@ def run(scenario: Scenario, out: Path, *, progress: bool = True, figures: bool =
     return out
 
 
+def _write_scenario(path: Path, scenario: Scenario) -> None:
+    from wsim.records import atomic_write
+
+    text = scenario_to_toml(scenario)
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def resume_scenario(out: Path) -> Scenario:
+    """The scenario saved with the checkpoints of run folder ``out``.
+
+    Raises:
+        ConfigError: ``out`` has no checkpoint.
+    """
+    path = out / CHECKPOINT_DIR / SCENARIO_FILE
+    if not path.is_file():
+        raise ConfigError(
+            f"--resume {out}: no checkpoint there ({path} missing; finished runs remove theirs)"
+        )
+    return load_scenario(path)
+
+
 def cli_main(argv: list[str] | None = None) -> int:
-    """Entry point of ``wsim run``; returns the exit code (2 for bad input)."""
+    """Entry point of ``wsim run``; returns the exit code (2 for bad input, 1 for a run that
+    stopped on a non-finite number)."""
+    from wsim.sim.safety import SimulationError
+
     args = build_parser().parse_args(argv)
     try:
-        scenario = load_scenario(args.scenario, args.overrides)
-        out = Path(args.out) if args.out else Path("runs") / scenario.name
-        run(scenario, out, progress=not args.quiet, figures=not args.no_figures)
+        if args.resume is not None:
+            if args.scenario is not None or args.overrides or args.out is not None:
+                raise ConfigError("--resume DIR: give no scenario, --set or --out (DIR has them)")
+            out = Path(args.resume)
+            scenario = resume_scenario(out)
+        else:
+            scenario = load_scenario(args.scenario, args.overrides)
+            out = Path(args.out) if args.out else Path("runs") / scenario.name
+        run(
+            scenario, out, progress=not args.quiet, figures=not args.no_figures,
+            checkpoint_every=args.checkpoint_every, keep_checkpoint=args.keep_checkpoint,
+            resume=args.resume is not None,
+        )  # fmt: skip
     except ConfigError as exc:
         print(f"wsim run: {exc}", file=sys.stderr)
         return 2
+    except SimulationError as exc:
+        print(f"wsim run: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -14,10 +14,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from wsim.checkpoint import Checkpointer, Resumed
 from wsim.config import Scenario
 from wsim.records import devices_frame, rounds_frame
 from wsim.sim.observation import Allocator
 from wsim.sim.processes import round_process
+from wsim.sim.safety import check_deadline, check_round_finite
 from wsim.sim.world import World, build_world
 from wsim.workload.protocol import Workload
 
@@ -43,14 +45,31 @@ def _check_invariants(world: World) -> None:
         raise AssertionError("battery invariant violated")
 
 
-def _rounds(world: World, on_round: RoundCallback | None):
-    for r in range(world.scenario.sim.num_rounds):
-        yield world.env.process(round_process(world, r))
+def run_rounds(
+    world: World,
+    first_round: int = 0,
+    *,
+    on_round: RoundCallback | None = None,
+    checkpointer: Checkpointer | None = None,
+) -> None:
+    """Run rounds ``first_round .. num_rounds - 1`` of ``world``, one SimPy run per round.
+
+    Between two rounds no process is alive, so that is where checkpoints are written
+    (``checkpointer``) and where a resumed run picks up. After each round its numbers are
+    checked (:func:`check_round_finite`): a NaN or inf stops the run naming the round.
+    """
+    env, num_rounds = world.env, world.scenario.sim.num_rounds
+    checked = len(world.events)
+    for r in range(first_round, num_rounds):
+        env.run(until=env.process(round_process(world, r)))
+        checked = check_round_finite(world, r, checked)
         if world.scenario.sim.debug:
             _check_invariants(world)
         if on_round is not None:
             rec = world.rounds.rounds[-1]
             on_round({"round": r, "t_end_s": rec["t_end_s"], "accuracy": rec["accuracy"]})
+        if checkpointer is not None and checkpointer.due(r + 1, num_rounds):
+            checkpointer.save(world, r + 1)
 
 
 def run_simulation(
@@ -59,6 +78,8 @@ def run_simulation(
     workload: Workload | None = None,
     allocator: Allocator | None = None,
     on_round: RoundCallback | None = None,
+    checkpointer: Checkpointer | None = None,
+    resumed: Resumed | None = None,
 ) -> SimResult:
     """Run ``sim.num_rounds`` rounds of a scenario and return its tables.
 
@@ -67,11 +88,19 @@ def run_simulation(
         workload: Overrides the scenario's workload (tests use a fake one).
         allocator: Overrides the allocator registered for ``optimizer.solver``.
         on_round: Called after each round with ``{"round", "t_end_s", "accuracy"}``.
+        checkpointer: Writes a checkpoint at round boundaries (``wsim.checkpoint``).
+        resumed: Continue the world of a checkpoint (``wsim.checkpoint.load_checkpoint``)
+            instead of building a new one; ``scenario`` must be the checkpoint's.
     """
     wall0 = time.perf_counter()
-    world = build_world(scenario, workload=workload, allocator=allocator)
-    world.env.process(_rounds(world, on_round))
-    world.env.run()
+    if resumed is not None:
+        if resumed.world.scenario != scenario:
+            raise ValueError("resumed: the checkpoint was written for another scenario")
+        world, first = resumed.world, resumed.next_round
+    else:
+        world, first = build_world(scenario, workload=workload, allocator=allocator), 0
+        check_deadline(world)
+    run_rounds(world, first, on_round=on_round, checkpointer=checkpointer)
     events = world.events.to_frame()
     devices = devices_frame(events, world.rounds)
     rounds = rounds_frame(devices, world.rounds)

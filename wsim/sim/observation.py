@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from channel_models import shannon_rate_bps
+from wsim.sim.safety import SimulationError
 
 if TYPE_CHECKING:
     from wsim.config import Scenario
@@ -112,6 +113,7 @@ def check_decision(
     """Validate a decision (shapes, feasibility of b and p) and apply resource-block flooring.
 
     Raises:
+        SimulationError: A scheduled device's bandwidth or power is NaN or inf.
         ValueError: A scheduled device is dead, has no bandwidth or power, exceeds p_max, an
             option index is out of range, or the shares exceed the total bandwidth.
     """
@@ -120,6 +122,12 @@ def check_decision(
     arrays = [sched, decision.token_option, decision.bandwidth_hz, decision.power_w]
     if any(np.shape(a) != (n,) for a in arrays):
         raise ValueError(f"decision arrays must all have shape ({n},)")
+    nonfinite = sched & ~(np.isfinite(decision.bandwidth_hz) & np.isfinite(decision.power_w))
+    if nonfinite.any():
+        raise SimulationError(
+            f"round {obs.round}: the solver returned a non-finite bandwidth or power for devices "
+            f"{np.flatnonzero(nonfinite)[:10].tolist()}; the run is stopped"
+        )
     opt = np.where(sched, np.asarray(decision.token_option, dtype=np.int64), -1)
     bw = np.where(sched, floor_to_resource_blocks(decision.bandwidth_hz, resource_block_hz), 0.0)
     power = np.where(sched, np.asarray(decision.power_w, dtype=float), 0.0)

@@ -1,0 +1,199 @@
+"""Checkpoints at round boundaries, and resuming a killed run from them (issue 10).
+
+At a round boundary no SimPy process is alive (the engine runs one round at a time), so the
+whole simulation state is plain data: the simulated clock, the fleet (batteries, alive flags),
+positions and mobility state, the fading and shadowing state, every RNG stream, the workload
+(for real runs: the models, LoRA adapters, optimizer states, data order, compressor caches) and
+the records so far. A checkpoint folder holds:
+
+- ``state.pkl``: the world without its trace and round log (``pickle``; torch objects pickle
+  through ``torch.save``'s format), the next round to run, the torch global RNG state and how
+  many log parts belong to it;
+- ``log-00000.pkl``, ``log-00001.pkl``, ...: append-only parts, each the event-trace columns
+  and round-log entries added since the previous checkpoint, so a checkpoint costs what the
+  last rounds added, not the whole run so far;
+- ``scenario.toml``: the resolved scenario the run was started with.
+
+Every file is written atomically (temporary file, then ``os.replace``) and ``state.pkl`` last:
+a kill at any instant leaves the previous checkpoint valid (a part written after it is ignored
+and overwritten). Resuming rebuilds the SimPy environment at the saved clock, the edge server
+and the allocator from the scenario, and runs the remaining rounds; the finished files are
+identical to an uninterrupted run's (tests/test_checkpoint.py kills a run and checks).
+
+Checkpoints are pickles: load only checkpoints you wrote (pickle runs code on load).
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import simpy
+
+from wsim.records import EventLog, RoundLog, atomic_write
+
+if TYPE_CHECKING:
+    from wsim.sim.observation import Allocator
+    from wsim.sim.world import World
+
+STATE_FILE = "state.pkl"
+SCENARIO_FILE = "scenario.toml"
+FORMAT_VERSION = 1
+_REBUILT = ("env", "server", "allocator", "events", "rounds")
+"""World fields not pickled: rebuilt from the scenario (env at the saved clock) or from the log."""
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint folder is missing, incomplete or from another format."""
+
+
+@dataclass
+class Checkpointer:
+    """Writes the checkpoints of one run into ``folder`` every ``every`` rounds.
+
+    Attributes:
+        folder: The checkpoint folder (created on the first write).
+        every: Rounds between checkpoints (>= 1).
+        num_parts: Log parts written so far.
+        events_saved: Event-trace rows already in a part.
+        rounds_saved: Round-log entries already in a part.
+    """
+
+    folder: Path
+    every: int = 1
+    num_parts: int = 0
+    events_saved: int = 0
+    rounds_saved: int = 0
+
+    def __post_init__(self) -> None:
+        if self.every < 1:
+            raise ValueError(f"checkpoint every must be >= 1 round, got {self.every}")
+        self.folder = Path(self.folder)
+
+    def due(self, next_round: int, num_rounds: int) -> bool:
+        """Whether to checkpoint before ``next_round`` (never after the last round)."""
+        return next_round < num_rounds and next_round % self.every == 0
+
+    def save(self, world: World, next_round: int) -> None:
+        """Write a checkpoint from which round ``next_round`` starts."""
+        import torch
+
+        self.folder.mkdir(parents=True, exist_ok=True)
+        part = {
+            "events": _event_rows(world.events, self.events_saved),
+            "rounds": world.rounds.rounds[self.rounds_saved :],
+        }
+        name = f"log-{self.num_parts:05d}.pkl"
+        atomic_write(self.folder / name, lambda tmp: _dump(part, tmp))
+        state = {
+            "format": FORMAT_VERSION,
+            "next_round": next_round,
+            "now_s": float(world.env.now),
+            "num_parts": self.num_parts + 1,
+            "world": {
+                f.name: getattr(world, f.name) for f in fields(world) if f.name not in _REBUILT
+            },
+            "torch_rng": torch.get_rng_state(),
+        }
+        atomic_write(self.folder / STATE_FILE, lambda tmp: _dump(state, tmp))
+        self.num_parts += 1
+        self.events_saved = len(world.events)
+        self.rounds_saved = len(world.rounds.rounds)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """A world restored from a checkpoint, and the round to continue with."""
+
+    world: World
+    next_round: int
+    checkpointer: Checkpointer
+
+
+def load_checkpoint(
+    folder: str | Path, *, every: int = 1, allocator: Allocator | None = None
+) -> Resumed:
+    """Restore the world saved in ``folder`` (see the module docstring).
+
+    Args:
+        folder: A checkpoint folder written by :class:`Checkpointer`.
+        every: Checkpoint interval of the continued run (rounds).
+        allocator: Overrides the scenario's allocator (as in ``run_simulation``).
+
+    Raises:
+        CheckpointError: No complete checkpoint in ``folder``.
+    """
+    import torch
+
+    from wsim.sim.allocators import get_allocator
+    from wsim.sim.entities import EdgeServer
+    from wsim.sim.world import World
+
+    folder = Path(folder)
+    state = _load(folder / STATE_FILE)
+    if state.get("format") != FORMAT_VERSION:
+        raise CheckpointError(f"{folder / STATE_FILE}: checkpoint format {state.get('format')!r}, expected {FORMAT_VERSION}")  # fmt: skip
+    events, rounds = EventLog(), RoundLog()
+    num_events = 0
+    for k in range(state["num_parts"]):
+        part = _load(folder / f"log-{k:05d}.pkl")
+        _extend_events(events, part["events"])
+        rounds.rounds.extend(part["rounds"])
+        num_events += len(part["events"]["round"]) if part["events"] else 0
+    saved = state["world"]
+    scenario = saved["scenario"]
+    env = simpy.Environment(initial_time=state["now_s"])
+    world = World(
+        env=env,
+        server=EdgeServer(env, scenario.server),
+        allocator=allocator if allocator is not None else get_allocator(scenario.optimizer.solver),
+        events=events,
+        rounds=rounds,
+        **saved,
+    )
+    torch.set_rng_state(state["torch_rng"])
+    checkpointer = Checkpointer(folder, every, state["num_parts"], len(events), len(rounds.rounds))
+    return Resumed(world, state["next_round"], checkpointer)
+
+
+def checkpoint_exists(folder: str | Path) -> bool:
+    """Whether ``folder`` holds a complete checkpoint."""
+    return (Path(folder) / STATE_FILE).is_file()
+
+
+def with_every(checkpointer: Checkpointer, every: int) -> Checkpointer:
+    """The same checkpointer with another interval."""
+    return replace(checkpointer, every=every)
+
+
+# ----------------------------------------------------------------------------- files and the trace
+def _dump(obj: Any, path: str) -> None:
+    import torch
+
+    torch.save(obj, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _load(path: Path) -> Any:
+    import torch
+
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint file {path} (was the run started with checkpoints?)")
+    try:
+        return torch.load(path, weights_only=False)
+    except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from None
+
+
+def _event_rows(log: EventLog, start: int) -> dict[str, np.ndarray]:
+    """The trace's columns from row ``start`` on (kind as codes)."""
+    return log.columns_since(start)
+
+
+def _extend_events(log: EventLog, cols: dict[str, np.ndarray]) -> None:
+    """Append saved trace columns (from :func:`_event_rows`) to ``log``, kind codes kept."""
+    if not cols or len(cols["round"]) == 0:
+        return
+    log.extend_columns(cols)
