@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from wsim.checkpoint import Checkpointer, load_checkpoint
 from wsim.config import ConfigError, load_scenario
 from wsim.runner import cli_main
+from wsim.sim.checkpoint import Checkpointer, load_checkpoint
 from wsim.sim.engine import run_simulation
 from wsim.sim.safety import SimulationError, shortest_round_compute_s
 from wsim.sim.world import build_world

@@ -368,7 +368,18 @@ def _version(package: str) -> str | None:
 
 def run_meta(seed: int, wall_time_s: float, **extra: Any) -> dict[str, Any]:
     """Reproducibility metadata: seed, package versions, git commit, wall time (s)."""
-    packages = ("wsim", "numpy", "simpy", "pandas", "pyarrow", "scipy")
+    packages = (
+        "wsim",
+        "numpy",
+        "simpy",
+        "pandas",
+        "pyarrow",
+        "scipy",
+        "torch",
+        "torchvision",
+        "timm",
+        "peft",
+    )
     return {
         "seed": seed,
         "wall_time_s": wall_time_s,

@@ -113,8 +113,13 @@ def run(
 
     from tqdm import tqdm
 
-    from wsim.checkpoint import Checkpointer, CheckpointError, checkpoint_exists, load_checkpoint
     from wsim.records import run_meta, write_run_folder
+    from wsim.sim.checkpoint import (
+        Checkpointer,
+        CheckpointError,
+        checkpoint_exists,
+        load_checkpoint,
+    )
     from wsim.sim.engine import run_simulation
     from wsim.sim.world import check_runnable
 

@@ -14,9 +14,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from wsim.checkpoint import Checkpointer, Resumed
 from wsim.config import Scenario
 from wsim.records import devices_frame, rounds_frame
+from wsim.sim.checkpoint import Checkpointer, Resumed
 from wsim.sim.observation import Allocator
 from wsim.sim.processes import round_process
 from wsim.sim.safety import check_deadline, check_round_finite
@@ -88,8 +88,8 @@ def run_simulation(
         workload: Overrides the scenario's workload (tests use a fake one).
         allocator: Overrides the allocator registered for ``optimizer.solver``.
         on_round: Called after each round with ``{"round", "t_end_s", "accuracy"}``.
-        checkpointer: Writes a checkpoint at round boundaries (``wsim.checkpoint``).
-        resumed: Continue the world of a checkpoint (``wsim.checkpoint.load_checkpoint``)
+        checkpointer: Writes a checkpoint at round boundaries (``wsim.sim.checkpoint``).
+        resumed: Continue the world of a checkpoint (``wsim.sim.checkpoint.load_checkpoint``)
             instead of building a new one; ``scenario`` must be the checkpoint's.
     """
     wall0 = time.perf_counter()
