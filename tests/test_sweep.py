@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import subprocess
 import sys
@@ -73,11 +74,11 @@ def _count_runs(monkeypatch, fail_speed: float | None = None) -> list[float]:
     """Wrap the real runner: record each run's speed, raise for ``fail_speed``."""
     calls: list[float] = []
 
-    def fake_run(scenario, out, *, progress=False):
+    def fake_run(scenario, out, *, progress=False, **kwargs):
         calls.append(scenario.mobility.speed_mps)
         if scenario.mobility.speed_mps == fail_speed and scenario.seed == 1:
             raise RuntimeError("injected failure\nsecond line")
-        return REAL_RUN(scenario, out, progress=progress)
+        return REAL_RUN(scenario, out, progress=progress, **kwargs)
 
     monkeypatch.setattr(runner, "run", fake_run)
     return calls
@@ -101,6 +102,26 @@ def test_failed_run_is_reported_others_kept_and_resume_skips(tmp_path, monkeypat
     assert calls == [1.5] and second.ok and second.num_skipped == 3
     assert sorted(set(second.table["run_id"])) == sorted(runs.values())
     assert pd.read_csv(tmp_path / "failures.csv").empty
+
+
+def test_rerun_continues_a_killed_run_from_its_checkpoint(tmp_path: Path) -> None:
+    """A run whose sweep was killed mid-run (its checkpoint left, no result files) is resumed
+    from the checkpoint when the sweep is re-run, and ends with the fresh sweep's rows."""
+    spec = tiny_spec(
+        seeds=[0], grid={"mobility.speed_mps": [0.5]},
+        base={**TINY_BASE, "sim.num_rounds": 3, "sim.workload": "surrogate"},
+    )  # fmt: skip
+    fresh = run_sweep(spec, tmp_path / "fresh", workers=1)
+    (run,) = expand_sweep(spec)
+    folder = tmp_path / "killed" / "runs" / run.run_id
+    runner.run(run.scenario, folder, progress=False, keep_checkpoint=True)
+    for name in ("rounds.csv", "devices.csv", "events.parquet", "meta.json"):
+        (folder / name).unlink()  # as if killed before the end: only the checkpoint is left
+    resumed = run_sweep(spec, tmp_path / "killed", workers=1)
+    assert resumed.ok and resumed.num_skipped == 0
+    assert json.loads((folder / "meta.json").read_text())["resumed_at_round"] == 2
+    pd.testing.assert_frame_equal(resumed.table, fresh.table)
+    assert not (folder / "checkpoint").exists()
 
 
 def test_cli_exit_code_1_when_a_run_fails(tmp_path, monkeypatch, capsys) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import io
 import multiprocessing
+import shutil
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -56,13 +57,31 @@ def one_line(exc: BaseException) -> str:
     return text[:MAX_ERROR_CHARS]
 
 
+def resumable(folder: Path, scenario: Scenario) -> bool:
+    """Whether ``folder`` holds the checkpoint of an unfinished run of exactly ``scenario``
+    (a checkpoint of another scenario is removed: it can never be resumed here)."""
+    from wsim.runner import CHECKPOINT_DIR, SCENARIO_FILE
+    from wsim.sim.checkpoint import checkpoint_exists
+
+    ckpt = folder / CHECKPOINT_DIR
+    if not checkpoint_exists(ckpt):
+        return False
+    saved = ckpt / SCENARIO_FILE
+    if saved.is_file() and saved.read_text(encoding="utf-8") == scenario_to_toml(scenario):
+        return True
+    shutil.rmtree(ckpt)
+    return False
+
+
 def execute_run(run: RunSpec, folder: Path) -> RunOutcome:
-    """Run one scenario into ``folder`` (runner's summary silenced); never raises."""
+    """Run one scenario into ``folder`` (runner's summary silenced), continuing it from its
+    checkpoint if an earlier sweep was killed during it; never raises."""
     from wsim import runner
 
     try:
+        resume = resumable(Path(folder), run.scenario)
         with contextlib.redirect_stdout(io.StringIO()):
-            runner.run(run.scenario, Path(folder), progress=False)
+            runner.run(run.scenario, Path(folder), progress=False, resume=resume)
     except Exception as exc:  # noqa: BLE001 - reported per run, the sweep goes on
         return RunOutcome(run.run_id, one_line(exc))
     return RunOutcome(run.run_id)
