@@ -84,6 +84,18 @@ def test_resume_every_second_round(tmp_path: Path) -> None:
     assert rest.rounds.equals(whole.rounds)
 
 
+def test_resume_with_faults_on(tmp_path: Path) -> None:
+    """The faults stream and the per-round fault draws survive a checkpoint."""
+    scenario = load_scenario(ROOT / "scenarios" / "faults.toml")
+    whole = run_simulation(scenario)
+    assert whole.rounds["num_leaves"].sum() > 0 and whole.rounds["num_timeouts"].sum() > 0
+    with pytest.raises(Crash):
+        run_simulation(scenario, on_round=_crash_at(4), checkpointer=Checkpointer(tmp_path, 1))
+    rest = run_simulation(scenario, resumed=load_checkpoint(tmp_path))
+    assert rest.events.equals(whole.events)
+    assert rest.rounds.equals(whole.rounds)
+
+
 def test_resume_needs_the_same_scenario(tmp_path: Path) -> None:
     scenario = load_scenario(None, SURROGATE)
     with pytest.raises(Crash):

@@ -338,6 +338,7 @@ def _check_cross_fields(s: Scenario) -> None:
         (len(set(s.method.token_counts)) == len(s.method.token_counts), "method.token_counts", "without duplicates", s.method.token_counts),
         (bool(s.model.lora_targets), "model.lora_targets", "a non-empty list", s.model.lora_targets),
         (bool(s.name), "name", "a non-empty string", s.name),
+        (s.faults.min_rate_bps == 0 or math.isfinite(s.faults.outage_timeout_s), "faults.outage_timeout_s", f"finite when faults.min_rate_bps > 0 ({s.faults.min_rate_bps:g}; a transfer on a channel that never recovers would never end)", s.faults.outage_timeout_s),
     ]  # fmt: skip
     for ok, name, rule, got in checks:
         if not ok:

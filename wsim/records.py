@@ -30,20 +30,23 @@ EVENT_COLUMNS = (
 )  # fmt: skip
 EVENT_KINDS = (
     "client_fwd", "upload", "server", "download", "client_bwd", "adapter_up", "adapter_down",
-    "aggregate", "dropout", "server_wait", "straggler",
+    "aggregate", "dropout", "server_wait", "straggler", "leave", "timeout", "outage",
+    "server_slowdown",
 )  # fmt: skip
+"""Event kinds; a kind's code (:data:`KIND_CODE`) is its index here: append, never reorder."""
 ROUND_COLUMNS = (
     "round", "t_start_s", "t_end_s", "latency_s", "num_scheduled", "num_completed",
-    "num_stragglers", "num_dropouts", "energy_j", "energy_mean_j", "energy_max_j",
+    "num_stragglers", "num_dropouts", "num_leaves", "num_outages", "num_timeouts",
+    "server_slowdown", "energy_j", "energy_mean_j", "energy_max_j",
     "compute_energy_j", "tx_energy_j", "client_compute_s", "upload_s", "server_s",
     "server_wait_s", "download_s", "bytes_up", "bytes_down", "accuracy", "loss",
 )  # fmt: skip
 DEVICE_COLUMNS = (
     "round", "device", "status", "tokens", "bandwidth_hz", "power_w", "latency_s", "energy_j",
     "compute_energy_j", "tx_energy_j", "battery_j", "bytes_up", "bytes_down", "distance_m",
-    "speed_mps", "gain_db", "ste", "solver_reason",
+    "speed_mps", "gain_db", "ste", "solver_reason", "num_timeouts",
 )  # fmt: skip
-DEVICE_STATUSES = ("completed", "skipped", "straggler", "dropout", "dead")
+DEVICE_STATUSES = ("completed", "skipped", "straggler", "dropout", "dead", "left", "outage")
 COMPUTE_KINDS = ("client_fwd", "client_bwd")
 TX_KINDS = ("upload", "adapter_up")
 DOWN_KINDS = ("download", "adapter_down")
@@ -177,15 +180,21 @@ class EventLog:
             self._num_flushed += num
 
     def to_frame(self) -> pd.DataFrame:
-        """The trace as a DataFrame with the contract's columns and dtypes."""
-        cols = self.columns()
-        data = {
-            c: v.astype(np.int64 if c in _INT_EVENT_COLUMNS else float, copy=False)
-            for c, v in cols.items()
-            if c != "kind"
-        }
-        data["kind"] = pd.Categorical.from_codes(cols["kind"], categories=list(EVENT_KINDS))
-        return pd.DataFrame({c: data[c] for c in EVENT_COLUMNS})
+        """The trace as a DataFrame with the contract's columns and dtypes.
+
+        Built one column at a time from fresh arrays that the frame owns (no copy into 2-D
+        blocks), so the peak memory is the log plus the frame plus one column.
+        """
+        self.flush()
+        data: dict[str, Any] = {}
+        for j, c in enumerate(EVENT_COLUMNS):
+            parts = [chunk[j] for chunk in self._chunks]
+            col = np.concatenate(parts) if parts else np.zeros(0, _COLUMN_DTYPES[j])
+            if c == "kind":
+                data[c] = pd.Categorical.from_codes(col, categories=list(EVENT_KINDS))
+            else:
+                data[c] = col.astype(np.int64 if c in _INT_EVENT_COLUMNS else float, copy=False)
+        return pd.DataFrame(data, copy=False)
 
 
 class RoundLog:
@@ -195,7 +204,8 @@ class RoundLog:
         self.rounds: list[dict[str, Any]] = []
 
     def add(self, **fields: Any) -> None:
-        """Append one round: scalars (round, t_start_s, t_end_s, accuracy, loss) and
+        """Append one round: scalars (round, t_start_s, t_end_s, accuracy, loss, optional
+        server_slowdown) and
         ``[num_devices]`` arrays (is_alive, scheduled, tokens, bandwidth_hz, power_w,
         solver_reason, distance_m, speed_mps, gain_db, battery_j, retention)."""
         self.rounds.append(fields)
@@ -252,11 +262,14 @@ def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
 
     dropped = col(("dropout",), "count") > 0
     late = col(("straggler",), "count") > 0
+    left = col(("leave",), "count") > 0
+    outage = col(("outage",), "count") > 0
     status = np.select(
-        [~base["is_alive"].astype(bool), ~base["scheduled"].astype(bool), dropped, late],
-        ["dead", "skipped", "dropout", "straggler"],
+        [~base["is_alive"].astype(bool), ~base["scheduled"].astype(bool), dropped, late, left,
+         outage],
+        ["dead", "skipped", "dropout", "straggler", "left", "outage"],
         "completed",
-    )
+    )  # fmt: skip
     tx = col(TX_KINDS, "energy_j")
     with np.errstate(divide="ignore", invalid="ignore"):
         ste = np.where(
@@ -283,6 +296,7 @@ def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
         "gain_db": base["gain_db"].astype(float),
         "ste": ste,
         "solver_reason": base["solver_reason"].astype(str),
+        "num_timeouts": col(("timeout",), "count").astype(np.int64),
     })  # fmt: skip
     durations = {
         "client_compute_s": col(COMPUTE_KINDS, "duration_s"),
@@ -298,7 +312,9 @@ def rounds_frame(devices: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
     """``rounds.csv``: one row per round, reduced from the devices table (itself from events).
 
     ``energy_mean_j`` / ``energy_max_j`` are over scheduled devices and the duration columns are
-    means over completed devices (NaN when there are none: not applicable).
+    means over completed devices (NaN when there are none: not applicable). ``num_leaves`` /
+    ``num_outages`` count devices whose round ended by a leave / an outage, ``num_timeouts`` the
+    transfer timeouts (retried ones too), ``server_slowdown`` the round's server factor (1 = none).
     """
     rows = []
     by_round = dict(tuple(devices.groupby("round")))
@@ -313,6 +329,10 @@ def rounds_frame(devices: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
             "num_scheduled": len(sched), "num_completed": len(done),
             "num_stragglers": int((d["status"] == "straggler").sum()),
             "num_dropouts": int((d["status"] == "dropout").sum()),
+            "num_leaves": int((d["status"] == "left").sum()),
+            "num_outages": int((d["status"] == "outage").sum()),
+            "num_timeouts": int(d["num_timeouts"].sum()),
+            "server_slowdown": float(rec.get("server_slowdown", 1.0)),
             "energy_j": float(d["energy_j"].sum()),
             "energy_mean_j": mean("energy_j", sched),
             "energy_max_j": float(sched["energy_j"].max()) if len(sched) else math.nan,

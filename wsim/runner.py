@@ -70,6 +70,17 @@ def _round_lines(rounds) -> list[str]:
     return lines
 
 
+def _fault_line(scenario: Scenario, rounds) -> list[str]:
+    if not scenario.faults.any:
+        return []
+    slow = int((rounds["server_slowdown"] > 1).sum())
+    return [
+        f"  faults           {int(rounds['num_leaves'].sum())} leaves, "
+        f"{int(rounds['num_timeouts'].sum())} transfer timeouts, "
+        f"{int(rounds['num_outages'].sum())} outages, {slow} slow-server rounds"
+    ]
+
+
 def _summary(scenario: Scenario, result, out: Path) -> str:
     rounds = result.rounds
     acc = rounds["accuracy"].dropna()
@@ -80,6 +91,7 @@ def _summary(scenario: Scenario, result, out: Path) -> str:
         f"  device energy    {rounds['energy_j'].sum():.3f} J (compute {rounds['compute_energy_j'].sum():.3f} J, transmit {rounds['tx_energy_j'].sum():.3f} J)",
         f"  traffic          {rounds['bytes_up'].sum() / MEGA:.3f} MB up, {rounds['bytes_down'].sum() / MEGA:.3f} MB down",
         f"  completed        {int(rounds['num_completed'].sum())} device-rounds, {int(rounds['num_stragglers'].sum())} stragglers, {int(rounds['num_dropouts'].sum())} dropouts",
+        *_fault_line(scenario, rounds),
         f"  final accuracy   {final_acc}",
         f"  wall time        {result.wall_time_s:.2f} s -> {out}",
     ])  # fmt: skip

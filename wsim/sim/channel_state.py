@@ -27,6 +27,13 @@ A transfer is resolved at most ``horizon_blocks`` blocks past the current simula
 caller waits until then and continues), so the buffers hold at most about
 ``2 · horizon_blocks × num_devices`` values each: memory stays bounded for any run length.
 :meth:`CellChannel.integrate` is the generic path for any ``(b, p)`` (tests, tools).
+
+Outages (``faults.min_rate_bps > 0``; off by default, and then nothing below changes): a block
+whose rate is below the minimum carries no bits (``r_n`` taken as 0 in ``C``, in the first and
+last partial blocks and in :meth:`CellChannel.integrate`), and
+:meth:`CellChannel.link_transfer_outage` also reports when a stall run reaches
+``faults.outage_timeout_s`` (the rule of :mod:`wsim.sim.faults`); the vectorized
+:meth:`CellChannel.link_transfer_many` leaves transfers that time out to it.
 """
 
 from __future__ import annotations
@@ -57,6 +64,7 @@ from wsim.mobility import (
     step_mobility,
 )
 from wsim.rng import RngStreams
+from wsim.sim.faults import any_timeout, first_timeout
 
 FloatArray = npt.NDArray[np.float64]
 LOS_MODELS = ("uma", "umi")
@@ -179,6 +187,8 @@ class CellChannel:
         self.block_s = scenario.sim.fading_block_s
         self.mobility_step_s = scenario.sim.mobility_step_s
         self.ut_height_m = scenario.devices.ut_height_m
+        self.min_rate_bps = scenario.faults.min_rate_bps  # below it a block is an outage
+        self.outage_timeout_s = scenario.faults.outage_timeout_s
         n = scenario.devices.num_devices
         self.num_devices = n
         self.horizon_blocks = int(min(HORIZON_BLOCKS, max(_MIN_HORIZON_BLOCKS, _CELL_BUDGET // n)))
@@ -312,6 +322,8 @@ class CellChannel:
         rate = np.multiply(gain_t, coef[:, None])
         rate += 1.0
         np.log2(rate, out=rate)
+        if self.min_rate_bps > 0:  # outage: no progress in a block below the minimum rate
+            rate[rate * b[:, None] < self.min_rate_bps] = 0.0
         rate *= (b * self.block_s)[:, None]
         np.cumsum(rate, axis=1, out=rate)
         rate += cum_bits[:, c : c + 1]
@@ -429,6 +441,8 @@ class CellChannel:
             self._ensure(first)
         g0 = self._gains.item(device, first - self._base)
         r0 = b * math.log2(1.0 + coef * g0)
+        if r0 < self.min_rate_bps:  # an outage block (only with faults.min_rate_bps > 0)
+            r0 = 0.0
         seg0 = min((first + 1) * bs, t_stop) - t0_s
         if r0 * seg0 >= bits:  # done in the first block
             return t0_s + bits / r0, bits, True, 1, coef * g0
@@ -499,6 +513,8 @@ class CellChannel:
             raise ValueError(f"devices {devices[~(b > 0)][:10].tolist()}: no link this round")
         g0 = self._gains[devices, first - self._base]
         r0 = b * np.log2(1.0 + coef * g0)
+        if self.min_rate_bps > 0:
+            r0[r0 < self.min_rate_bps] = 0.0
         seg0 = np.minimum((first + 1) * bs, stop) - t0_s
         done = r0 * seg0 >= bits
         t_end[done] = t0_s[done] + bits[done] / r0[done]
@@ -538,6 +554,10 @@ class CellChannel:
             )
             snr[idx] = coef[idx] * gain_time / (end[ok] - t0_s[idx])
             done[idx] = True
+            if self.min_rate_bps > 0 and idx.size:  # timed out: left to the scalar path
+                late = idx[self._timeouts_many(link, devices[idx], first[idx], t0_s[idx],
+                                               t_end[idx], r0[idx] == 0)]  # fmt: skip
+                t_end[late], blocks[late], snr[late], done[late] = np.nan, 0, np.nan, False
         return t_end, done, blocks, snr
 
     def _cut(
@@ -555,10 +575,108 @@ class CellChannel:
         cum, cum_g = self._links[link][2][device], self._cum_gain[device]
         g = float(self._gains[device, cl])
         part = max(t_stop - last * bs, 0.0)
-        sent = r0 * seg0 + float(cum[cl] - cum[c0 + 1]) + b * math.log2(1.0 + coef * g) * part
+        r_last = b * math.log2(1.0 + coef * g)
+        if r_last < self.min_rate_bps:
+            r_last = 0.0
+        sent = r0 * seg0 + float(cum[cl] - cum[c0 + 1]) + r_last * part
         gain_time = g0 * seg0 + float(cum_g[cl] - cum_g[c0 + 1]) + g * part
         blocks = last - first + (1 if part > 0 else 0)
         return t_stop, sent, False, blocks, coef * gain_time / (t_stop - t0)
+
+    # ------------------------------------------------------------------ outages
+    def link_transfer_outage(
+        self,
+        link: int,
+        device: int,
+        bits: float,
+        t0_s: float,
+        t_limit_s: float,
+        now_s: float,
+        stalled_since_s: float = math.nan,
+    ) -> tuple[float, float, bool, int, float, bool, float]:
+        """:meth:`link_transfer` with outage timeouts (``faults.min_rate_bps > 0``).
+
+        A block whose rate is below ``min_rate_bps`` carries no bits (the cumulative bits stay
+        flat there). A stall run that starts at ``s`` (``t0_s``, the start of a stalled block,
+        or ``stalled_since_s`` when the transfer continues a stall from an earlier call) times
+        out at ``s + outage_timeout_s`` if every block that overlaps ``[s, s + timeout)`` is
+        stalled and that instant comes before the transfer completes and before ``t_limit_s``
+        (a limit at the same instant wins).
+
+        Returns:
+            ``(t_end_s, bits_sent, is_complete, num_blocks, mean_snr_lin, timed_out,
+            stall_start_s)``: on a timeout, ``t_end_s`` is the timeout instant and
+            ``stall_start_s`` the start of the stall run; on a stop at the horizon,
+            ``stall_start_s`` is the start of the stall in progress there (NaN if none).
+        """
+        res = self.link_transfer(link, device, bits, t0_s, t_limit_s, now_s)
+        t_end, complete = res[0], res[2]
+        if bits <= 0 or t_end <= t0_s:  # nothing happened: a stall in progress goes on
+            return (*res, False, stalled_since_s)
+        at_horizon = not complete and t_end < t_limit_s
+        origin = stalled_since_s if stalled_since_s == stalled_since_s else t0_s
+        if not at_horizon and t_end - origin <= self.outage_timeout_s:
+            return (*res, False, math.nan)  # too short to hold a whole timeout
+        bs = self.block_s
+        first = int(t0_s / bs + _BOUNDARY_TOL)
+        last = max(int(math.ceil(t_end / bs - _BOUNDARY_TOL)) - 1, first)
+        b, coef = self._link_b[link][device], self._link_coef[link][device]
+        r0 = b * math.log2(1.0 + coef * self._gains.item(device, first - self._base))
+        stalled = self._stall_mask(link, np.array([device]), first, last, np.array([first]),
+                                   np.array([r0 < self.min_rate_bps]))[0]  # fmt: skip
+        t_out, start, tail = first_timeout(stalled, first, origin, t_end, bs, self.outage_timeout_s)
+        if t_out is None:
+            return (*res, False, tail if at_horizon else math.nan)
+        cut = self.link_transfer(link, device, bits, t0_s, t_out, now_s)
+        return (*cut, True, start)
+
+    def _stall_mask(
+        self,
+        link: int,
+        devices: npt.NDArray[np.int64],
+        w0: int,
+        w1: int,
+        first: npt.NDArray[np.int64],
+        first_stalled: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
+        """Outage blocks ``w0 … w1`` of each transfer, ``[len(devices), w1 − w0 + 1]``.
+
+        A block after a transfer's ``first`` block is stalled where the link's cumulative bits
+        do not grow across it (exactly the blocks the integration makes no progress in); the
+        first block is ``first_stalled`` (the rate that transfer used there); blocks before
+        ``first`` are False.
+        """
+        base = self._base
+        cum = self._links[link][2][devices, w0 - base : w1 - base + 2]
+        # [num, w1 - w0 + 1]
+        stalled = cum[:, 1:] == cum[:, :-1]
+        cols = np.arange(w0, w1 + 1)
+        stalled &= cols > first[:, None]
+        stalled[cols == first[:, None]] = first_stalled
+        return stalled
+
+    def _timeouts_many(
+        self,
+        link: int,
+        devices: npt.NDArray[np.int64],
+        first: npt.NDArray[np.int64],
+        t0_s: FloatArray,
+        t_end_s: FloatArray,
+        first_stalled: npt.NDArray[np.bool_],
+    ) -> npt.NDArray[np.bool_]:
+        """Which of these completed transfers (from ``t0_s`` to ``t_end_s``) hold a stall run
+        that times out first (:func:`~wsim.sim.faults.any_timeout`)."""
+        bs, timeout = self.block_s, self.outage_timeout_s
+        long = np.flatnonzero(t_end_s - t0_s > timeout)
+        out = np.zeros(len(devices), dtype=bool)
+        if long.size == 0:
+            return out
+        last = np.ceil(t_end_s[long] / bs - _BOUNDARY_TOL).astype(np.int64) - 1
+        w0, w1 = int(first[long].min()), int(max(last.max(), first[long].max()))
+        stalled = self._stall_mask(link, devices[long], w0, w1, first[long], first_stalled[long])
+        stalled &= np.arange(w0, w1 + 1) <= last[:, None]
+        out[long] = any_timeout(stalled, w0, first[long], t0_s[long], t_end_s[long], bs, timeout)
+        return out
 
     # ------------------------------------------------------------------ queries
     def block_index(self, t_s: float) -> int:
@@ -633,6 +751,8 @@ class CellChannel:
             starts = np.concatenate([[t], ends[:-1]])
             dur = np.maximum(ends - starts, 0.0)
             rates = shannon_rate_bps(bandwidth_hz, power_w, gains, noise_psd_w_per_hz)
+            if self.min_rate_bps > 0:  # outage blocks carry no bits (no timeouts here)
+                rates = np.where(rates < self.min_rate_bps, 0.0, rates)
             snrs = np.exp2(rates / bandwidth_hz) - 1.0  # γ from r = b log2(1 + γ)
             cum = np.cumsum(rates * dur)
             k = int(np.searchsorted(cum, remaining))  # first block that completes the transfer

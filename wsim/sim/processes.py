@@ -21,6 +21,14 @@ is cut at that instant; its row records what was done (time, energy, bits, FLOPs
 ``straggler`` or ``dropout`` row. The deadline covers local training and the adapter upload;
 aggregation and the broadcast follow it. A device whose battery empties is dead from then on.
 Only the device's compute and transmission drain its battery (reception and idle not modelled).
+
+Faults (``[faults]``, drawn per round by :mod:`wsim.sim.faults`): a device's leave time is one
+more per-device deadline (its activity, its gradient download, its server wait or server step
+are cut there, then a ``leave`` row; it is not aggregated and is back next round; once its
+adapter upload is in, its round is over and a later leave time does nothing). With
+``min_rate_bps > 0`` outage blocks carry no bits and a transfer stalled ``outage_timeout_s`` in a
+row times out (:meth:`RoundRun.send`). A slowed server (``server_slowdown`` row, device −1, at
+the round start) multiplies every server step and the aggregation by the factor.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import numpy as np
 from wsim.records import KIND_CODE
 from wsim.sim import batched
 from wsim.sim.channel_state import DOWNLINK, UPLINK
+from wsim.sim.faults import RoundFaults, draw_round_faults
 from wsim.sim.observation import build_observation, check_decision
 from wsim.sim.world import RoundContext, World
 from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32, gain_to_db
@@ -47,9 +56,15 @@ _UPLOAD, _ADAPTER_UP, _ADAPTER_DOWN = _K["upload"], _K["adapter_up"], _K["adapte
 
 class RoundRun:
     """One round's hot-path state: per-device constants and batteries as Python scalars
-    (written back to the fleet at the end of the round), the server's slots, the outcomes."""
+    (written back to the fleet at the end of the round), the server's slots, the outcomes.
 
-    def __init__(self, world: World, ctx: RoundContext, devices: list[int]) -> None:
+    ``faults``: this round's fault draws (None when every fault is off): ``stop_at[i]`` is
+    device ``i``'s cut-off, ``min(deadline, leave time)``, s; ``slowdown`` the server factor.
+    """
+
+    def __init__(
+        self, world: World, ctx: RoundContext, devices: list[int], faults: RoundFaults | None = None
+    ) -> None:
         fleet, dec = world.fleet, ctx.decision
         self.world, self.ctx, self.env = world, ctx, world.env
         self.channel, self.append = world.channel, world.events.append
@@ -71,6 +86,21 @@ class RoundRun:
             dec.bandwidth_hz, dec.power_w, ctx.dl_bandwidth_hz, ctx.dl_power_w,
             world.noise_psd_w_per_hz, float(world.env.now),
         )  # fmt: skip
+        cfg = world.scenario.faults
+        if cfg.min_rate_bps > 0:  # outages on: every transfer takes the outage-aware path
+            self.send = self._send_outage  # type: ignore[method-assign]
+        self.retries = cfg.max_retries if cfg.outage_policy == "retry" else 0
+        self.slowdown, self.leave_at = 1.0, None
+        # [num_devices]: each device's cut-off, s
+        self.stop_arr = np.full(fleet.num_devices, self.deadline)
+        if faults is not None:
+            self.slowdown, self.leave_at = faults.server_slowdown, faults.leave_at_s.tolist()
+            self.stop_arr = np.minimum(faults.leave_at_s, self.deadline)
+            if self.slowdown != 1.0:
+                t = float(world.env.now)
+                self.append((self.round, -1, _K["server_slowdown"], t, t, 0.0, 0, NAN, NAN, NAN,
+                             NAN, 0.0, 0.0, 0))  # fmt: skip
+        self.stop_at = self.stop_arr.tolist()
 
     def write_back(self) -> None:
         """Copy the batteries and the alive flags back to the fleet arrays."""
@@ -88,17 +118,22 @@ class RoundRun:
             self.trained.succeed()
 
     def interrupted(self, device: int, t_s: float, dropped: bool) -> None:
-        """Record the end of a device's round (``dropout`` or ``straggler`` row)."""
+        """Record the end of a device's round at its cut-off ``t_s``: a ``dropout`` row
+        (battery empty), a ``leave`` row (cut at its leave time) or a ``straggler`` row."""
         if dropped:
             self.battery[device] = 0.0
             self.alive[device] = False
-        kind = _K["dropout"] if dropped else _K["straggler"]
+            kind = _K["dropout"]
+        elif self.leave_at is not None and self.leave_at[device] < self.deadline:
+            kind = _K["leave"]
+        else:
+            kind = _K["straggler"]
         self.append((self.round, device, kind, t_s, t_s, 0.0, 0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0))
         self.finish(device, t_s, False)
 
     def compute(self, device: int, kind: int, flops: float, tokens: int, t0: float) -> float:
         """Device compute from ``t0``: ``t = FLOPs·c / f``, ``E = κ C f²``; returns the end
-        time, or -1 if cut (deadline or battery; the device's round is then over)."""
+        time, or -1 if cut (cut-off or battery; the device's round is then over)."""
         if not (flops is not None and flops > 0 and flops < INF):
             raise ValueError(
                 f"flops must be finite and > 0 (compute time is never zero), got {flops!r}"
@@ -107,11 +142,11 @@ class RoundRun:
         cycles = flops * self.cycles_per_flop[device]
         duration = cycles / f
         power = kappa * f**3
-        battery = self.battery[device]
+        battery, stop = self.battery[device], self.stop_at[device]
         t_dead = t0 + battery / power if power > 0 else INF
-        t_end = min(t0 + duration, self.deadline, t_dead)
+        t_end = min(t0 + duration, stop, t_dead)
         done = t_end >= t0 + duration
-        dropped = not done and t_dead <= self.deadline
+        dropped = not done and t_dead <= stop
         if done:
             energy = kappa * cycles * (f * f)
         else:
@@ -128,19 +163,22 @@ class RoundRun:
 
     def send(self, device: int, kind: int, bits: float, tokens: int, t0: float) -> float | Proc:
         """Transfer from ``t0`` over this round's uplink (``upload``, ``adapter_up``: device
-        power, drains the battery) or downlink; cut at the deadline (not ``adapter_down``).
+        power, drains the battery) or downlink; cut at the device's cut-off (deadline or leave
+        time; not ``adapter_down``).
 
         Returns the end time, or -1 if cut; or, when the transfer outlasts the channel's
         horizon, a generator to ``yield from`` (it waits, continues, and returns the same).
+        With outages on (``faults.min_rate_bps > 0``) see :meth:`_send_outage`.
         """
         is_up = kind == _UPLOAD or kind == _ADAPTER_UP
         if is_up:
             power, battery = self.power[0][device], self.battery[device]
             t_dead = t0 + battery / power
-            stop = self.deadline if self.deadline < t_dead else t_dead
+            limit = self.stop_at[device]
+            stop = limit if limit < t_dead else t_dead
         else:
             power, battery, t_dead = self.power[1], 0.0, INF
-            stop = self.deadline if kind != _ADAPTER_DOWN else INF
+            stop = self.stop_at[device] if kind != _ADAPTER_DOWN else INF
         res = self.channel.link_transfer(
             UPLINK if is_up else DOWNLINK, device, bits, t0, stop, self.env.now
         )
@@ -170,7 +208,7 @@ class RoundRun:
         """Record a finished (or cut) transfer; returns its end time, or -1 if cut."""
         t_end, sent, complete, blocks, snr_mean = res
         is_up = kind == _UPLOAD or kind == _ADAPTER_UP
-        limit = self.deadline if kind != _ADAPTER_DOWN else INF
+        limit = self.stop_at[device] if kind != _ADAPTER_DOWN else INF
         bw = self.bw[0][device] if is_up else self.bw[1]
         power = self.power[0][device] if is_up else self.power[1]
         sent = bits if complete else sent
@@ -191,14 +229,81 @@ class RoundRun:
         self.interrupted(device, t_end, dropped)
         return -1.0
 
+    def _send_outage(
+        self, device: int, kind: int, bits: float, tokens: int, t0: float
+    ) -> float | Proc:
+        """:meth:`send` with outages: a transfer makes no progress in outage blocks, and a
+        stall of ``outage_timeout_s`` in a row times out (:meth:`CellChannel.link_transfer_outage`):
+        the attempt's row (what it sent, its airtime and energy), a ``timeout`` row over the
+        stall, then a new attempt from scratch at that instant (policy ``retry``, at most
+        ``max_retries`` times) or the end of the device's round (an ``outage`` row; for the
+        broadcast, that device's copy is given up). Returns as :meth:`send` does."""
+        gen = self._attempts(device, kind, bits, tokens, t0)
+        try:
+            event = next(gen)
+        except StopIteration as stop:
+            return stop.value
+        return _resume(gen, event)
+
+    def _attempts(self, device: int, kind: int, bits: float, tokens: int, t0: float) -> Proc:
+        """The attempts of an outage-aware transfer (yields only past the channel's horizon)."""
+        env, channel, r = self.env, self.channel, self.round
+        is_up = kind == _UPLOAD or kind == _ADAPTER_UP
+        link = UPLINK if is_up else DOWNLINK
+        bw = self.bw[0][device] if is_up else self.bw[1]
+        for _ in range(self.retries + 1):  # the first attempt and the retries
+            if is_up:
+                power, battery = self.power[0][device], self.battery[device]
+                t_dead = t0 + battery / power
+                stop = min(self.stop_at[device], t_dead)
+            else:
+                power, battery, t_dead = self.power[1], 0.0, INF
+                stop = self.stop_at[device] if kind != _ADAPTER_DOWN else INF
+            t, sent, blocks, snr_time, since = t0, 0.0, 0, 0.0, NAN
+            while True:
+                t_end, done, complete, num, snr, timed_out, since = channel.link_transfer_outage(
+                    link, device, bits - sent, t, stop, env.now, since
+                )
+                sent, blocks = sent + done, blocks + num
+                if t_end > t:
+                    snr_time += snr * (t_end - t)
+                if complete or timed_out or t_end >= stop:
+                    break
+                yield env.timeout(t_end - env.now)  # past the channel's horizon: wait, continue
+                t = t_end
+            airtime = t_end - t0
+            snr_mean = snr_time / airtime if airtime > 0 else NAN
+            if not timed_out:
+                res = (t_end, sent, complete, blocks, snr_mean)
+                return self._sent(device, kind, bits, tokens, t0, stop, t_dead, battery, res)
+            energy = power * airtime if is_up else 0.0
+            self.append((
+                r, device, kind, t0, t_end, sent / BITS_PER_BYTE, tokens, bw, power,
+                sent / airtime, 10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN,
+                energy, 0.0, blocks,
+            ))  # fmt: skip
+            if is_up:
+                self.battery[device] = max(battery - energy, 0.0)
+            self.append((r, device, _K["timeout"], since, t_end, 0.0, 0, NAN, NAN, NAN, NAN, 0.0,
+                         0.0, 0))  # fmt: skip
+            t0 = t_end  # the next attempt starts from scratch now
+        if kind == _ADAPTER_DOWN:
+            return t0
+        self.append((r, device, _K["outage"], t0, t0, 0.0, 0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0))
+        self.finish(device, t0, False)
+        return -1.0
+
     def serve(self, device: int, flops: float, t_arrive: float) -> float:
         """Edge-server step for an upload arriving now: FIFO over ``num_slots`` slots
-        (``server_wait`` row), then ``FLOPs / F``; returns the end time, or -1 if cut."""
+        (``server_wait`` row), then ``FLOPs / F`` (times this round's slowdown factor); cut at
+        the device's cut-off (deadline or leave); returns the end time, or -1 if cut."""
         if not (flops is not None and flops > 0 and flops < INF):
             raise ValueError(f"server flops must be finite and > 0, got {flops!r}")
         service = flops / self.server_flops_per_s
+        if self.slowdown != 1.0:
+            service *= self.slowdown
         start = max(t_arrive, self.slots[0])
-        deadline, r = self.deadline, self.round
+        deadline, r = self.stop_at[device], self.round
         if start >= deadline:  # never granted before the deadline
             if deadline > t_arrive:
                 self.append((r, device, _K["server_wait"], t_arrive, deadline, 0.0, 0, NAN, NAN,
@@ -290,7 +395,8 @@ def start_devices(run: RoundRun, devices: list[int]) -> None:
     with np.errstate(divide="ignore"):
         t_dead = np.where(power > 0, t0 + battery / np.where(power > 0, power, 1.0), INF)
     t_fwd = t0 + cycles / f
-    ok = (t_fwd <= run.deadline) & (t_fwd <= t_dead)
+    stop = run.stop_arr[dev]  # each device's cut-off (deadline, or its leave time)
+    ok = (t_fwd <= stop) & (t_fwd <= t_dead)
     energy = kappa * cycles * (f * f)
     battery = np.where(ok, np.maximum(battery - energy, 0.0), battery)
     tokens = np.array([s.tokens for s in steps], dtype=np.int64)
@@ -300,7 +406,7 @@ def start_devices(run: RoundRun, devices: list[int]) -> None:
     # uploads of the devices whose forward completed
     bits = np.array([s.upload_bits for s in steps], dtype=float)[fwd]
     p_up = np.asarray(run.power[0])[dev[fwd]]
-    limit = np.minimum(run.deadline, t_fwd[fwd] + battery[fwd] / p_up)
+    limit = np.minimum(stop[fwd], t_fwd[fwd] + battery[fwd] / p_up)
     t_up, up_ok, blocks, snr = run.channel.link_transfer_many(
         UPLINK, dev[fwd], bits, t_fwd[fwd], limit, t0
     )
@@ -330,6 +436,17 @@ def start_devices(run: RoundRun, devices: list[int]) -> None:
         env.process(device_round(run, i, start))
 
 
+def _resume(gen: Proc, event: Any) -> Proc:
+    """Continue ``gen`` (which has just yielded ``event``) inside the caller's process;
+    returns what ``gen`` returns."""
+    while True:
+        value = yield event
+        try:
+            event = gen.send(value)
+        except StopIteration as stop:
+            return stop.value
+
+
 def _drive(gen: Proc, event: Any, sink: list[float]) -> Proc:
     """Continue a transfer generator that had to wait (past the horizon); its result → sink."""
     while True:
@@ -348,7 +465,7 @@ def aggregate(world: World, run: RoundRun) -> Proc:
     down_bits = wl.adapter_down_bits()
     flops = 2.0 * max(down_bits / BITS_PER_FLOAT32, 1.0) * len(run.completed)
     t0 = float(env.now)
-    yield env.timeout(world.server.compute_time_s(flops))
+    yield env.timeout(world.server.compute_time_s(flops) * run.slowdown)
     t_agg = float(env.now)
     run.append((run.round, -1, _K["aggregate"], t0, t_agg, 0.0, 0, NAN, NAN, NAN, NAN,
                           0.0, flops, 0))  # fmt: skip
@@ -391,7 +508,8 @@ def round_process(world: World, r: int) -> Proc:
     ctx = RoundContext.start(world, r, decision)
     alive_at_start = fleet.is_alive.copy()
     devices = np.flatnonzero(decision.scheduled).tolist()
-    run = RoundRun(world, ctx, devices)
+    faults = draw_round_faults(sc.faults, world.streams.faults, fleet.num_devices, ctx.t_start_s)
+    run = RoundRun(world, ctx, devices, faults)
     if batched.eligible(world):
         batched.start_round(run, devices)
     else:
@@ -420,4 +538,5 @@ def round_process(world: World, r: int) -> Proc:
         distance_m=state.distance_m, speed_mps=state.speed_mps, gain_db=gain_to_db(state.gain_lin),
         battery_j=fleet.battery_j.copy(),
         retention=np.where(opt >= 0, obs.retention[np.arange(len(opt)), np.maximum(opt, 0)], np.nan),
+        server_slowdown=run.slowdown,
     )  # fmt: skip
