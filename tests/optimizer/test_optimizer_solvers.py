@@ -167,9 +167,15 @@ def test_warm_started_resource_step_matches_cold_start(seed: int) -> None:
     assert cold is not None
     for factor in (0.7, 1.0, 1.3):
         warm = resource_step(
-            problem, options, problem.deadline_s, 2.0 * cold.price_j_per_hz, factor * cold.latency_s
+            problem,
+            options,
+            problem.deadline_s,
+            2.0 * cold.price_j_per_hz,
+            factor * cold.latency_s,
+            factor * cold.min_latency_s,
         )
         assert warm is not None
+        assert warm.min_latency_s == pytest.approx(cold.min_latency_s, rel=1e-9)
         assert warm.latency_s == pytest.approx(cold.latency_s, rel=1e-5)
         j_cold = (
             cold.energy_j * problem.energy_price_per_j

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wsim.optimizer.evaluate import links_for
 from wsim.optimizer.inverse import LN2, inv_expm1_ratio
+from wsim.optimizer.options import OptionTable, row_any, row_argmin, row_min
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.radio import rate_bps
-from wsim.optimizer.resource import BAND_SLACK, Links, floor_hz, min_latency_s
+from wsim.optimizer.resource import BAND_SLACK, min_latency_s
 
 
 @dataclass(frozen=True)
@@ -40,69 +40,69 @@ class Admission:
     t_min_s: np.ndarray
 
 
-def option_links(problem: RoundProblem) -> Links:
-    """``Links`` over every (device, option) pair; arrays ``[N, J]`` (device ones broadcast)."""
-    shape = problem.payload_bits.shape
+def option_min_latency_s(
+    problem: RoundProblem, busy_s: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``T_min,ij`` (s) and whether the power limit binds there (``tau_pow >= tau_en``); ``[N, J]``.
 
-    def full(v: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(v[:, None], shape)
-
-    return Links(
-        payload_bits=problem.payload_bits,
-        busy_s=problem.compute_time_s + problem.fixed_latency_s[:, None],
-        compute_energy_j=problem.compute_energy_j,
-        gain_lin=full(problem.gain_lin),
-        max_power_w=full(problem.max_power_w),
-        energy_budget_j=full(problem.energy_budget_j),
-    )
-
-
-def option_min_latency_s(problem: RoundProblem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``T_min,ij`` (s), and its two upload terms ``tau_pow``, ``tau_en`` (s); each ``[N, J]``."""
+    The energy term needs the inverse of ``expm1(x)/x`` only where it can bind: ``tau_en >
+    tau_pow`` exactly when ``x_en < x_pow = r(B, p_max) ln2 / B``, i.e. ``m < expm1(x_pow) /
+    x_pow`` (``expm1(x)/x`` increases). ``busy_s`` is ``C_ij/f_i + T_fix,i`` (s) if at hand.
+    """
     n0, bw = problem.noise_psd_w_per_hz, problem.total_bandwidth_hz
     s = problem.payload_bits
-    r_max = rate_bps(bw, problem.max_power_w, problem.gain_lin, n0)[:, None]
-    tau_pow = np.divide(s, r_max, out=np.full(s.shape, np.inf), where=r_max > 0.0)
-    spare_j = problem.energy_budget_j[:, None] - problem.compute_energy_j
-    m = spare_j * problem.gain_lin[:, None] / (n0 * s * LN2)
-    x = inv_expm1_ratio(m)
-    tau_en = np.divide(s * LN2, x * bw, out=np.full(s.shape, np.inf), where=m > 1.0)
-    busy = problem.compute_time_s + problem.fixed_latency_s[:, None]
-    return busy + np.maximum(tau_pow, tau_en), tau_pow, tau_en
+    r_max = rate_bps(bw, problem.max_power_w, problem.gain_lin, n0)
+    tau = np.divide(s, r_max[:, None], out=np.full(s.shape, np.inf), where=r_max[:, None] > 0.0)
+    x_pow = r_max * (LN2 / bw)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio_pow = np.expm1(x_pow) / x_pow  # nan where r_max = 0: the power never binds
+        m = (problem.energy_budget_j[:, None] - problem.compute_energy_j) * (
+            problem.gain_lin / (n0 * LN2)
+        )[:, None]
+        m /= s
+        energy = m < ratio_pow[:, None]
+    idx = np.flatnonzero(energy)
+    m_en = m.flat[idx]
+    x_en = inv_expm1_ratio(m_en)
+    with np.errstate(invalid="ignore"):
+        tau.flat[idx] = np.where(m_en > 1.0, s.flat[idx] * LN2 / (x_en * bw), np.inf)
+    busy = problem.compute_time_s + problem.fixed_latency_s[:, None] if busy_s is None else busy_s
+    tau += busy
+    return tau, ~energy
+
+
+_REASON_CODES = np.array(["deadline", "power_limit", "energy_budget"], dtype=object)
 
 
 def _reasons(
     problem: RoundProblem,
     allowed: np.ndarray,
     t_min: np.ndarray,
-    tau_pow: np.ndarray,
-    tau_en: np.ndarray,
+    power_binds: np.ndarray,
+    busy_s: np.ndarray,
 ) -> np.ndarray:
     """Binding constraint at the device's least-demanding allowed option; ``[N]`` str."""
-    n = problem.num_devices
-    best = np.argmin(t_min, axis=1)
-    rows = np.arange(n)
-    busy = (problem.compute_time_s + problem.fixed_latency_s[:, None])[rows, best]
-    reason = np.where(
-        busy >= problem.deadline_s,
-        "deadline",
-        np.where(tau_pow[rows, best] >= tau_en[rows, best], "power_limit", "energy_budget"),
-    ).astype(object)
-    reason[~np.isfinite(t_min[rows, best])] = "energy_budget"
-    reason[~allowed.any(axis=1)] = "retention_floor"
+    best = row_argmin(t_min)
+    rows = np.arange(problem.num_devices)
+    code = np.where(power_binds[rows, best], 1, 2)
+    code[busy_s[rows, best] >= problem.deadline_s] = 0
+    code[~np.isfinite(t_min[rows, best])] = 2
+    reason = _REASON_CODES[code]
+    reason[~row_any(allowed)] = "retention_floor"
     return reason
 
 
 def _fit_jointly(
-    problem: RoundProblem, ok: np.ndarray, usable: np.ndarray, t_hi: float, floor_hi: np.ndarray
+    table: OptionTable, ok: np.ndarray, usable: np.ndarray, t_hi: float, floor_hi: np.ndarray
 ) -> tuple[np.ndarray, float]:
     """Drop (skip) or wait (relax) until ``sum_i min_j b_min,ij(t_hi) <= B``; returns ``ok, t_hi``.
 
     ``floor_hi`` ``[N, J]`` is ``b_min,ij(t_hi)`` (Hz).
     """
+    problem = table.problem
     bw, n0 = problem.total_bandwidth_hz, problem.noise_psd_w_per_hz
     floor_all = np.where(usable & ok[:, None], floor_hi, np.inf)
-    floor = floor_all.min(axis=1)
+    floor = row_min(floor_all)
     if np.sum(floor[ok]) <= bw * (1.0 + BAND_SLACK):
         return ok, t_hi
     if problem.infeasible_policy == "skip":
@@ -111,25 +111,30 @@ def _fit_jointly(
         ok = ok.copy()
         ok[order[~keep]] = False
         return ok, t_hi
-    chosen = links_for(problem, np.where(ok, np.argmin(floor_all, axis=1), -1))
+    chosen = table.links_for(np.where(ok, row_argmin(floor_all), -1))
     t_top = t_hi
     while not np.isfinite(min_latency_s(chosen, bw, n0, t_top)):
         t_top *= 2.0
     return ok, min_latency_s(chosen, bw, n0, t_top)
 
 
-def admit(problem: RoundProblem, allowed: np.ndarray) -> Admission:
+def admit(
+    problem: RoundProblem, allowed: np.ndarray, table: OptionTable | None = None
+) -> Admission:
     """Admit devices under the method's ``allowed`` options ``[N, J]`` (retention floor applied).
 
     Returns which devices are served, the binding reason for the others, the options usable at
-    the latency bound ``t_hi`` (the deadline, or the relaxed deadline), and ``t_hi``.
+    the latency bound ``t_hi`` (the deadline, or the relaxed deadline), and ``t_hi``. ``table``
+    is the solve's ``OptionTable`` when the caller already holds it.
     """
+    table = OptionTable(problem) if table is None else table
+    busy = table.links.busy_s
     meets_floor = problem.retention >= problem.min_retention
     allowed = allowed & meets_floor
-    t_min_all, tau_pow, tau_en = option_min_latency_s(problem)
+    t_min_all, power_binds = option_min_latency_s(problem, busy)
     t_min = np.where(allowed, t_min_all, np.inf)
-    best_t = t_min.min(axis=1)
-    reason = _reasons(problem, allowed, t_min, tau_pow, tau_en)
+    best_t = row_min(t_min)
+    reason = _reasons(problem, allowed, t_min, power_binds, busy)
     if problem.infeasible_policy == "relax_deadline":
         ok = np.isfinite(best_t)
         # method-independent soft bound: every floor-meeting option of every device that some
@@ -140,16 +145,14 @@ def admit(problem: RoundProblem, allowed: np.ndarray) -> Admission:
         ok = best_t <= problem.deadline_s
         t_hi = problem.deadline_s
     usable = allowed & (t_min <= t_hi)
-    links = option_links(problem)
-    n0 = problem.noise_psd_w_per_hz
-    floor_hi = floor_hz(links, t_hi, n0)[0]  # [N, J]
+    floor_hi = table.uplink.floor(t_hi).bandwidth_hz  # [N, J]
     if ok.any():
         t_fit = t_hi
-        ok_joint, t_hi = _fit_jointly(problem, ok, usable, t_hi, floor_hi)
+        ok_joint, t_hi = _fit_jointly(table, ok, usable, t_hi, floor_hi)
         reason[ok & ~ok_joint] = "deadline"
         ok = ok_joint
         if t_hi != t_fit:  # relaxed deadline
-            floor_hi = floor_hz(links, t_hi, n0)[0]
+            floor_hi = table.uplink.floor(t_hi).bandwidth_hz
     reason[ok] = ""
     usable = allowed & (t_min <= t_hi) & ok[:, None]
     return Admission(

@@ -6,9 +6,10 @@ at the lowest power meeting ``T``; the power limit and the energy budget are bot
 ``P_i(tau) = min(p_max,i, (E_max,i - E_comp,i) / tau_i)`` and give a bandwidth floor ``b_min,i``.
 ``min sum E_tx,i(b_i)`` s.t. ``sum b_i <= B`` is convex: one multiplier ``lambda`` (J/Hz) couples the
 devices, ``b_i = max(b_i(lambda), b_min,i)`` with ``b_i(lambda)`` the Lambert-W closed form, and
-``lambda`` is found by safeguarded Newton on ``log lambda``. ``T`` is searched over
-``[T_lo, T_hi]`` (warm-started safeguarded secant), ``T_lo`` = smallest ``T`` with ``sum b_min(T) <= B`` (safeguarded Newton).
-No Python loop runs over devices.
+``lambda`` is found by Newton on ``log lambda`` (``uplink.Uplink.split``). ``T`` is searched over
+``[T_lo, T_hi]`` (warm-started safeguarded Newton on ``log(T - T_lo)`` with the analytic
+``d2E*/dT2``), ``T_lo`` = smallest ``T`` with ``sum b_min(T) <= B`` (Newton on
+``log(T - pole)``). No Python loop runs over devices.
 """
 
 from __future__ import annotations
@@ -18,111 +19,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wsim.optimizer.radio import (
-    bandwidth_at_price_hz,
-    marginal_energy_j_per_hz,
-    min_bandwidth_hz,
-    min_power_w,
-    tx_energy_j,
-)
+from wsim.optimizer.radio import min_power_w, tx_energy_j
+from wsim.optimizer.uplink import BAND_SLACK, Floor, Links, Split, Uplink
 
-_ROOT_RTOL = 1e-10
-BAND_SLACK = 1e-10  # sum b may exceed B by this fraction (root-finding tolerance)
+_MAX_LOG_STEP = 2.0  # Newton on log(T - T_lo) moves T - T_lo by at most e^2 either way
+_MIN_START_GAP = 1e-3  # a warm start closer to T_lo (relative to T_hi - T_lo) is not used
+_LATENCY_XTOL = 1e-8  # relative tolerance on T: Newton ends sooner; it bounds only kinks of E*(T)
 
-
-@dataclass(frozen=True)
-class Links:
-    """The scheduled devices at their chosen token option; every array is ``[n]``.
-
-    Attributes:
-        payload_bits: upload payload ``S_i`` (bits).
-        busy_s: compute + fixed latency ``C_i / f_i + T_fix,i`` (s).
-        compute_energy_j: ``kappa C_i f_i^2`` (J).
-        gain_lin: channel gain ``g_i``.
-        max_power_w: ``p_max,i`` (W).
-        energy_budget_j: ``E_max,i`` (J).
-    """
-
-    payload_bits: np.ndarray
-    busy_s: np.ndarray
-    compute_energy_j: np.ndarray
-    gain_lin: np.ndarray
-    max_power_w: np.ndarray
-    energy_budget_j: np.ndarray
+__all__ = [
+    "BAND_SLACK",
+    "Links",
+    "ResourceStep",
+    "floor_hz",
+    "min_latency_s",
+    "optimize_latency",
+    "split_bandwidth_hz",
+]
 
 
 @dataclass(frozen=True)
 class ResourceStep:
-    """Result of the (b, p, T) step: ``T`` (s), ``b`` / ``p`` ``[n]``, price ``lambda`` (J/Hz)."""
+    """Result of the (b, p, T) step: ``T`` (s), ``b`` / ``p`` ``[n]``, price ``lambda`` (J/Hz).
+
+    ``energy_j`` is ``sum_i E_i`` (J); ``min_latency_s`` the smallest feasible ``T`` (s) of these
+    links (a warm start for a nearby step).
+    """
 
     latency_s: float
     bandwidth_hz: np.ndarray
     power_w: np.ndarray
     price_j_per_hz: float
     energy_j: float
-
-
-def power_cap_w(links: Links, upload_s: np.ndarray) -> np.ndarray:
-    """``P_i = min(p_max,i, (E_max,i - E_comp,i) / tau_i)`` (W); 0 where ``tau_i <= 0``."""
-    spare_j = links.energy_budget_j - links.compute_energy_j
-    budget_w = np.divide(spare_j, upload_s, out=np.zeros_like(upload_s), where=upload_s > 0.0)
-    return np.maximum(np.minimum(links.max_power_w, budget_w), 0.0)
+    min_latency_s: float = 0.0
 
 
 def floor_hz(links: Links, latency_s: float, n0: float) -> tuple[np.ndarray, np.ndarray]:
     """Bandwidth floor ``b_min,i(T)`` (Hz, ``inf`` if unreachable) and its ``x`` (``nan`` there)."""
-    tau = latency_s - links.busy_s
-    return min_bandwidth_hz(links.payload_bits, tau, power_cap_w(links, tau), links.gain_lin, n0)
-
-
-def bandwidth_floor_hz(
-    links: Links, latency_s: float, n0: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Floor ``b_min,i(T)`` (Hz, ``inf`` if unreachable), ``d b_min,i/dT`` (Hz/s), ``dE_tx/dT`` (W).
-
-    ``b = S ln2 / (tau x)``: at the power limit ``m`` grows like ``tau``, so
-    ``db/dtau = -(b/tau)(1 + x m / G(x))`` and ``E_tx = tau p_max`` grows at ``p_max``; at the
-    energy budget ``m`` is constant, ``db/dtau = -b/tau`` and ``E_tx = E_max - E_comp`` is flat
-    (implicit differentiation of ``expm1(x)/x = m``).
-    """
-    tau = latency_s - links.busy_s
-    cap = power_cap_w(links, tau)
-    b_min, x = min_bandwidth_hz(links.payload_bits, tau, cap, links.gain_lin, n0)
-    finite = np.isfinite(b_min)
-    xs = np.where(finite, x, 1.0)
-    em1 = np.expm1(xs)
-    g_x = (xs - 1.0) * em1 + xs
-    at_power = links.max_power_w <= cap * (1.0 + 1e-12)
-    tau_s = np.where(finite, tau, 1.0)
-    factor = np.where(at_power, 1.0 + em1 / g_x, 1.0)  # x m = expm1(x)
-    slope = np.where(finite, -b_min / tau_s * factor, 0.0)
-    return b_min, slope, np.where(at_power, links.max_power_w, 0.0)
-
-
-def _decreasing_root(
-    fun: Callable[[float], tuple[float, float]], lo: float, hi: float, start: float, tol: float
-) -> float:
-    """Point ``x`` in ``[lo, hi]`` with ``f(x) <= tol`` and ``|f(x)| <= tol`` if reachable, for a
-    decreasing ``f`` with ``f(hi) <= 0``; ``fun`` returns ``(f, f')``.
-
-    Safeguarded Newton: a step leaving the bracket is replaced by bisection. Returns the first
-    point within ``tol`` of the root, else the best feasible (``f <= 0``) point found.
-    """
-    x = start if lo < start < hi else 0.5 * (lo + hi)
-    best = hi
-    for _ in range(100):
-        f, df = fun(x)
-        if abs(f) <= tol:
-            return x
-        if f < 0.0:
-            hi, best = x, x
-        else:
-            lo = x
-        if hi - lo <= 1e-13 * max(abs(hi), abs(lo), 1e-300):
-            break
-        new = x - f / df if (df < 0.0 and np.isfinite(df)) else np.nan
-        x = new if lo < new < hi else 0.5 * (lo + hi)
-    return best
+    floor = Uplink(links, n0).floor(latency_s)
+    return floor.bandwidth_hz, floor.x_nats
 
 
 def min_latency_s(
@@ -130,86 +64,78 @@ def min_latency_s(
 ) -> float:
     """Smallest ``T <= t_hi`` with ``sum_i b_min,i(T) <= B`` (s); ``inf`` if even ``t_hi`` fails.
 
-    ``start`` (s) warm-starts the safeguarded Newton iteration (default: mid-bracket).
+    ``start`` (s) warm-starts the Newton iteration (default: mid-bracket).
     """
     if links.payload_bits.size == 0:
         return 0.0
-    floor_hi = floor_hz(links, t_hi, n0)[0]
-    if not np.sum(floor_hi) <= total_bandwidth_hz * (1.0 + BAND_SLACK):
-        return np.inf
-    t_lo = float(np.max(links.busy_s))
-
-    def excess(t: float) -> tuple[float, float]:
-        b_min, slope, _ = bandwidth_floor_hz(links, t, n0)
-        total = float(np.sum(b_min))
-        if not np.isfinite(total):
-            return np.inf, np.nan
-        return total - total_bandwidth_hz, float(np.sum(slope))
-
-    start = t_lo + 0.5 * (t_hi - t_lo) if start is None else start
-    return _decreasing_root(excess, t_lo, t_hi, start, BAND_SLACK * total_bandwidth_hz)
+    floor = _min_latency_floor(Uplink(links, n0), total_bandwidth_hz, t_hi, start)
+    return np.inf if floor is None else floor.latency_s
 
 
-@dataclass(frozen=True)
-class _Split:
-    """One ``T`` evaluated: bandwidth ``[n]``, ``log lambda``, ``E`` (J) and ``dE*/dT`` (W)."""
+def _min_latency_floor(
+    uplink: Uplink, total_bandwidth_hz: float, t_hi: float, start: float | None = None
+) -> Floor | None:
+    """Floors at the smallest ``T <= t_hi`` with ``sum_i b_min,i(T) <= B``; None if none.
 
-    bandwidth_hz: np.ndarray
-    log_price: float
-    energy_j: float
-    energy_slope_w: float
+    ``sum b_min(T)`` is decreasing, with a pole where the last device's power cap meets the
+    noise floor (``m_i = 1``). Newton on ``log(sum b_min / B)`` over ``log(T - pole)`` (nearly
+    linear both near the pole, ``b ~ 1 / (T - pole)``, and far from it, ``b ~`` a power of ``T``)
+    from ``start`` (s; default mid-bracket); a step leaving the bracket bisects, and ``t_hi`` is
+    evaluated only when a step heads past it. Stops within ``BAND_SLACK B`` of the root;
+    consecutive floors warm-start each other (``x_floor``).
+    """
+    tol = BAND_SLACK * total_bandwidth_hz
+    busy = uplink.links.busy_s
+    with np.errstate(divide="ignore"):
+        pole = float(np.max(busy + 1.0 / uplink.ratio_per_s))
+    lo, hi, hi_ok = max(float(np.max(busy)), pole), t_hi, False
+    origin = pole if 0.0 < pole < np.inf else 0.0
+    t = start if start is not None and lo < start < hi else 0.5 * (lo + hi)
+    best, x0 = None, None
+    for _ in range(100):
+        floor = uplink.floor(t, x0)
+        total = float(np.sum(floor.bandwidth_hz))
+        if t == t_hi and not total <= total_bandwidth_hz * (1.0 + BAND_SLACK):
+            return None
+        f = total - total_bandwidth_hz
+        if abs(f) <= tol:
+            return floor
+        if f < 0.0:
+            hi, hi_ok, best = t, True, floor
+        else:
+            lo = t
+        if hi - lo <= 1e-13 * max(abs(hi), abs(lo), 1e-300):
+            break
+        new, x0 = np.nan, None
+        if np.isfinite(total):
+            x0 = floor.x_nats
+            slope = uplink.floor_slope(floor.upload_s, x0, floor.bandwidth_hz, slice(None))[0]
+            dh = (t - origin) * float(np.sum(slope)) / total  # d log(sum b) / d log(T - origin)
+            if dh < 0.0:
+                shrink = float(np.exp(-np.log(total / total_bandwidth_hz) / dh))
+                new = origin + (t - origin) * shrink
+        if not lo < new < hi:
+            new = t_hi if not hi_ok and new >= hi else 0.5 * (lo + hi)
+        t = new
+    if best is None:
+        floor = uplink.floor(t_hi)
+        ok = float(np.sum(floor.bandwidth_hz)) <= total_bandwidth_hz * (1.0 + BAND_SLACK)
+        return floor if ok else None
+    return best
 
 
 def split_bandwidth_hz(
     links: Links, latency_s: float, total_bandwidth_hz: float, n0: float, log_price0: float | None
-) -> _Split:
+) -> Split:
     """Minimise ``sum E_tx,i(b_i)`` s.t. ``sum b_i <= B``, ``b_i >= b_min,i(T)``; also ``dE*/dT``.
 
-    KKT: ``b_i = max(b_i(lambda), b_min,i)``; ``sum b_i(lambda)`` decreases in ``lambda``, whose log
-    is found by safeguarded Newton (``db/dlog lambda = -b s e^{-x} / x^2`` with ``s = lambda / a``)
-    from ``log_price0``. Requires ``sum b_min <= B``; when that holds with equality the floors are
-    returned. Envelope theorem (``dE_tx/dtau = (b/tau) dE_tx/db = -lambda b/tau`` for unclipped
-    devices): ``dE*/dT = sum_free -lambda b/tau + sum_clipped (dE_tx/dT along the floor +
-    lambda db_min/dT)``.
+    See ``uplink.Uplink.split``; ``log_price0`` warm-starts the price (``log`` J/Hz).
     """
-    tau = latency_s - links.busy_s
-    b_min, floor_slope, floor_power = bandwidth_floor_hz(links, latency_s, n0)
-    s, g = links.payload_bits, links.gain_lin
-    log_hi = float(np.log(np.max(marginal_energy_j_per_hz(s, tau, b_min, g, n0))))
-    if np.sum(b_min) >= total_bandwidth_hz * (1.0 - 1e-12):
-        log_price, b = log_hi, b_min
-    else:
-        a = tau * n0 / g
-        log_lo = float(np.log(np.min(marginal_energy_j_per_hz(s, tau, total_bandwidth_hz, g, n0))))
-        tried: dict[float, np.ndarray] = {}
-        last_x: list[np.ndarray] = []  # x at the previous price: warm start of the inverse
-
-        def excess(log_price: float) -> tuple[float, float]:
-            # log(sum b / B) vs log(lambda): nearly linear (b ~ lambda^-1/2 at low SNR)
-            price = np.exp(log_price)
-            b, x = bandwidth_at_price_hz(s, tau, g, n0, price, last_x[-1] if last_x else None)
-            last_x[:] = [x]
-            free = b > b_min
-            slope = -b * (price / a) * np.exp(-x) / (x * x)
-            b = np.where(free, b, b_min)
-            tried[log_price] = b
-            total = float(np.sum(b))
-            return np.log(total / total_bandwidth_hz), float(np.sum(slope[free])) / total
-
-        start = log_price0 if log_price0 is not None else 0.5 * (log_lo + log_hi)
-        log_price = _decreasing_root(excess, log_lo, log_hi, start, _ROOT_RTOL)
-        if log_price not in tried:  # the bracket end, never evaluated
-            excess(log_price)
-        b = tried[log_price]
-    price = float(np.exp(log_price))
-    energy = float(np.sum(min_power_w(s, tau, b, g, n0) * tau))
-    clipped = b <= b_min
-    slope = np.where(clipped, floor_power + price * floor_slope, -price * b / tau)
-    return _Split(b, log_price, energy, float(np.sum(slope)))
+    return Uplink(links, n0).split(latency_s, total_bandwidth_hz, log_price0)
 
 
 def _increasing_root(
-    fun: Callable[[float], float],
+    fun: Callable[[float], tuple[float, float]],
     lo: float,
     hi: float,
     start: float | None,
@@ -218,41 +144,55 @@ def _increasing_root(
 ) -> float | None:
     """Root of an increasing ``f`` in ``(lo, hi)``; None unless ``f(lo) < 0 < f(hi)``.
 
-    Secant steps from ``start`` (a warm start; default mid-bracket) and a probe next to it,
-    replaced by bisection when they leave the bracket or after 8 steps. ``f(hi)`` is evaluated only
-    when the iterates head past it, so a warm start near the root needs a handful of evaluations.
-    Stops when ``|f| <= ftol`` or a step is below ``xtol``.
+    ``fun`` returns ``(f, df/dt)``. Newton steps on ``log(t - lo)`` (``lo`` fixed at its initial
+    value: ``f`` is steep next to ``T_lo`` and flat far from it, close to linear in that
+    variable; a step changes it by at most ``_MAX_LOG_STEP``) from ``start`` (a warm start;
+    default ``lo + (hi - lo) / 10``), replaced by bisection when they leave the bracket, lack a
+    positive derivative or after 20 steps. ``f(hi)`` is evaluated only when the iterates head
+    past it, so a warm start near the root needs a handful of evaluations. Stops when
+    ``|f| <= ftol`` or an uncapped Newton step (then at the evaluated point) or a bisection step
+    is below ``xtol``.
     """
-    f_lo = fun(lo)
-    if not f_lo < 0.0:
+    if not fun(lo)[0] < 0.0:
         return None
-    top, hi_known = hi, False
-    x = start if start is not None and lo < start < hi else 0.5 * (lo + hi)
-    probe = 1e-3 * (hi - lo)
-    prev_x, prev_f = np.nan, np.nan
+    origin, top, hi_known = lo, hi, False
+    x = start if start is not None and lo < start < hi else lo + 0.1 * (hi - lo)
     for count in range(100):
-        f = fun(x)
+        f, df = fun(x)
         if abs(f) <= ftol:
             return x
         if f < 0.0:
             lo = x
         else:
             hi, hi_known = x, True
-        if count == 0:
-            new = x + probe if f < 0.0 else x - probe
-        else:
-            new = x - f * (x - prev_x) / (f - prev_f) if f != prev_f else np.nan
-        prev_x, prev_f = x, f
+        gap = x - origin
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            step = -f / (gap * df) if df > 0.0 else np.nan
+            capped = not abs(step) <= _MAX_LOG_STEP
+            new = origin + gap * float(np.exp(np.clip(step, -_MAX_LOG_STEP, _MAX_LOG_STEP)))
         if not hi_known and not new < top:
-            if not fun(top) > 0.0:
+            if not fun(top)[0] > 0.0:
                 return None
             hi_known = True
-        if not lo < new < hi or (count >= 8 and hi_known):
+        newton = lo < new < hi and not (count >= 20 and hi_known)
+        if not newton:
             new = 0.5 * (lo + hi)
-        if abs(new - x) <= xtol or (hi_known and hi - lo <= xtol):
-            return new
+        if (abs(new - x) <= xtol and not (newton and capped)) or (hi_known and hi - lo <= xtol):
+            return x if newton else new  # a Newton step this small: x is the root to xtol
         x = new
     return x
+
+
+def _warm_start(seen: dict[float, Split], t: float) -> tuple[float | None, np.ndarray | None]:
+    """``log lambda`` at ``t`` to first order from the nearest priced split (the change capped at
+    1), and its ``x``; ``(None, None)`` when none has been priced."""
+    priced = [k for k, v in seen.items() if v.x_nats is not None]
+    if not priced:
+        return None, None
+    k = min(priced, key=lambda k: abs(k - t))
+    change = seen[k].log_price_slope_per_s * (t - k)
+    change = float(np.clip(change, -1.0, 1.0)) if np.isfinite(change) else 0.0
+    return seen[k].log_price + change, seen[k].x_nats
 
 
 def optimize_latency(
@@ -264,45 +204,61 @@ def optimize_latency(
     energy_weight: float,
     price_hint_j_per_hz: float | None = None,
     latency_hint_s: float | None = None,
+    min_latency_hint_s: float | None = None,
 ) -> ResourceStep | None:
     """Minimise ``w_E sum_i E_i + w_T T`` over ``(b, p, T)`` for fixed tokens; None if infeasible.
 
-    ``E_i = E_comp,i + E_tx,i``. For each ``T`` the bandwidth split is ``split_bandwidth_hz``
-    (multiplier warm-started from the nearest evaluated ``T`` or ``price_hint_j_per_hz``), which
-    also gives ``dE*/dT``; ``T`` is the root of ``w_E dE*/dT + w_T`` on ``[T_lo, t_hi]``, found as
-    the root of ``log(w_T / (-w_E dE*/dT))`` (``_increasing_root`` from ``latency_hint_s``), compared with both ends so that a non-convex
-    ``E*(T)`` can never return a worse point than an end. ``t_hi`` is evaluated only when the
-    lower bound ``E_tx,i(t_hi) >= E_tx,i(b_i = B)`` does not already rule it out.
+    ``E_i = E_comp,i + E_tx,i``. For each ``T`` the bandwidth split is ``Uplink.split``, which
+    also gives ``dE*/dT``; its multiplier is extrapolated from the evaluated ``T`` nearby (first:
+    ``price_hint_j_per_hz``). ``T`` is the root of ``w_E dE*/dT + w_T`` on ``[T_lo, t_hi]``, found
+    as the root of ``log(w_T / (-w_E dE*/dT))`` (``_increasing_root`` from ``latency_hint_s``),
+    compared with both ends so that a non-convex ``E*(T)`` can never return a worse point than an
+    end (at ``T_lo`` every device sits at its floor, already known). ``t_hi`` is evaluated only
+    when the lower bound ``E_tx,i(t_hi) >= E_tx,i(b_i = B)`` does not already rule it out.
+    ``min_latency_hint_s`` warm-starts the search for ``T_lo``. All hints are optional (s, J/Hz).
     """
     if links.payload_bits.size == 0:
         return ResourceStep(0.0, np.zeros(0), np.zeros(0), 0.0, 0.0)
-    t_lo = min_latency_s(links, total_bandwidth_hz, n0, t_hi)
-    if not np.isfinite(t_lo):
+    uplink = Uplink(links, n0)
+    floor_lo = _min_latency_floor(uplink, total_bandwidth_hz, t_hi, min_latency_hint_s)
+    if floor_lo is None:
         return None
+    t_lo = floor_lo.latency_s
     compute_j = float(np.sum(links.compute_energy_j))
-    seen: dict[float, _Split] = {}
+    seen: dict[float, Split] = {}
     hint = float(np.log(price_hint_j_per_hz)) if price_hint_j_per_hz else None
 
-    def evaluate(t: float) -> _Split:
+    def evaluate(t: float) -> Split:
         if t not in seen:
-            near = min(seen, key=lambda k: abs(k - t)) if seen else None
-            warm = seen[near].log_price if near is not None else hint
-            seen[t] = split_bandwidth_hz(links, t, total_bandwidth_hz, n0, warm)
+            if t == t_lo:
+                seen[t] = uplink.split(t, total_bandwidth_hz, hint, floor=floor_lo)
+            else:
+                log_price, x0 = _warm_start(seen, t)
+                log_price = hint if log_price is None else log_price
+                seen[t] = uplink.split(t, total_bandwidth_hz, log_price, x0)
         return seen[t]
 
     def cost(t: float) -> float:
         return energy_weight * (compute_j + evaluate(t).energy_j) + latency_weight * t
 
-    def log_gap(t: float) -> float:
-        # sign of the slope w_E dE*/dT + w_T, as log(w_T) - log(-w_E dE*/dT): nearly linear in T
-        saving_w = -energy_weight * evaluate(t).energy_slope_w
+    def log_gap(t: float) -> tuple[float, float]:
+        # sign of the slope w_E dE*/dT + w_T, as log(w_T) - log(-w_E dE*/dT), and its derivative
+        split = evaluate(t)
+        saving_w = -energy_weight * split.energy_slope_w
         if not saving_w > 0.0:
-            return np.inf
-        return np.log(latency_weight / saving_w) if latency_weight > 0.0 else -np.inf
+            return np.inf, np.nan
+        if not latency_weight > 0.0:
+            return -np.inf, np.nan
+        slope = -split.energy_curvature_w_per_s / split.energy_slope_w
+        return float(np.log(latency_weight / saving_w)), slope
 
     t = t_hi
     if t_hi - t_lo > 1e-12 * t_hi:
-        root = _increasing_root(log_gap, t_lo, t_hi, latency_hint_s, 1e-6 * t_hi)
+        start = latency_hint_s
+        if start is not None and min_latency_hint_s:  # keep the hint's distance to T_lo
+            gap = start - min_latency_hint_s
+            start = t_lo + gap if gap > _MIN_START_GAP * (t_hi - t_lo) else None
+        root = _increasing_root(log_gap, t_lo, t_hi, start, _LATENCY_XTOL * t_hi)
         t = min([t_lo] if root is None else [t_lo, root], key=cost)
         tau_hi = t_hi - links.busy_s
         floor_j = tx_energy_j(links.payload_bits, tau_hi, total_bandwidth_hz, links.gain_lin, n0)
@@ -319,4 +275,5 @@ def optimize_latency(
         np.minimum(power, links.max_power_w),
         float(np.exp(split.log_price)),
         compute_j + split.energy_j,
+        float(t_lo),
     )

@@ -32,25 +32,24 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from wsim.optimizer.evaluate import build_allocation, links_for, pick
-from wsim.optimizer.feasibility import Admission, admit, option_links
+from wsim.optimizer.feasibility import Admission, admit
+from wsim.optimizer.options import OptionTable, option_values, row_argmin, row_max
 from wsim.optimizer.problem import Allocation, RoundProblem
-from wsim.optimizer.radio import bandwidth_at_price_hz
 from wsim.optimizer.resource import (
     BAND_SLACK,
-    Links,
     ResourceStep,
     floor_hz,
     min_latency_s,
     optimize_latency,
-    split_bandwidth_hz,
 )
+from wsim.optimizer.uplink import Uplink
 
 _MAX_ITERATIONS = 30
-_MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
 _DAMPING = (1.0, 0.5, 0.25)
 _EXPLORE_LATENCY = (0.95, 0.85, 1.1)
 _EXPLORE_MIN_CHANGED = 0.01  # explore only after a token move of >= 1 % of the scheduled devices
@@ -63,13 +62,16 @@ def resource_step(
     t_hi: float,
     price_hint: float | None = None,
     latency_hint_s: float | None = None,
+    min_latency_hint_s: float | None = None,
+    table: OptionTable | None = None,
 ) -> ResourceStep | None:
     """(b, p, T) step maximising ``J`` for fixed ``options`` ``[N]``; None if infeasible.
 
-    The hints (a nearby step's ``lambda`` and ``T``) only warm-start the searches.
+    The hints (a nearby step's ``lambda``, ``T`` and smallest feasible ``T``) only warm-start the
+    searches; ``table`` (the solve's ``OptionTable``) only speeds up gathering the links.
     """
     return optimize_latency(
-        links_for(problem, options),
+        links_for(problem, options) if table is None else table.links_for(options),
         problem.total_bandwidth_hz,
         problem.noise_psd_w_per_hz,
         t_hi,
@@ -77,6 +79,7 @@ def resource_step(
         problem.energy_price_per_j,
         price_hint,
         latency_hint_s,
+        min_latency_hint_s,
     )
 
 
@@ -90,102 +93,91 @@ def step_objective(problem: RoundProblem, options: np.ndarray, step: ResourceSte
     )
 
 
-def option_values(
-    problem: RoundProblem,
-    usable: np.ndarray,
-    latency_s: float,
-    price_j_per_hz: float,
-    links: Links | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Lagrangian value ``rho - mu_E (E + lambda b)`` and STE of every option; ``[N, J]``.
-
-    Options that cannot meet ``latency_s`` (or are not usable) get ``-inf``. ``links`` is
-    ``option_links(problem)`` when the caller already holds it.
-    """
-    links = option_links(problem) if links is None else links
-    n0 = problem.noise_psd_w_per_hz
-    b_min, x_min = floor_hz(links, latency_s, n0)
-    ok = usable & np.isfinite(b_min)
-    tau_ok = np.where(ok, latency_s - links.busy_s, 1.0)
-    b_price, x_price = bandwidth_at_price_hz(
-        links.payload_bits, tau_ok, links.gain_lin, n0, price_j_per_hz
-    )
-    free = b_price > b_min
-    # [N, J]: each option at max(b(lambda), b_min) and the lowest power meeting T there
-    b = np.where(ok, np.where(free, b_price, b_min), 1.0)
-    x = np.where(free, x_price, x_min)
-    with np.errstate(invalid="ignore", over="ignore"):  # inf * 0 for options that cannot meet T
-        tx = np.expm1(x) * (n0 / links.gain_lin) * b * tau_ok
-        value = problem.retention - problem.energy_price_per_j * (
-            links.compute_energy_j + tx + price_j_per_hz * b
-        )
-    ok &= np.isfinite(value) & (x < _MAX_EXPONENT)
-    ste = np.divide(problem.retention, tx, out=np.full(tx.shape, np.inf), where=tx > 0.0)
-    return np.where(ok, value, -np.inf), np.where(ok, ste, -np.inf)
-
-
 def token_step(
-    problem: RoundProblem,
+    table: OptionTable,
     usable: np.ndarray,
     options: np.ndarray,
     latency_s: float,
     price_j_per_hz: float,
-    links: Links | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best option per device at ``(T, lambda)`` (-1 = sit out, value 0).
+
+    ``table`` is the solve's ``OptionTable``; ``usable`` ``[N, J]``, ``options`` ``[N]``.
 
     Returns:
         ``(proposal, gain)``: the proposed options ``[N]`` and each device's Lagrangian gain over
         its current option ``[N]``.
     """
-    value, ste = option_values(problem, usable, latency_s, price_j_per_hz, links)
-    best = value.max(axis=1)
-    scale = np.maximum(np.abs(best), 1.0)
-    tied = value >= (best - 1e-12 * scale)[:, None]
-    choice = np.argmax(np.where(tied, ste, -np.inf), axis=1)
+    value, ste = option_values(table, usable, latency_s, price_j_per_hz)
+    best = row_max(value)
+    threshold = best - 1e-12 * np.maximum(np.abs(best), 1.0)
+    # among the options within a hair of the best, the highest STE (first on ties); a loop over
+    # the J options, as numpy reduces a short last axis slowly
+    choice = np.zeros(best.shape, dtype=np.int64)
+    top = np.where(value[:, 0] >= threshold, ste[:, 0], -np.inf)
+    for j in range(1, value.shape[1]):
+        tied_ste = np.where(value[:, j] >= threshold, ste[:, j], -np.inf)
+        choice[tied_ste > top] = j
+        np.maximum(top, tied_ste, out=top)
     sit_out = ~(best > 0.0)
     current = np.where(options >= 0, pick(value, options), 0.0)
+    table.scratch.give(value, ste)
     return np.where(sit_out, -1, choice), np.where(sit_out, 0.0, best) - current
 
 
-def _alternate(
-    problem: RoundProblem, adm: Admission, options: np.ndarray, links: Links
-) -> tuple[np.ndarray, ResourceStep, list[float]] | None:
-    """Alternate token and resource steps from ``options``; None if the start is infeasible.
+@dataclass(frozen=True)
+class _Context:
+    """One solve's fixed inputs: the problem, its admission and its ``OptionTable``."""
 
-    ``links`` is ``option_links(problem)`` (``[N, J]``, computed once per solve).
-    """
-    step = resource_step(problem, options, adm.t_hi)
+    problem: RoundProblem
+    adm: Admission
+    table: OptionTable
+
+    def step(
+        self,
+        options: np.ndarray,
+        price: float | None = None,
+        latency_s: float | None = None,
+        min_latency_s: float | None = None,
+    ) -> ResourceStep | None:
+        """``resource_step`` for ``options`` warm-started from a nearby step's values."""
+        return resource_step(
+            self.problem, options, self.adm.t_hi, price, latency_s, min_latency_s, self.table
+        )
+
+    def token_step(
+        self, options: np.ndarray, latency_s: float, price: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``token_step`` over the admitted options."""
+        return token_step(self.table, self.adm.usable, options, latency_s, price)
+
+
+def _alternate(
+    ctx: _Context, options: np.ndarray
+) -> tuple[np.ndarray, ResourceStep, list[float]] | None:
+    """Alternate token and resource steps from ``options``; None if the start is infeasible."""
+    problem = ctx.problem
+    step = ctx.step(options)
     if step is None:
         return None
     history = [step_objective(problem, options, step)]
     moved = problem.num_devices  # devices changed by the last accepted token move
     tried: set[bytes] = set()  # critical sets already tried
     for _ in range(_MAX_ITERATIONS):
-        dropped = _drop_critical(problem, adm, options, step, history[-1], tried)
+        dropped = _drop_critical(ctx, options, step, history[-1], tried)
         if dropped is not None:
             options, step, value = dropped
             history.append(value)
             continue
-        proposal, gain = token_step(
-            problem, adm.usable, options, step.latency_s, step.price_j_per_hz, links
-        )
+        proposal, gain = ctx.token_step(options, step.latency_s, step.price_j_per_hz)
         changed = proposal != options
         accepted = None
         if changed.any():
             accepted = _damped_accept(
-                problem,
-                adm,
-                options,
-                proposal,
-                changed,
-                gain,
-                history[-1],
-                step.price_j_per_hz,
-                step.latency_s,
+                ctx, options, proposal, changed, gain, history[-1], step, step.latency_s
             )
         if accepted is None and moved >= _EXPLORE_MIN_CHANGED * np.count_nonzero(options >= 0):
-            accepted = _explore(problem, adm, options, step, history[-1], links)
+            accepted = _explore(ctx, options, step, history[-1])
         if accepted is None:
             break
         moved = int(np.count_nonzero(accepted[0] != options))
@@ -195,8 +187,7 @@ def _alternate(
 
 
 def _drop_critical(
-    problem: RoundProblem,
-    adm: Admission,
+    ctx: _Context,
     options: np.ndarray,
     step: ResourceStep,
     current: float,
@@ -207,8 +198,9 @@ def _drop_critical(
     Critical: scheduled devices whose single-device minimum latency at their option exceeds the
     deadline (they force a relaxed round) or reaches the current ``T`` (they set it).
     """
+    problem = ctx.problem
     on = options >= 0
-    t_min = np.where(on, pick(adm.t_min_s, options), -np.inf)
+    t_min = np.where(on, pick(ctx.adm.t_min_s, options), -np.inf)
     critical = on & (
         (t_min > problem.deadline_s) | (t_min >= step.latency_s * (1.0 - _SETS_T_RTOL))
     )
@@ -227,7 +219,7 @@ def _drop_critical(
         tried.add(key)
         candidate = options.copy()
         candidate[drop] = -1
-        new = resource_step(problem, candidate, adm.t_hi, step.price_j_per_hz)
+        new = ctx.step(candidate, step.price_j_per_hz)
         if new is None:
             continue
         value = step_objective(problem, candidate, new)
@@ -237,61 +229,62 @@ def _drop_critical(
 
 
 def _damped_accept(
-    problem: RoundProblem,
-    adm: Admission,
+    ctx: _Context,
     options: np.ndarray,
     proposal: np.ndarray,
     changed: np.ndarray,
     gain: np.ndarray,
     current: float,
-    price: float,
+    near: ResourceStep,
     latency_hint_s: float,
+    price: float | None = None,
     fractions: tuple[float, ...] = _DAMPING,
 ) -> tuple[np.ndarray, ResourceStep, float] | None:
-    """Apply all, then half, then a quarter of the changes (largest gains first) if J improves."""
+    """Apply all, then half, then a quarter of the changes (largest gains first) if J improves.
+
+    ``near`` (the current step) warm-starts the resource steps, with ``latency_hint_s`` and
+    ``price`` (default ``near``'s) in place of its ``T`` and ``lambda``.
+    """
     order = np.argsort(-np.where(changed, gain, -np.inf), kind="stable")
     num_changed = int(changed.sum())
+    price = near.price_j_per_hz if price is None else price
     for fraction in fractions:
         take = order[: max(1, int(np.ceil(fraction * num_changed)))]
         candidate = options.copy()
         candidate[take] = proposal[take]
-        step = resource_step(problem, candidate, adm.t_hi, price, latency_hint_s)
+        step = ctx.step(candidate, price, latency_hint_s, near.min_latency_s)
         if step is None:
             continue
-        value = step_objective(problem, candidate, step)
+        value = step_objective(ctx.problem, candidate, step)
         if value > current + 1e-12 * max(abs(current), 1.0):
             return candidate, step, value
     return None
 
 
 def _explore(
-    problem: RoundProblem,
-    adm: Admission,
-    options: np.ndarray,
-    step: ResourceStep,
-    current: float,
-    option_links_all: Links,
+    ctx: _Context, options: np.ndarray, step: ResourceStep, current: float
 ) -> tuple[np.ndarray, ResourceStep, float] | None:
     """Token steps priced at a shorter / longer round (``T`` x 0.95, 0.85, 1.1), kept if J grows.
 
     The token step at fixed ``T`` cannot see that fewer tokens would let the whole round end
     earlier (or more tokens later); pricing at a neighbouring ``T`` proposes those moves.
     """
-    links = links_for(problem, options)
-    bw, n0 = problem.total_bandwidth_hz, problem.noise_psd_w_per_hz
+    problem = ctx.problem
+    uplink = Uplink(ctx.table.links_for(options), problem.noise_psd_w_per_hz)
+    bw = problem.total_bandwidth_hz
     for factor in _EXPLORE_LATENCY:
-        t = min(step.latency_s * factor, adm.t_hi)
+        t = min(step.latency_s * factor, ctx.adm.t_hi)
         if t == step.latency_s:
             continue
         price = step.price_j_per_hz  # current options cannot all meet t: keep today's price
-        if np.sum(floor_hz(links, t, n0)[0]) <= bw:
+        if np.sum(uplink.floor(t).bandwidth_hz) <= bw:
             warm = float(np.log(price)) if price > 0.0 else None
-            price = float(np.exp(split_bandwidth_hz(links, t, bw, n0, warm).log_price))
-        proposal, gain = token_step(problem, adm.usable, options, t, price, option_links_all)
+            price = float(np.exp(uplink.split(t, bw, warm).log_price))
+        proposal, gain = ctx.token_step(options, t, price)
         changed = proposal != options
         if changed.any():
             accepted = _damped_accept(
-                problem, adm, options, proposal, changed, gain, current, price, t, fractions=(1.0,)
+                ctx, options, proposal, changed, gain, current, step, t, price, fractions=(1.0,)
             )
             if accepted is not None:
                 return accepted
@@ -300,9 +293,8 @@ def _explore(
 
 def _starts(problem: RoundProblem, adm: Admission) -> list[np.ndarray]:
     """Most-retention and least-bandwidth token choices for the admitted devices."""
-    floor = adm.floor_hi_hz
-    rich = np.argmax(np.where(adm.usable, problem.retention, -np.inf), axis=1)
-    lean = np.argmin(np.where(adm.usable, floor, np.inf), axis=1)
+    rich = row_argmin(np.where(adm.usable, -problem.retention, np.inf))
+    lean = row_argmin(np.where(adm.usable, adm.floor_hi_hz, np.inf))
     return [np.where(adm.feasible, rich, -1), np.where(adm.feasible, lean, -1)]
 
 
@@ -329,15 +321,15 @@ def _relax_for(problem: RoundProblem, adm: Admission, options: np.ndarray) -> Ad
 def solve_stsflora(problem: RoundProblem) -> Allocation:
     """ST-SFLora: alternating token / (b, p, T) optimization maximising ``J`` (module docstring)."""
     start_time = time.perf_counter()
-    adm = admit(problem, np.ones(problem.payload_bits.shape, dtype=bool))
-    links = option_links(problem)
+    table = OptionTable(problem)
+    adm = admit(problem, np.ones(problem.payload_bits.shape, dtype=bool), table)
     starts = _starts(problem, adm)
-    adm = _relax_for(problem, adm, starts[0])
+    ctx = _Context(problem, _relax_for(problem, adm, starts[0]), table)
     best = None
     for start in starts:
         if best is not None and np.array_equal(start, best[0]):
             continue
-        result = _alternate(problem, adm, start, links)
+        result = _alternate(ctx, start)
         if result is not None and (best is None or result[2][-1] > best[2][-1]):
             best = result
     n = problem.num_devices
@@ -353,8 +345,8 @@ def solve_stsflora(problem: RoundProblem) -> Allocation:
         bandwidth,
         power,
         step.latency_s,
-        adm.feasible,
-        adm.reason,
+        ctx.adm.feasible,
+        ctx.adm.reason,
         method="stsflora",
         start_time=start_time,
         history=tuple(history),

@@ -1,0 +1,171 @@
+"""Every (device, token option) pair as an uplink, and the token step's option values.
+
+DESIGN.md §5 (wsim's formulation in the spirit of ST-SFLora, arXiv 2605.26120): at a round
+latency ``T`` and bandwidth price ``lambda`` (J/Hz) option ``j`` of device ``i`` is worth the
+Lagrangian value ``rho_ij - mu_E (E_comp,ij + E_tx,ij + lambda b_ij)`` with ``b_ij`` what the
+option takes at that price, ``max(b(lambda), b_min,ij(T))``, sent at the lowest power meeting
+``T``. Arrays are ``[N, J]``; the constants are computed once per solve (``OptionTable``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wsim.optimizer.inverse import Scratch, inv_expm1_ratio, inv_marginal
+from wsim.optimizer.problem import RoundProblem
+from wsim.optimizer.uplink import Links, Uplink
+
+_MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
+_WARM_LOG_S = 0.1  # warm-start the price inverse when every s moved by at most 10 %
+
+
+def option_links(problem: RoundProblem) -> Links:
+    """``Links`` over every (device, option) pair; arrays ``[N, J]`` (device ones broadcast)."""
+    shape = problem.payload_bits.shape
+
+    def full(v: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(v[:, None], shape)
+
+    return Links(
+        payload_bits=problem.payload_bits,
+        busy_s=problem.compute_time_s + problem.fixed_latency_s[:, None],
+        compute_energy_j=problem.compute_energy_j,
+        gain_lin=full(problem.gain_lin),
+        max_power_w=full(problem.max_power_w),
+        energy_budget_j=full(problem.energy_budget_j),
+    )
+
+
+def row_min(a: np.ndarray) -> np.ndarray:
+    """``a.min(axis=1)`` for ``[N, J]`` arrays (a loop over the ``J`` columns: numpy reduces a
+    short last axis slowly)."""
+    out = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        np.minimum(out, a[:, j], out=out)
+    return out
+
+
+def row_max(a: np.ndarray) -> np.ndarray:
+    """``a.max(axis=1)`` for ``[N, J]`` arrays."""
+    out = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        np.maximum(out, a[:, j], out=out)
+    return out
+
+
+def row_argmin(a: np.ndarray) -> np.ndarray:
+    """``np.argmin(a, axis=1)`` (first minimum) for ``[N, J]`` arrays without NaN."""
+    best, out = a[:, 0].copy(), np.zeros(a.shape[0], dtype=np.int64)
+    for j in range(1, a.shape[1]):
+        out[a[:, j] < best] = j
+        np.minimum(best, a[:, j], out=best)
+    return out
+
+
+def row_any(a: np.ndarray) -> np.ndarray:
+    """``a.any(axis=1)`` for boolean ``[N, J]`` arrays."""
+    out = a[:, 0].copy()
+    for j in range(1, a.shape[1]):
+        out |= a[:, j]
+    return out
+
+
+class OptionTable:
+    """``option_links(problem)`` and its ``Uplink`` constants (``[N, J]``), built once per solve."""
+
+    def __init__(self, problem: RoundProblem) -> None:
+        self.problem = problem
+        self.links = option_links(problem)
+        self.uplink = Uplink(self.links, problem.noise_psd_w_per_hz)
+        self.busy_max_s = float(np.max(self.links.busy_s))
+        self.scratch = Scratch(problem.payload_bits.shape)  # [N, J] buffers of option_values
+        self.last_price_x: tuple[float, float, np.ndarray] | None = None  # (T, lambda, x): warm
+
+    def keep_price_x(self, latency_s: float, price_j_per_hz: float, x: np.ndarray) -> None:
+        """Remember ``x`` at ``(T, lambda)`` (a copy) as the next ``option_values``' warm start."""
+        kept = self.scratch.take()
+        np.copyto(kept, x)
+        if self.last_price_x is not None:
+            self.scratch.give(self.last_price_x[2])
+        self.last_price_x = (latency_s, price_j_per_hz, kept)
+
+    def warm_x(self, latency_s: float, price_j_per_hz: float) -> np.ndarray | None:
+        """``x`` at the price of the previous ``option_values`` call if ``s = lambda / a`` moved by
+        at most ``_WARM_LOG_S`` (in log) for every option, else None."""
+        if self.last_price_x is None:
+            return None
+        t0, price0, x0 = self.last_price_x
+        tau0, tau = t0 - self.busy_max_s, latency_s - self.busy_max_s  # the widest tau ratio
+        if not (tau0 > 0.0 and tau > 0.0 and price0 > 0.0 and price_j_per_hz > 0.0):
+            return None
+        moved = abs(np.log(price_j_per_hz / price0)) + abs(np.log(tau0 / tau))
+        return x0 if moved <= _WARM_LOG_S else None
+
+    def links_for(self, options: np.ndarray) -> Links:
+        """``Links`` of the scheduled devices (``options >= 0``) at their options (``[n]``)."""
+        rows = np.flatnonzero(options >= 0)
+        cols = options[rows]
+        p, links = self.problem, self.links
+        return Links(
+            payload_bits=links.payload_bits[rows, cols],
+            busy_s=links.busy_s[rows, cols],
+            compute_energy_j=links.compute_energy_j[rows, cols],
+            gain_lin=p.gain_lin[rows],
+            max_power_w=p.max_power_w[rows],
+            energy_budget_j=p.energy_budget_j[rows],
+        )
+
+
+def option_values(
+    table: OptionTable, usable: np.ndarray, latency_s: float, price_j_per_hz: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lagrangian value ``rho - mu_E (E + lambda b)`` and STE (1/J) of every option; ``[N, J]``.
+
+    ``b = S ln2 / (tau min(x, x_floor))`` with ``x = G^{-1}(lambda / a)`` (the price) and
+    ``x_floor`` the power cap (``uplink.Uplink``; floors are inverted only where they bind).
+    Options that cannot meet ``latency_s`` (no floor) or are not ``usable`` get ``-inf``. Runs in
+    the table's scratch buffers; the two results may be given back to ``table.scratch``.
+    """
+    problem, up, pool = table.problem, table.uplink, table.scratch
+    tau, m, s = pool.take(), pool.take(), pool.take()
+    np.subtract(latency_s, table.links.busy_s, out=tau)
+    np.multiply(up.ratio_per_s, tau, out=m)
+    np.minimum(m, up.ratio_budget, out=m)
+    ok = m > 1.0  # a floor exists (tau > 0 and the cap beats the noise)
+    ok &= usable
+    np.copyto(tau, 1.0, where=~ok)
+    np.divide(up.gain_per_n0, tau, out=s)
+    s *= price_j_per_hz
+    x = inv_marginal(s, table.warm_x(latency_s, price_j_per_hz), pool)
+    table.keep_price_x(latency_s, price_j_per_hz, x)
+    b = pool.take()
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        np.expm1(x, out=b)
+        np.multiply(m, x, out=s)
+        clip = b > s  # the floor binds: x_eff = x_floor < x
+        clip &= ok
+        idx = np.flatnonzero(clip)
+        x.flat[idx] = inv_expm1_ratio(m.flat[idx])
+        ok &= x < _MAX_EXPONENT
+        np.multiply(tau, x, out=b)
+        np.divide(up.bits_nats, b, out=b)  # [N, J] Hz
+        value, tx = s, m
+        np.expm1(x, out=value)
+        value *= b
+        value *= tau
+        value /= up.gain_per_n0
+        np.copyto(tx, value)  # E_tx (J)
+        b *= price_j_per_hz
+        value += b
+        value += table.links.compute_energy_j
+        value *= -problem.energy_price_per_j
+        value += problem.retention
+    ok &= np.isfinite(value)
+    ste = b
+    ste.fill(np.inf)
+    np.divide(problem.retention, tx, out=ste, where=tx > 0.0)
+    not_ok = ~ok
+    np.copyto(value, -np.inf, where=not_ok)
+    np.copyto(ste, -np.inf, where=not_ok)
+    pool.give(tau, tx, x)
+    return value, ste

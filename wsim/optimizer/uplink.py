@@ -1,0 +1,369 @@
+"""Fixed links evaluated at a round latency ``T``: power-cap bandwidth floors and the price split.
+
+Re-implementation in the spirit of ST-SFLora's (b, p) step (arXiv 2605.26120; the formulation is
+wsim's, DESIGN.md §5). With ``tau_i = T - C_i/f_i - T_fix,i`` and ``x_i = S_i ln2 / (tau_i b_i)``
+every device sends at the lowest power meeting ``T``, ``p_i = expm1(x_i) N0 b_i / g_i``. Its power
+cap ``P_i = min(p_max,i, (E_max,i - E_comp,i) / tau_i)`` reads ``expm1(x)/x <= m_i`` with
+``m_i = min(p_max,i tau_i, E_max,i - E_comp,i) g_i / (N0 S_i ln2)``, i.e. ``x_i <= x_floor,i``:
+the floor ``b_min,i = S_i ln2 / (tau_i x_floor,i)``. At a bandwidth price ``lambda`` (J/Hz) a
+device takes ``b_i(lambda)`` (``x = G^{-1}(lambda / a_i)``, ``a_i = tau_i N0 / g_i``), clipped to
+its floor; the floor binds exactly where ``expm1(x)/x > m_i``, so floors are inverted only for
+those devices. No Python loop runs over devices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+
+from wsim.optimizer.inverse import LN2, inv_expm1_ratio, inv_marginal, refine_marginal
+
+BAND_SLACK = 1e-10  # sum b may exceed B by this fraction (root-finding tolerance)
+ROOT_RTOL = 1e-10  # |log(sum b / B)| at which the price is accepted
+_MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
+_AT_POWER_RTOL = 1e-12
+_REFINE_LOG_PRICE = 0.05  # one Halley step per price move of at most 5 %
+
+
+@dataclass(frozen=True)
+class Links:
+    """The scheduled devices at their chosen token option; every array is ``[n]``.
+
+    Attributes:
+        payload_bits: upload payload ``S_i`` (bits).
+        busy_s: compute + fixed latency ``C_i / f_i + T_fix,i`` (s).
+        compute_energy_j: ``kappa C_i f_i^2`` (J).
+        gain_lin: channel gain ``g_i``.
+        max_power_w: ``p_max,i`` (W).
+        energy_budget_j: ``E_max,i`` (J).
+    """
+
+    payload_bits: np.ndarray
+    busy_s: np.ndarray
+    compute_energy_j: np.ndarray
+    gain_lin: np.ndarray
+    max_power_w: np.ndarray
+    energy_budget_j: np.ndarray
+
+
+@dataclass(frozen=True)
+class Floor:
+    """Power-cap floors at one ``T`` (s); arrays ``[n]``.
+
+    Attributes:
+        latency_s: ``T`` (s).
+        upload_s: ``tau_i`` (s).
+        ratio: ``m_i`` (power cap as ``expm1(x)/x``).
+        x_nats: ``x_floor,i`` (nats/symbol; ``nan`` where there is no floor, ``m_i <= 1``).
+        bandwidth_hz: ``b_min,i`` (Hz; ``inf`` where there is no floor).
+    """
+
+    latency_s: float
+    upload_s: np.ndarray
+    ratio: np.ndarray
+    x_nats: np.ndarray
+    bandwidth_hz: np.ndarray
+
+
+@dataclass(frozen=True)
+class Split:
+    """The energy-minimising bandwidth split at one ``T``.
+
+    Attributes:
+        bandwidth_hz: ``b_i`` (Hz), ``[n]``.
+        log_price: ``log lambda`` (``lambda`` in J/Hz).
+        energy_j: ``sum_i E_tx,i`` (J).
+        energy_slope_w: ``dE*/dT`` (W, envelope theorem).
+        x_nats: ``x`` at the price before clipping, ``[n]`` (a warm start); None for floors only.
+        energy_curvature_w_per_s: ``d2E*/dT2`` (W/s); ``nan`` for floors only.
+        log_price_slope_per_s: ``d log lambda / dT`` (1/s); ``nan`` for floors only.
+    """
+
+    bandwidth_hz: np.ndarray
+    log_price: float
+    energy_j: float
+    energy_slope_w: float
+    x_nats: np.ndarray | None
+    energy_curvature_w_per_s: float = np.nan
+    log_price_slope_per_s: float = np.nan
+
+
+class _Prices(NamedTuple):
+    """Fixed inputs of the price search at one ``T``; arrays ``[n]``.
+
+    ``upload_s``: ``tau``; ``inv_a``: ``g / (N0 tau)`` (``s = lambda inv_a``); ``ratio``: ``m``;
+    ``x_floor``/``known``: floors inverted so far (filled on demand); ``total_bandwidth_hz``: ``B``.
+    """
+
+    upload_s: np.ndarray
+    inv_a: np.ndarray
+    ratio: np.ndarray
+    x_floor: np.ndarray
+    known: np.ndarray
+    total_bandwidth_hz: float
+
+
+class _Priced(NamedTuple):
+    """One evaluated price ``e^u``: ``s``, ``x``, clipped devices, ``b`` (Hz), ``sum b``, ``f``."""
+
+    u: float
+    s: np.ndarray
+    x: np.ndarray
+    clip: np.ndarray
+    b: np.ndarray
+    total: float
+    f: float
+    exact: bool
+
+
+class Uplink:
+    """Per-device constants of fixed ``links`` (arrays ``[n]``) and their evaluations at ``T``."""
+
+    def __init__(self, links: Links, n0: float) -> None:
+        self.links = links
+        self.bits_nats = links.payload_bits * LN2  # S ln2
+        self.gain_per_n0 = links.gain_lin / n0  # g / N0 (1/J)
+        per_joule = self.gain_per_n0 / self.bits_nats
+        self.ratio_per_s = links.max_power_w * per_joule  # m = ratio_per_s tau at the power limit
+        spare_j = np.maximum(links.energy_budget_j - links.compute_energy_j, 0.0)
+        self.ratio_budget = spare_j * per_joule  # m at the energy budget
+
+    @property
+    def size(self) -> int:
+        """Number of links ``n``."""
+        return int(self.bits_nats.size)
+
+    def floor(self, latency_s: float, x0: np.ndarray | None = None) -> Floor:
+        """Floors ``b_min,i(T)`` (``x0``: ``x_floor`` at a nearby ``T``, a warm start)."""
+        tau = latency_s - self.links.busy_s
+        m = self.ratio_per_s * tau
+        np.minimum(m, self.ratio_budget, out=m)
+        x = inv_expm1_ratio(m, x0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b = tau * x
+            np.divide(self.bits_nats, b, out=b)
+        if not np.all(m > 1.0):
+            b[~(m > 1.0)] = np.inf
+        return Floor(float(latency_s), tau, m, x, b)
+
+    def _floor_factor(
+        self, upload_s: np.ndarray, x: np.ndarray, at: np.ndarray | slice
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Floor factor ``phi``, ``dE_tx/dT`` along the floor (W), ``d log phi / dT`` (1/s).
+
+        For the devices ``at`` (``upload_s``, ``x``: their ``tau`` and ``x_floor``). At the
+        power limit ``m`` grows like ``tau``: ``dx/dtau = x (phi - 1) / tau`` with
+        ``phi = 1 + expm1(x) / G(x)`` (implicit differentiation of ``expm1(x)/x = m``) and
+        ``E_tx = tau p_max`` grows at ``p_max``; at the energy budget ``m``, ``x`` are constant,
+        ``phi = 1`` and ``E_tx`` is flat.
+        """
+        at_power = self.ratio_per_s[at] * upload_s <= self.ratio_budget[at] * (1.0 + _AT_POWER_RTOL)
+        em1 = np.expm1(x)
+        g_x = (x - 1.0) * em1 + x
+        phi = np.where(at_power, 1.0 + em1 / g_x, 1.0)
+        power = np.where(at_power, self.links.max_power_w[at], 0.0)
+        dphi_dx = (em1 + 1.0) * (x - em1) / (g_x * g_x)
+        dlog_phi = np.where(at_power, dphi_dx * x * (phi - 1.0) / (upload_s * phi), 0.0)
+        return phi, power, dlog_phi
+
+    def floor_slope(
+        self, upload_s: np.ndarray, x: np.ndarray, b: np.ndarray, at: np.ndarray | slice
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``d b_min/dT`` (Hz/s) and ``dE_tx/dT`` along the floor (W) of the devices ``at``.
+
+        ``x``, ``b`` are the floors' ``x_floor`` and ``b_min`` (``[n]``): ``b = S ln2 / (tau x)``
+        gives ``db/dT = -phi b / tau`` (``_floor_factor``).
+        """
+        tau = upload_s[at]
+        phi, power, _ = self._floor_factor(tau, x[at], at)
+        return -b[at] / tau * phi, power
+
+    def tx_energy_j(self, upload_s: np.ndarray, x: np.ndarray, b: np.ndarray) -> float:
+        """``sum_i tau_i p_i`` (J) with ``p = expm1(x) N0 b / g``; ``inf`` if an ``x`` overflows."""
+        if not np.all(x < _MAX_EXPONENT):
+            return np.inf
+        return float(np.sum(np.expm1(x) * b * upload_s / self.gain_per_n0))
+
+    def floor_split(self, floor: Floor) -> Split:
+        """Every device at its floor; the price is the largest floor marginal ``max a_i G(x_i)``."""
+        x, b, tau = floor.x_nats, floor.bandwidth_hz, floor.upload_s
+        marginal = ((x - 1.0) * np.expm1(x) + x) * tau / self.gain_per_n0
+        log_price = float(np.log(np.max(marginal)))
+        slope, power = self.floor_slope(tau, x, b, slice(None))
+        slope_w = float(np.sum(power + np.exp(log_price) * slope))
+        return Split(b, log_price, self.tx_energy_j(tau, x, b), slope_w, None)
+
+    def cold_log_price(self, latency_s: float, total_bandwidth_hz: float) -> float:
+        """Median ``log`` marginal energy at the equal split ``b_i = B / n``: a cold start."""
+        tau = latency_s - self.links.busy_s
+        x = self.bits_nats * (self.size / total_bandwidth_hz) / tau
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            log_marginal = np.log(((x - 1.0) * np.expm1(x) + x) * tau / self.gain_per_n0)
+        return float(np.median(log_marginal))
+
+    def split(
+        self,
+        latency_s: float,
+        total_bandwidth_hz: float,
+        log_price0: float | None = None,
+        x0: np.ndarray | None = None,
+        floor: Floor | None = None,
+    ) -> Split:
+        """Minimise ``sum E_tx,i(b_i)`` s.t. ``sum b_i <= B``, ``b_i >= b_min,i(T)``; ``dE*/dT``.
+
+        KKT: ``b_i = max(b_i(lambda), b_min,i)``, ``lambda`` from ``_price_root`` started at
+        ``log_price0`` (default ``cold_log_price``; ``x0``: ``x`` at a nearby price). If the floors
+        alone fill the band they are returned (``floor_split``). Requires ``T`` above every
+        device's busy time; ``floor`` (at this ``T``) carries floors already computed.
+        """
+        tau = latency_s - self.links.busy_s
+        if floor is not None:
+            if float(np.sum(floor.bandwidth_hz)) >= total_bandwidth_hz * (1.0 - ROOT_RTOL):
+                return self.floor_split(floor)
+            m, x_floor, known = floor.ratio, floor.x_nats.copy(), np.ones(self.size, dtype=bool)
+        else:
+            m = self.ratio_per_s * tau
+            np.minimum(m, self.ratio_budget, out=m)
+            x_floor, known = np.full(self.size, np.nan), np.zeros(self.size, dtype=bool)
+        u = self.cold_log_price(latency_s, total_bandwidth_hz) if log_price0 is None else log_price0
+        at = _Prices(tau, self.gain_per_n0 / tau, m, x_floor, known, total_bandwidth_hz)
+        found = self._price_root(at, u, x0)
+        if not (~found.clip).any():
+            return self.floor_split(Floor(float(latency_s), tau, m, x_floor, found.b))
+        x_eff = np.where(found.clip, x_floor, found.x)
+        return self._finish(tau, found.u, found.x, x_eff, found.b, found.clip)
+
+    def _price_root(self, at: _Prices, u: float, x: np.ndarray | None) -> _Priced:
+        """``u = log lambda`` with ``f(u) = log(sum_i b_i / B) = 0`` (``|f| <= ROOT_RTOL``).
+
+        ``f`` is convex and decreasing in ``u`` (each ``b_i`` is log-convex in ``u``), so Newton
+        (``db_i/du = -b_i s e^{-x} / x^2``, ``s = lambda / a_i``) approaches the root from the
+        left after at most one step; a step leaving the bracket bisects (or moves ``u`` by 1 while
+        no upper end is known). The bracket starts at ``_log_price_lo``. After a small price move
+        ``x`` gets one Halley step (``refine_marginal``): such inexact evaluations only steer,
+        while exact ones decide convergence and the bracket.
+        """
+        lo, hi = self._log_price_lo(at.upload_s, at.total_bandwidth_hz), np.inf
+        u, u_x, best = max(u, lo), np.nan, None
+        for _ in range(100):
+            now = self._price_at(at, u, x, u_x)
+            x, u_x = now.x, u
+            if now.exact:
+                done = abs(now.f) <= ROOT_RTOL or not now.f == now.f
+                if done or (now.f > 0.0 and now.clip.all()):
+                    break  # converged, or the floors alone fill the band (or no floor exists)
+                if now.f < 0.0:
+                    hi, best = u, now
+                else:
+                    lo = u
+                if hi - lo <= 1e-13 * max(abs(hi), abs(lo)) < np.inf:
+                    return best if best is not None else now
+            elif abs(now.f) <= ROOT_RTOL:
+                continue  # refine x at this price
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                eta = np.exp(-now.x)
+                eta *= now.s
+                eta /= now.x
+                eta /= now.x
+                eta *= now.b
+                df = -float(np.sum(eta, where=~now.clip)) / now.total
+            step = u - now.f / df if df < 0.0 else np.nan
+            if lo < step < hi:
+                u = step
+            elif now.exact:
+                u = 0.5 * (lo + hi) if hi < np.inf else u + 1.0
+        return now
+
+    def _price_at(self, at: _Prices, u: float, x: np.ndarray | None, u_x: float) -> _Priced:
+        """Evaluate the price ``e^u``; ``x`` (at the price ``e^{u_x}``) warm-starts ``x``."""
+        s = at.inv_a * np.exp(u)
+        if x is not None and abs(u - u_x) <= _REFINE_LOG_PRICE:
+            x, exact = refine_marginal(s, x)  # exact once the price settles
+        else:
+            x, exact = inv_marginal(s, x if x is not None and x.shape == s.shape else None), True
+        clip, b = self._clip(x, at.ratio, at.upload_s, at.x_floor, at.known)
+        total = float(np.sum(b))
+        f = float(np.log(total / at.total_bandwidth_hz)) if total > 0.0 else np.inf
+        return _Priced(u, s, x, clip, b, total, f, exact)
+
+    def _log_price_lo(self, upload_s: np.ndarray, total_bandwidth_hz: float) -> float:
+        """``log min_i a_i G(x_i(B))``: at a lower price every device wants more than ``B``.
+
+        Capped below at ``-700`` (``lambda = e^u`` stays a normal float).
+        """
+        x = self.bits_nats / (upload_s * total_bandwidth_hz)
+        marginal = ((x - 1.0) * np.expm1(x) + x) * upload_s / self.gain_per_n0
+        return max(float(np.log(max(float(np.min(marginal)), 1e-304))), -700.0)
+
+    def _clip(
+        self,
+        x: np.ndarray,
+        m: np.ndarray,
+        tau: np.ndarray,
+        x_floor: np.ndarray,
+        known: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Devices whose floor binds (``expm1(x)/x > m``) and ``b = S ln2 / (tau min(x, x_f))``.
+
+        Floors ``x_floor`` are inverted on demand for newly clipped devices (``known`` updated).
+        """
+        with np.errstate(over="ignore", invalid="ignore"):
+            clip = np.expm1(x)
+            clip = np.greater(clip, m * x, out=np.empty(x.shape, dtype=bool))
+            new = clip & ~known
+            if new.any():
+                idx = np.flatnonzero(new)
+                x_floor[idx], known[idx] = inv_expm1_ratio(m[idx]), True
+            b = np.where(clip, x_floor, x)
+            b *= tau
+            np.divide(self.bits_nats, b, out=b)
+        return clip, b
+
+    def _finish(
+        self,
+        tau: np.ndarray,
+        u: float,
+        x: np.ndarray,
+        x_eff: np.ndarray,
+        b: np.ndarray,
+        clip: np.ndarray,
+    ) -> Split:
+        """Energy, ``dE*/dT`` and ``d2E*/dT2`` of the split ``b`` at price ``lambda = e^u``.
+
+        With ``q_i = phi_i b_i / tau_i`` (``phi = 1`` for unclipped devices, the floor's factor
+        for clipped ones, ``floor_slope``): ``dE*/dT = sum_clipped P_i - lambda sum q_i``. Its
+        derivative follows from ``d log b_i = -(1 - eta_i) d log tau_i - eta_i du`` (unclipped;
+        ``eta = s e^{-x} / x^2``), ``d log b_i / dT = -phi_i / tau_i`` (clipped) and
+        ``sum_i db_i = 0``: ``du/dT = -(sum q - sum_free q eta) / sum_free b eta`` and
+        ``d2E*/dT2 = -lambda (du/dT sum q + sum dq/dT)``.
+        """
+        price = float(np.exp(u))
+        free = ~clip
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            eta = np.exp(-x)
+            eta *= self.gain_per_n0
+            eta /= tau
+            eta *= price
+            eta /= x
+            eta /= x  # s e^{-x} / x^2
+            q = b / tau
+            power_w, dq_clip = 0.0, 0.0
+            if clip.any():
+                idx = np.flatnonzero(clip)
+                phi, power, dlog_phi = self._floor_factor(tau[idx], x_eff[idx], idx)
+                q[idx] *= phi
+                power_w = float(np.sum(power))
+                dq_clip = float(np.sum(q[idx] * (dlog_phi - (phi + 1.0) / tau[idx])))
+            sum_q = float(np.sum(q))
+            q_eta = q * eta
+            sum_q_eta = float(np.sum(q_eta, where=free))
+            du_dt = -(sum_q - sum_q_eta) / float(np.sum(b * eta, where=free))
+            q_eta /= tau
+            q /= tau
+            dq_free = float(np.sum(q_eta, where=free)) - 2.0 * float(np.sum(q, where=free))
+            dq_free -= du_dt * sum_q_eta
+        slope_w = power_w - price * sum_q
+        curvature = -price * (du_dt * sum_q + dq_free + dq_clip)
+        return Split(b, u, self.tx_energy_j(tau, x_eff, b), slope_w, x, curvature, du_dt)
