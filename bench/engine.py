@@ -1,6 +1,7 @@
 """Engine speed at scale: the stress scenario's event rate against raw SimPy, wall time, memory.
 
     .venv/bin/python bench/engine.py [--devices N] [--rounds R] [--scenario FILE]
+                                     [--path batched|scalar] [--repeat K]
 
 Prints, measured in this one process:
 
@@ -9,7 +10,10 @@ Prints, measured in this one process:
   before and after the run (the better of the two, and both);
 - the stress scenario (``scenarios/stress_10k.toml`` by default): simulated events (rows of
   the event trace) per wall second of the whole ``run_simulation`` call (world, rounds, tables),
-  and the ratio to the raw rate; also the SimPy events the engine scheduled;
+  and the ratio to the raw rate; also the SimPy events the engine scheduled. ``--path scalar``
+  turns the batched round path off (``wsim.sim.batched``: the per-device processes, the
+  reference); ``--repeat K`` runs the scenario K times (a fresh world each) and prints every
+  run's rate and wall time with the best and the median;
 - wall time, the per-round wall times (first, median, last, max: flat means no slow-down with
   simulated time) and the peak RSS (``resource.getrusage``).
 
@@ -32,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from wsim.config import load_scenario  # noqa: E402
+from wsim.sim import batched  # noqa: E402
 from wsim.sim.engine import run_simulation  # noqa: E402
 
 
@@ -58,7 +63,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=100)
     parser.add_argument("--raw-procs", type=int, default=1000)
     parser.add_argument("--raw-events", type=int, default=500_000)
+    parser.add_argument("--path", choices=("batched", "scalar"), default="batched")
+    parser.add_argument("--repeat", type=int, default=1)
     args = parser.parse_args(argv)
+    if args.path == "scalar":
+        batched.eligible = lambda world: False  # every round on the per-device processes
 
     load0 = os.getloadavg()[0]
     raw_before = raw_simpy_rate(args.raw_procs, args.raw_events)
@@ -66,10 +75,16 @@ def main(argv: list[str] | None = None) -> int:
         args.scenario,
         [f"devices.num_devices={args.devices}", f"sim.num_rounds={args.rounds}"],
     )
-    marks = [time.perf_counter()]
-    cpu0 = time.process_time()
-    result = run_simulation(scenario, on_round=lambda info: marks.append(time.perf_counter()))
-    cpu = time.process_time() - cpu0
+    walls, result = [], None
+    for _ in range(args.repeat):
+        result = None  # the previous run's tables go before the next run starts
+        marks = [time.perf_counter()]
+        cpu0 = time.process_time()
+        result = run_simulation(
+            scenario, on_round=lambda info, marks=marks: marks.append(time.perf_counter())
+        )
+        cpu = time.process_time() - cpu0
+        walls.append(result.wall_time_s)
     wall = result.wall_time_s
     raw_after = raw_simpy_rate(args.raw_procs, args.raw_events)
     load1 = os.getloadavg()[0]
@@ -82,13 +97,19 @@ def main(argv: list[str] | None = None) -> int:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     rate = rows / wall
     print(f"scenario         {Path(args.scenario).name}: {args.devices} devices x {args.rounds} rounds, "
-          f"seed {scenario.seed}, fading block {scenario.sim.fading_block_s} s")  # fmt: skip
+          f"seed {scenario.seed}, fading block {scenario.sim.fading_block_s} s; {args.path} path")  # fmt: skip
     print(f"load average     {load0:.2f} before, {load1:.2f} after (1 min; {os.cpu_count()} cores)")
     print(f"raw SimPy        {raw_before:,.0f} / {raw_after:,.0f} timeouts/s (before / after run)")
     print(
         f"simulated        {rows:,} events (trace rows) in {wall:.2f} s wall = {rate:,.0f} events/s"
     )
     print(f"ratio            {rate / raw:.1%} of raw SimPy ({raw:,.0f}/s)")
+    if args.repeat > 1:
+        rates = ", ".join(f"{rows / w:,.0f}" for w in walls)
+        best, median = min(walls), statistics.median(walls)
+        print(f"runs             {args.repeat}: {rates} events/s; wall best {best:.2f} s, "
+              f"median {median:.2f} s; ratio best {rows / best / raw:.1%}, "
+              f"median {rows / median / raw:.1%}")  # fmt: skip
     print(f"SimPy events     {simpy_events:,} scheduled by the engine ({rows / simpy_events:.2f} trace rows each)")  # fmt: skip
     print(f"per-round wall   first {per_round[0]:.3f} s, median {statistics.median(per_round):.3f} s, "
           f"last {per_round[-1]:.3f} s, max {max(per_round):.3f} s")  # fmt: skip
@@ -98,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"simulated time   {rounds['t_end_s'].iloc[-1]:.1f} s; per round: {rounds['num_scheduled'].mean():.0f} scheduled, "
           f"{rounds['num_completed'].mean():.0f} completed, {rounds['num_stragglers'].mean():.0f} stragglers, "
           f"latency {rounds['latency_s'].mean():.1f} s")  # fmt: skip
-    print(f"peak RSS         {peak_mb:,.0f} MB")
+    print(f"peak RSS         {peak_mb:,.0f} MB (the highest of the {args.repeat} run(s))")
     print(
         f"CPU time         {cpu:.2f} s of this process during the run (wall minus waiting on a busy box)"
     )

@@ -13,12 +13,21 @@ called) and the surrogate (which only reads a profile) fit the same engine uncha
 4. ``end_round(round, completed_devices)``: aggregation (FedAvg) happens here, then evaluation.
 
 All FLOP and bit figures are per batch (one local iteration) unless named per sample.
+
+:class:`BatchWorkload` is an optional extension: the same figures for many devices at once
+(arrays over devices). A workload that implements it promises that its figures are pure
+functions of ``(device, round, it)`` for the round's decision, so the engine may ask for them in
+any order, ahead of simulated time, and resolve rounds vectorized (``wsim.sim.batched``). The
+real torch workload does not: its steps must run in simulated arrival order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
 
 if TYPE_CHECKING:
     from wsim.sim.observation import RoundDecision
@@ -97,4 +106,62 @@ class Workload(Protocol):
         self, round: int, completed_devices: list[int], evaluate: bool = True
     ) -> RoundMetrics:
         """Aggregate the completed devices' adapters and (if ``evaluate``) evaluate."""
+        ...
+
+
+@dataclass(frozen=True, eq=False)
+class ClientSteps:
+    """Device forward passes of one batch each, ``[num_devices]`` arrays (as :class:`ClientStep`).
+
+    Attributes:
+        flops: Device forward FLOPs per batch (> 0).
+        upload_bits: On-air size of each (compressed) activation upload, bits.
+        tokens: Kept tokens per sample that each upload carries.
+    """
+
+    flops: npt.NDArray[np.float64]
+    upload_bits: npt.NDArray[np.float64]
+    tokens: npt.NDArray[np.int64]
+
+
+@dataclass(frozen=True, eq=False)
+class ServerSteps:
+    """Server forward + backward of one batch per device, ``[num_devices]`` arrays.
+
+    Attributes:
+        flops: Server FLOPs per batch (> 0).
+        download_bits: On-air size of each gradient download, bits.
+    """
+
+    flops: npt.NDArray[np.float64]
+    download_bits: npt.NDArray[np.float64]
+
+
+@runtime_checkable
+class BatchWorkload(Protocol):
+    """Optional extension of :class:`Workload`: per-device figures for many devices at once.
+
+    Every method must equal the scalar one element-wise (``client_forward_many(d, r, it).flops[k]
+    == client_forward(d[k], r, it).flops``) and be a pure function of its arguments for the
+    current round (no training side effects, any call order, any number of calls).
+    """
+
+    def client_forward_many(
+        self, devices: npt.NDArray[np.int64], round: int, it: int
+    ) -> ClientSteps:
+        """Forward passes of local iteration ``it`` of ``devices`` ``[m]``."""
+        ...
+
+    def server_step_many(self, devices: npt.NDArray[np.int64], round: int, it: int) -> ServerSteps:
+        """Server steps for the uploads of local iteration ``it`` of ``devices`` ``[m]``."""
+        ...
+
+    def client_backward_many(
+        self, devices: npt.NDArray[np.int64], round: int, it: int
+    ) -> npt.NDArray[np.float64]:
+        """Device backward FLOPs of local iteration ``it``, ``[m]`` (> 0)."""
+        ...
+
+    def adapter_up_bits_many(self, devices: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """LoRA adapter upload sizes of ``devices``, bits ``[m]``."""
         ...

@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from wsim.workload.profile import WorkloadProfile, analytic_vit_profile
-from wsim.workload.protocol import ClientStep, RoundMetrics, ServerStep
+from wsim.workload.protocol import (
+    ClientStep,
+    ClientSteps,
+    RoundMetrics,
+    ServerStep,
+    ServerSteps,
+)
 
 if TYPE_CHECKING:
     from wsim.config import Scenario
@@ -50,11 +57,22 @@ def scenario_profile(scenario: Scenario) -> WorkloadProfile:
 
 
 class SurrogateWorkload:
-    """Replays a :class:`WorkloadProfile`; per-batch figures are ``batch_size ×`` per-sample."""
+    """Replays a :class:`WorkloadProfile`; per-batch figures are ``batch_size ×`` per-sample.
+
+    Implements :class:`~wsim.workload.protocol.BatchWorkload` (its figures depend only on each
+    device's token option of the round), so the engine resolves its rounds vectorized.
+    """
 
     def __init__(self, profile: WorkloadProfile, num_devices: int) -> None:
         self._profile = profile
         self._batch = float(profile.batch_size)
+        # [J] per-batch figures per token option (the scalar methods' products, elementwise)
+        self._per_batch = {
+            key: self._batch * profile.array(key)
+            for key in ("client_fwd_flops", "upload_bits", "server_flops", "download_bits",
+                        "client_bwd_flops")
+        }  # fmt: skip
+        self._tokens = np.asarray(profile.token_counts, dtype=np.int64)
         # [num_devices] token option of the current round (-1 = not scheduled)
         self._option = np.full(num_devices, -1, dtype=int)
         self.progress = 0.0
@@ -100,6 +118,38 @@ class SurrogateWorkload:
     def adapter_down_bits(self) -> float:
         """Aggregated adapter broadcast, bits."""
         return self._profile.adapter_down_bits
+
+    def _options(self, devices: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+        """Token options ``[m]`` of ``devices`` (all must be scheduled)."""
+        j = self._option[devices]
+        if np.any(j < 0):
+            raise ValueError(f"device {int(devices[j < 0][0])} is not scheduled in this round")
+        return j
+
+    def client_forward_many(
+        self, devices: npt.NDArray[np.int64], round: int, it: int
+    ) -> ClientSteps:
+        """:meth:`client_forward` of ``devices`` ``[m]``, as arrays."""
+        j, per = self._options(devices), self._per_batch
+        return ClientSteps(
+            flops=per["client_fwd_flops"][j], upload_bits=per["upload_bits"][j],
+            tokens=self._tokens[j],
+        )  # fmt: skip
+
+    def server_step_many(self, devices: npt.NDArray[np.int64], round: int, it: int) -> ServerSteps:
+        """:meth:`server_step` of ``devices`` ``[m]``, as arrays."""
+        j, per = self._options(devices), self._per_batch
+        return ServerSteps(flops=per["server_flops"][j], download_bits=per["download_bits"][j])
+
+    def client_backward_many(
+        self, devices: npt.NDArray[np.int64], round: int, it: int
+    ) -> npt.NDArray[np.float64]:
+        """:meth:`client_backward` of ``devices`` ``[m]``, FLOPs."""
+        return self._per_batch["client_bwd_flops"][self._options(devices)]
+
+    def adapter_up_bits_many(self, devices: npt.NDArray[np.int64]) -> npt.NDArray[np.float64]:
+        """:meth:`adapter_up_bits` of ``devices`` ``[m]``, bits."""
+        return np.full(len(devices), float(self._profile.adapter_up_bits))
 
     def end_round(
         self, round: int, completed_devices: list[int], evaluate: bool = True
