@@ -110,6 +110,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runs             {args.repeat}: {rates} events/s; wall best {best:.2f} s, "
               f"median {median:.2f} s; ratio best {rows / best / raw:.1%}, "
               f"median {rows / median / raw:.1%}")  # fmt: skip
+    device_blocks = result.world.channel._num_computed * args.devices
+    print(f"fading blocks    {device_blocks:,} device-blocks of channel state computed "
+          f"({device_blocks / wall:,.0f}/s): updates a model with one SimPy process per device "
+          f"per block would schedule as events; not counted in the ratio above")  # fmt: skip
     print(f"SimPy events     {simpy_events:,} scheduled by the engine ({rows / simpy_events:.2f} trace rows each)")  # fmt: skip
     print(f"per-round wall   first {per_round[0]:.3f} s, median {statistics.median(per_round):.3f} s, "
           f"last {per_round[-1]:.3f} s, max {max(per_round):.3f} s")  # fmt: skip
