@@ -2,13 +2,18 @@
 
 Runs ``scenarios/methods/<name>.toml`` (the default scenario — same seed, devices, channel and
 data — with that method) for ``--rounds`` rounds in the REAL coupled loop and prints one table:
-activation uplink / downlink bits per round (the split-learning payloads the compressor produces;
-the LoRA adapter exchange is the same for every method and is not counted), the uplink ratio to
-``none`` (how many times less), final test accuracy, accuracy loss vs ``none`` (points), server
-FLOPs ratio to ``none`` and device memory (device-stage parameters as stored, bytes). ``--csv``
-also writes it with accuracies as fractions (``analysis/`` turns it into a LaTeX table).
+activation uplink / downlink bits per round (the split-learning payloads the compressor produces,
+SplitCom's U-shaped extra pair included; the LoRA adapter exchange is the same for every method
+and is not counted), the uplink ratio and the total (uplink + downlink) ratio to ``none`` (how many
+times less), final test accuracy of the split model as deployed (device stage → compressor →
+server stage, ``RealWorkload.evaluate``), accuracy loss vs ``none`` (points), the accuracy of the
+same global model on the uncompressed full sequence (``evaluate_full``), server FLOPs ratio to
+``none`` and device memory (device-stage parameters as stored, bytes). Rows named in ``VARIANTS``
+run a method's scenario with a compressor parameter the scenario format has no field for (the
+[CLS]-scored ST-SFLora of DESIGN §6 as first written). ``--csv`` also writes the table with
+accuracies as fractions (``analysis/`` turns it into a LaTeX table).
 
-    .venv/bin/python bench/compression.py --rounds 10 --jobs 2 --csv runs/compression.csv
+    .venv/bin/python bench/compression.py --rounds 30 --jobs 2 --csv runs/compression.csv
 """
 
 from __future__ import annotations
@@ -18,77 +23,108 @@ import csv
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("none", "stsflora", "tsflora", "sflam", "sft", "splitcom", "random_tokens")
+METHODS = (
+    "none", "stsflora", "stsflora_cls", "tsflora", "sflam", "sft", "splitcom", "splitcom_ddpg",
+    "splitcom_ushaped", "random_tokens",
+)  # fmt: skip
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "stsflora_cls": ("stsflora", {"score": "cls"}),
+}
+"""Row name → (scenario file stem, extra compressor parameters)."""
 COLUMNS = (
-    "method", "uplink_bits_per_round", "downlink_bits_per_round", "uplink_ratio",
-    "final_accuracy", "accuracy_loss", "server_flops_ratio", "device_memory_bytes",
+    "method", "uplink_bits_per_round", "downlink_bits_per_round", "uplink_ratio", "total_ratio",
+    "final_accuracy", "accuracy_loss", "full_sequence_accuracy", "server_flops_ratio",
+    "device_memory_bytes", "ushape_bits_per_round",
 )  # fmt: skip
 
 
 def run_method(name: str, rounds: int, overrides: tuple[str, ...] = ()) -> dict:
-    """Run one method's scenario; return its raw measures."""
+    """Run one row's scenario; return its raw measures."""
     import torch
 
+    from wsim.compression import ushape_extra_bits
     from wsim.config import load_scenario
     from wsim.sim.engine import run_simulation
+    from wsim.workload.real import RealWorkload
 
     torch.set_num_threads(1)
-    path = ROOT / "scenarios" / "methods" / f"{name}.toml"
+    stem, params = VARIANTS.get(name, (name, {}))
+    path = ROOT / "scenarios" / "methods" / f"{stem}.toml"
     sc = load_scenario(path, [f"sim.num_rounds={rounds}", *overrides])
-    res = run_simulation(sc)
+    workload = RealWorkload(sc, compressor_params=params or None)
+    res = run_simulation(sc, workload=workload)
     ev = res.events
     n = len(res.rounds)
+    num_batches = int((ev["kind"] == "upload").sum())
+    ushape = 0.0
+    if sc.method.name == "splitcom" and sc.method.u_shaped:
+        ushape = float(sum(ushape_extra_bits(sc.data.batch_size, workload.config.embed_dim)))
     return {
         "method": name,
         "uplink_bits_per_round": 8.0 * ev.loc[ev["kind"] == "upload", "bytes"].sum() / n,
         "downlink_bits_per_round": 8.0 * ev.loc[ev["kind"] == "download", "bytes"].sum() / n,
         "final_accuracy": float(res.rounds["accuracy"].iloc[-1]),
+        "full_sequence_accuracy": float(workload.evaluate_full()[0]),
         "server_flops": float(ev.loc[ev["kind"] == "server", "flops"].sum()),
-        "device_memory_bytes": int(res.world.workload.device_memory_bytes),
+        "device_memory_bytes": int(workload.device_memory_bytes),
+        "ushape_bits_per_round": ushape * num_batches / n,
     }
 
 
 def table(raw: list[dict]) -> list[dict]:
     """Add the ratios to ``none`` (which must be in ``raw``)."""
     ref = next(r for r in raw if r["method"] == "none")
+    ref_total = ref["uplink_bits_per_round"] + ref["downlink_bits_per_round"]
     rows = []
     for r in raw:
+        total = r["uplink_bits_per_round"] + r["downlink_bits_per_round"]
         rows.append({
             "method": r["method"],
             "uplink_bits_per_round": r["uplink_bits_per_round"],
             "downlink_bits_per_round": r["downlink_bits_per_round"],
             "uplink_ratio": ref["uplink_bits_per_round"] / r["uplink_bits_per_round"],
+            "total_ratio": ref_total / total,
             "final_accuracy": r["final_accuracy"],
             "accuracy_loss": ref["final_accuracy"] - r["final_accuracy"],
+            "full_sequence_accuracy": r["full_sequence_accuracy"],
             "server_flops_ratio": r["server_flops"] / ref["server_flops"],
             "device_memory_bytes": r["device_memory_bytes"],
+            "ushape_bits_per_round": r["ushape_bits_per_round"],
         })  # fmt: skip
     return rows
 
 
 def print_table(rows: list[dict]) -> None:
-    """The table, human-readable (accuracy and its loss in points)."""
+    """The table, human-readable (accuracies and the loss in points)."""
     head = (
-        f"{'method':<14}{'up bits/rnd':>13}{'down bits/rnd':>15}{'up ×less':>10}"
-        f"{'acc %':>8}{'loss pts':>10}{'srv FLOPs':>11}{'dev mem B':>11}"
+        f"{'method':<17}{'up bits/rnd':>12}{'down bits/rnd':>14}{'up ×less':>9}{'tot ×less':>10}"
+        f"{'acc %':>7}{'loss pts':>9}{'full-seq %':>11}{'srv FLOPs':>10}{'dev mem B':>10}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r['method']:<14}{r['uplink_bits_per_round']:>13.3e}"
-            f"{r['downlink_bits_per_round']:>15.3e}{r['uplink_ratio']:>10.2f}"
-            f"{100 * r['final_accuracy']:>8.2f}{100 * r['accuracy_loss']:>10.2f}"
-            f"{r['server_flops_ratio']:>11.3f}{r['device_memory_bytes']:>11d}"
+            f"{r['method']:<17}{r['uplink_bits_per_round']:>12.3e}"
+            f"{r['downlink_bits_per_round']:>14.3e}{r['uplink_ratio']:>9.2f}"
+            f"{r['total_ratio']:>10.2f}{100 * r['final_accuracy']:>7.2f}"
+            f"{100 * r['accuracy_loss']:>9.2f}{100 * r['full_sequence_accuracy']:>11.2f}"
+            f"{r['server_flops_ratio']:>10.3f}{r['device_memory_bytes']:>10d}"
         )
+    for r in rows:
+        if r["ushape_bits_per_round"] > 0:
+            print(
+                f"{r['method']}: up/down include the U-shaped extra pair, "
+                f"{r['ushape_bits_per_round']:.3e} bits per round (half each way)"
+            )
 
 
 def main() -> None:
     """Run the methods and print / write the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--jobs", type=int, default=1, help="methods run in parallel processes")
     parser.add_argument("--set", action="append", default=[], help="extra scenario override")

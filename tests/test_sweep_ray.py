@@ -50,8 +50,8 @@ def test_ray_failure_keeps_the_others_and_resume_runs_only_it(
 ) -> None:
     victim = expand_sweep(TINY)[3].run_id
     blocker = tmp_path / "runs" / victim
-    blocker.parent.mkdir(parents=True)
-    blocker.write_text("a file where the run folder should go")  # the run fails when it writes into it
+    blocker.parent.mkdir(parents=True)  # the run fails when it writes into it
+    blocker.write_text("a file where the run folder should go")
     first = run_sweep(TINY, tmp_path, engine="ray")
     assert first.failures["run_id"].tolist() == [victim]
     assert first.failures["error"].str.match(r"^(FileExistsError|NotADirectoryError): ").all()

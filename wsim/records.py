@@ -183,7 +183,7 @@ class EventLog:
         """The trace as a DataFrame with the contract's columns and dtypes.
 
         Built one column at a time from fresh arrays that the frame owns (no copy into 2-D
-        blocks), so the peak memory is the log plus the frame plus one column.
+        blocks), so it needs the log plus the frame plus one column of memory.
         """
         self.flush()
         data: dict[str, Any] = {}

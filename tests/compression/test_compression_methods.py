@@ -123,6 +123,16 @@ def test_token_budget_resolution_and_validation() -> None:
     assert assm.shape == (2,) and assm[0] <= assm[1]
 
 
+@pytest.mark.parametrize("cls", [STSFLora, TSFLora, RandomTokens])
+def test_token_methods_name_their_score(cls: type) -> None:
+    assert cls().score == "received"  # the default (see tokens.py and the README)
+    assert cls(score="cls").score == "cls"
+    with pytest.raises(ValueError, match="score"):
+        cls(score="rollout")
+    with pytest.raises(ValueError, match="score"):
+        make_compressor(cls.name, score="max")
+
+
 def test_random_tokens_reproducible_and_same_format() -> None:
     x, attn = _inputs()
     a = RandomTokens().compress(x, attn, _ctx(5, seed=3))
@@ -206,3 +216,23 @@ def test_sft_payload_and_error(compress_cls: bool) -> None:
         SFT(rank=0)
     with pytest.raises(ValueError, match="rank"):
         SFT(rank=DIM + 1).compress(x, attn, CompressContext())
+
+
+def test_sft_fp16_factors_halve_the_payload_and_pass_gradients() -> None:
+    x, attn = _inputs()
+    x = x.clone().requires_grad_()
+    full = SFT(rank=3).compress(x, attn, CompressContext())
+    half = SFT(rank=3, quant_bits=16).compress(x, attn, CompressContext())
+    assert half.payload_bits * 2 == full.payload_bits
+    assert all(t.dtype == torch.float16 for t in half.extras["wire"].values())
+    wire = half.extras["wire"]
+    sent = (wire["left"].float() @ wire["right"].float().T).reshape(BATCH, PATCHES, DIM)
+    torch.testing.assert_close(half.server_input[:, 1:], sent)  # the server sees the fp16 values
+    torch.testing.assert_close(half.server_input[:, :1], wire["cls"].float())
+    torch.testing.assert_close(half.server_input, full.server_input, rtol=0, atol=1e-2)
+    g = torch.randn_like(half.server_input)
+    (gx_half,) = torch.autograd.grad(half.server_input, x, g)
+    (gx_full,) = torch.autograd.grad(full.server_input, x, g)
+    torch.testing.assert_close(gx_half, gx_full)  # fp16 rounding passed straight through
+    with pytest.raises(ValueError, match="quant_bits"):
+        SFT(quant_bits=8)

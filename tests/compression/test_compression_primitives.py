@@ -24,6 +24,7 @@ from wsim.compression.tokens import (
     fuse_dropped,
     gather_tokens,
     random_patch_indices,
+    received_attention,
     retention_curve,
     ste,
     topk_patch_indices,
@@ -111,6 +112,19 @@ def test_cls_attention_matches_explicit_softmax() -> None:
     full = torch.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)  # head_dim 4 -> scale 1/2
     expected = full[:, :, 0, 1:].mean(dim=1)
     torch.testing.assert_close(cls_attention(q, k), expected)
+
+
+def test_received_attention_is_the_column_mean_of_the_softmax() -> None:
+    q = torch.randn(2, 3, 7, 4, generator=_gen(6))
+    k = torch.randn(2, 3, 7, 4, generator=_gen(7))
+    full = torch.softmax(q @ k.transpose(-2, -1) / 2.0, dim=-1)  # [2, heads, queries, keys]
+    expected = torch.stack(
+        [torch.stack([full[b, :, :, j + 1].mean() for j in range(6)]) for b in range(2)]
+    )
+    got = received_attention(q, k)
+    torch.testing.assert_close(got, expected)
+    # every query's row sums to 1 over all keys: the patch shares sum to 1 - the [CLS] share
+    torch.testing.assert_close(got.sum(dim=1), 1 - full[..., 0].mean(dim=(1, 2)))
 
 
 def test_random_indices_reproducible_and_distinct() -> None:

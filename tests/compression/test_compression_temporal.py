@@ -10,6 +10,7 @@ from wsim.compression import (
     CompressContext,
     DDPGController,
     SplitCom,
+    ushape_bits,
     ushape_extra_bits,
 )
 from wsim.compression.temporal import relative_change
@@ -93,6 +94,10 @@ def test_u_shaped_extra_pair() -> None:
     assert out.extras["ushape_download_bits"] == BATCH * DIM * 32
     assert out.extras["ushape_upload_bits"] == BATCH * DIM * 32
     assert ushape_extra_bits(2, 3, torch.float16) == (96, 96)
+    assert ushape_bits(out) == (BATCH * DIM * 32, BATCH * DIM * 32)
+    plain = SplitCom(tau=0.0).compress(_x(0), None, _ctx())
+    assert ushape_bits(plain) == (0, 0)
+    assert ushape_bits(None) == (0, 0)
 
 
 def test_bang_bang_switches_on_upload_ratio() -> None:

@@ -14,10 +14,17 @@ from wsim.compression.base import CompressContext, Compressed, Compressor
 from wsim.compression.controllers import BangBangController, DDPGController
 from wsim.compression.methods import SFLAM, SFT, NoCompression, RandomTokens, STSFLora, TSFLora
 from wsim.compression.quant import WeightQuantReport, quantize_module_weights
-from wsim.compression.temporal import SplitCom, ushape_extra_bits
-from wsim.compression.tokens import cls_attention, retention_curve, ste
+from wsim.compression.temporal import SplitCom, ushape_bits, ushape_extra_bits
+from wsim.compression.tokens import (
+    ATTENTION_SCORES,
+    cls_attention,
+    received_attention,
+    retention_curve,
+    ste,
+)
 
 __all__ = [
+    "ATTENTION_SCORES",
     "COMPRESSORS",
     "SFLAM",
     "SFT",
@@ -35,8 +42,10 @@ __all__ = [
     "cls_attention",
     "make_compressor",
     "quantize_module_weights",
+    "received_attention",
     "retention_curve",
     "ste",
+    "ushape_bits",
     "ushape_extra_bits",
 ]
 

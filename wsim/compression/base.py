@@ -2,8 +2,10 @@
 
 A compressor is an object with ``compress(activation, cls_attn, ctx) -> Compressed`` (also
 callable directly). ``activation`` is the device output ``[batch, tokens, dim]`` with token 0 the
-[CLS] token; ``cls_attn`` is ``[batch, tokens - 1]``, the heads-averaged [CLS] attention over the
-patch tokens at the cut block, or None when the method does not need it.
+[CLS] token; ``cls_attn`` is ``[batch, tokens - 1]``, an attention score of each patch token at
+the cut block — the heads-averaged [CLS] row, or the attention each patch receives (a token
+method's ``score`` names which; ``tokens.ATTENTION_SCORES``) — or None when the method does not
+need it.
 
 Gradient download convention, shared by every method: the server returns the gradient of the loss
 with respect to ``server_input`` (same shape), uncompressed, in the activation's dtype (fp32 in

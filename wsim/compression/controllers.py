@@ -3,7 +3,9 @@
 The abstract states that τ is set "by bang-bang control or DDPG"; the signals, states and rewards
 below are wsim's choices (re-implementation in the spirit of SplitCom; DDPG after Lillicrap et al.,
 "Continuous control with deep reinforcement learning", ICLR 2016). Both expose ``tau`` and
-``update(upload_ratio, loss) -> tau``, called once per step after the server's loss is known.
+``update(upload_ratio, loss) -> tau``, called once per step after the server's loss is known
+(``SplitCom.observe``). The real workload builds the one ``method.controller`` names and seeds the
+DDPG controller from the scenario seed (stream ``splitcom.ddpg``).
 """
 
 from __future__ import annotations

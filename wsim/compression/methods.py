@@ -29,6 +29,7 @@ from wsim.compression.merge import bipartite_soft_matching, max_merge_pairs, mer
 from wsim.compression.payload import index_bits, tensor_bits
 from wsim.compression.quant import fake_quantize, quantized_bits
 from wsim.compression.tokens import (
+    ATTENTION_SCORES,
     fuse_dropped,
     gather_tokens,
     random_patch_indices,
@@ -94,29 +95,41 @@ class NoCompression:
 
 
 def _validate_token_budget(method: Any) -> None:
-    """Shared check of a token method's ``token_counts`` / ``keep_tokens`` (frozen dataclass)."""
+    """Shared check of a token method's ``token_counts``, ``keep_tokens`` and ``score``."""
     object.__setattr__(method, "token_counts", validate_token_counts(method.token_counts))
     if method.keep_tokens is not None and method.keep_tokens < 1:
         raise ValueError(f"keep_tokens must be >= 1, got {method.keep_tokens}")
+    if method.score not in ATTENTION_SCORES:
+        raise ValueError(f"score must be one of {list(ATTENTION_SCORES)}, got {method.score!r}")
 
 
 @dataclass(frozen=True)
 class STSFLora:
     """ST-SFLora's semantic token selection (arXiv 2605.26120), in the spirit of EViT.
 
-    Keeps [CLS] and the top-k patch tokens by heads-averaged [CLS] attention (``cls_attn``
-    required); k is ``ctx.keep_tokens`` (the optimizer's choice) or ``keep_tokens``. Wire: the
-    ``1 + k`` tokens at the activation dtype and the ``k`` patch indices at
-    ``ceil(log2(num_patches))`` bits each per sample (omitted when k = num_patches). Retention:
-    the kept share of [CLS] attention mass (batch mean), consistent with ``retention_curve``.
+    Re-implementation in the spirit of EViT (the abstract names semantic-aware token selection
+    and a semantic-retention metric, not the rule): keeps [CLS] and the top-k patch tokens by the
+    attention score ``cls_attn`` at the cut block (required); k is ``ctx.keep_tokens`` (the
+    optimizer's choice) or ``keep_tokens``. ``score`` names which score the caller must pass:
+    ``"received"`` (default; attention each patch receives, averaged over heads and queries —
+    PoWER-BERT / LTP) or ``"cls"`` (the heads-averaged [CLS] row, EViT, DESIGN §6 as first
+    written). wsim defaults to ``"received"`` because on the shipped digits backbone the [CLS] row
+    at the cut carries no semantics (frozen backbone, linear head, 359 held-out train samples:
+    top-32 patches 58 %, bottom-32 60 %; by received attention 88 % vs 46 % —
+    ``tests/compression/test_compression_scores.py``; README, Methods). Wire: the ``1 + k`` tokens at the activation dtype and the ``k`` patch
+    indices at ``ceil(log2(num_patches))`` bits each per sample (omitted when k = num_patches).
+    Retention: the kept share of the score's mass (batch mean), consistent with
+    ``retention_curve``.
 
     Args:
         token_counts: candidate k values the optimizer chooses from (strictly increasing).
         keep_tokens: default k when ``ctx.keep_tokens`` is None.
+        score: the patch score to select by, one of ``tokens.ATTENTION_SCORES``.
     """
 
     token_counts: tuple[int, ...] | None = None
     keep_tokens: int | None = None
+    score: str = "received"
     name: ClassVar[str] = "stsflora"
 
     def __post_init__(self) -> None:
@@ -127,7 +140,7 @@ class STSFLora:
     ) -> Compressed:
         check_activation(activation, cls_attn)
         if cls_attn is None:
-            raise ValueError("cls_attn: stsflora needs the [CLS] attention at the cut block")
+            raise ValueError("cls_attn: stsflora needs the attention score at the cut block")
         num_patches = activation.shape[1] - 1
         k = resolve_keep_tokens(ctx, self.keep_tokens, self.token_counts, num_patches)
         return _selected(activation, cls_attn, topk_patch_indices(cls_attn, k))
@@ -146,11 +159,13 @@ class RandomTokens:
     """The control: k patch tokens uniformly at random per sample, seeded by ``ctx.generator``.
 
     Same wire format as ``STSFLora``. Retention is measured from ``cls_attn`` when given, else
-    NaN (unless every patch is kept).
+    NaN (unless every patch is kept); ``score`` names the attention score the caller passes (the
+    same default as ``STSFLora``, so both report ρ on one scale).
     """
 
     token_counts: tuple[int, ...] | None = None
     keep_tokens: int | None = None
+    score: str = "received"
     name: ClassVar[str] = "random_tokens"
 
     def __post_init__(self) -> None:
@@ -177,9 +192,10 @@ class TSFLora:
     Re-implementation in the spirit of EViT + ToMe + min–max quantization (the abstract names
     attention-guided token selection, token merging and low-bit activation quantization only):
 
-    1. keep [CLS] and the top-k patches by ``cls_attn`` (``cls_attn`` required);
-    2. if ``fuse_dropped`` and k < num_patches, append one token, the ``cls_attn``-weighted mean
-       of the dropped patches (EViT), of size num_patches − k;
+    1. keep [CLS] and the top-k patches by the attention score ``cls_attn`` (required; ``score``
+       names which one the caller passes, default ``"received"`` as for ``STSFLora``);
+    2. if ``fuse_dropped`` and k < num_patches, append one token, the score-weighted mean of the
+       dropped patches (EViT), of size num_patches − k;
     3. merge ``merge_r`` pairs by bipartite soft matching on feature cosine similarity with
        size-weighted averages, [CLS] excluded (ToMe); ``merge_r`` is capped at what the sequence
        allows — the applied value is ``extras["merge_r_applied"]``; token sizes in
@@ -189,7 +205,8 @@ class TSFLora:
 
     Wire: packed codes + fp16 scale and zero-point per token + the k kept indices (as
     ``STSFLora``). Not sent: token sizes and the merge plan (the server runs plain attention and
-    never unmerges). Retention: kept share of [CLS] attention (the fused token counts as dropped).
+    never unmerges). Retention: kept share of the score's mass (the fused token counts as
+    dropped).
     """
 
     token_counts: tuple[int, ...] | None = None
@@ -197,6 +214,7 @@ class TSFLora:
     merge_r: int = 0
     quant_bits: int = 4
     fuse_dropped: bool = True
+    score: str = "received"
     name: ClassVar[str] = "tsflora"
 
     def __post_init__(self) -> None:
@@ -211,7 +229,7 @@ class TSFLora:
     ) -> Compressed:
         check_activation(activation, cls_attn)
         if cls_attn is None:
-            raise ValueError("cls_attn: tsflora needs the [CLS] attention at the cut block")
+            raise ValueError("cls_attn: tsflora needs the attention score at the cut block")
         num_patches = activation.shape[1] - 1
         k = resolve_keep_tokens(ctx, self.keep_tokens, self.token_counts, num_patches)
         patch_idx = topk_patch_indices(cls_attn, k)
@@ -288,25 +306,32 @@ class SFLAM:
 class SFT:
     """SFT's low-rank compression (arXiv 2211.16703), truncated SVD over the whole batch.
 
-    The patch tokens of the batch form one matrix ``[batch · num_patches, dim]``, factored at
-    ``rank`` (``lowrank.py``); the device sends ``U_r S_r`` and ``V_r`` at the activation dtype.
-    Gradient: through ``A V_r V_rᵀ`` with ``V_r`` constant (the projected server gradient).
+    Re-implementation in the spirit of SFT (the abstract states matrix-decomposition compression
+    of the intermediate output and link elimination, no algorithm). The patch tokens of the batch
+    form one matrix ``[batch · num_patches, dim]``, factored at ``rank`` (``lowrank.py``); the
+    device sends ``U_r S_r`` and ``V_r`` (and the [CLS] row, see below) as floats of
+    ``quant_bits`` bits: 32 (the activation dtype) or 16 (fp16; the server reconstructs from the
+    rounded factors, so the fp16 error is in the forward pass; wsim's option, the paper gives no
+    wire format). Gradient: through ``A V_r V_rᵀ`` with ``V_r`` constant (the projected server
+    gradient), the fp16 rounding passed straight through.
 
     Link elimination (the paper is silent on which links; wsim's choice): the cut lies between
     transformer blocks, after the residual addition, so the residual stream crosses the cut once,
     inside the block output — no separate skip-connection tensor is sent, and no gradient for it
-    is returned. The [CLS] row bypasses the low-rank path and is sent uncompressed
-    (``compress_cls=False``, default) since the head reads it; ``compress_cls=True`` factors all
-    tokens together.
+    is returned. The [CLS] row bypasses the low-rank path and is sent as is (``compress_cls=False``,
+    default) since the head reads it; ``compress_cls=True`` factors all tokens together.
     """
 
     rank: int = 8
     compress_cls: bool = False
+    quant_bits: int = 32
     name: ClassVar[str] = "sft"
 
     def __post_init__(self) -> None:
         if self.rank < 1:
             raise ValueError(f"rank must be >= 1, got {self.rank}")
+        if self.quant_bits not in (16, 32):
+            raise ValueError(f"quant_bits must be 16 or 32 for sft, got {self.quant_bits}")
 
     def compress(
         self, activation: torch.Tensor, cls_attn: torch.Tensor | None, ctx: CompressContext
@@ -316,10 +341,16 @@ class SFT:
         start = 0 if self.compress_cls else 1
         matrix = activation[:, start:].reshape(-1, dim)  # [batch · tokens', dim]
         factors = lowrank_factors(matrix, self.rank)
-        body = lowrank_reconstruct(matrix, factors).reshape(batch, tokens - start, dim)
+        body = lowrank_reconstruct(matrix, factors)  # [batch · tokens', dim]
         head = activation[:, :start]  # [batch, 1 or 0, dim]
-        server_input = torch.cat([head, body], dim=1)
         wire = {"left": factors.left, "right": factors.right, "cls": head.detach()}
+        if self.quant_bits == 16:
+            wire = {key: t.to(torch.float16) for key, t in wire.items()}
+            sent = wire["left"].to(body.dtype) @ wire["right"].to(body.dtype).T
+            body = body + (sent - body).detach()
+            head = head + (wire["cls"].to(head.dtype) - head).detach()
+        body = body.reshape(batch, tokens - start, dim)
+        server_input = torch.cat([head, body], dim=1)
         return Compressed(
             server_input=server_input,
             payload_bits=sum(tensor_bits(t) for t in wire.values()),

@@ -16,12 +16,14 @@ control or DDPG, U-shaped variant keeps the labels on the device). wsim's rule (
   server's gradient (downloaded for every sample, full shape) through its current forward pass;
 - in evaluation (``ctx.training`` False) the cache is neither read nor written: all is sent.
 
-Not implemented: SplitCom's dimensionality reduction of the device-side cache.
+The threshold: fixed, or adapted by a controller (``controllers.py``: bang-bang or DDPG); the real
+workload builds the one ``method.controller`` names. Not implemented: SplitCom's dimensionality
+reduction of the device-side cache.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Protocol
+from typing import Any, ClassVar, Protocol
 
 import torch
 
@@ -34,6 +36,7 @@ __all__ = [
     "ThresholdController",
     "relative_change",
     "upload_mask",
+    "ushape_bits",
     "ushape_extra_bits",
 ]
 
@@ -74,6 +77,17 @@ def ushape_extra_bits(batch: int, dim: int, dtype: torch.dtype = torch.float32) 
     """
     bits = tensor_bits(torch.empty(batch, dim, dtype=dtype, device="meta"))
     return bits, bits
+
+
+def ushape_bits(compressed: Any) -> tuple[int, int]:
+    """The U-shaped extra (download, upload) bits a compressor result carries, else (0, 0).
+
+    Args:
+        compressed: a ``Compressed`` (its ``extras`` may hold ``ushape_download_bits`` and
+            ``ushape_upload_bits``), or None (no compressor).
+    """
+    extras = getattr(compressed, "extras", None) or {}
+    return int(extras.get("ushape_download_bits", 0)), int(extras.get("ushape_upload_bits", 0))
 
 
 class ActivationCache:
@@ -121,7 +135,8 @@ class SplitCom:
         tau: fixed threshold (≥ 0); ignored when ``controller`` is given (τ = ``controller.tau``).
         controller: adapts τ; feed it after each step with ``observe(loss)``.
         u_shaped: the U-shaped variant; ``extras`` then carry ``ushape_download_bits`` and
-            ``ushape_upload_bits`` (``ushape_extra_bits``) for the engine to schedule.
+            ``ushape_upload_bits`` (``ushape_extra_bits``), which the real workload adds to the
+            batch's gradient download and activation upload (``ushape_bits``).
     """
 
     name: ClassVar[str] = "splitcom"

@@ -1,10 +1,15 @@
-"""Token selection by [CLS] attention, token fusion, and semantic retention.
+"""Token selection by attention scores, token fusion, and semantic retention.
 
 Recipes: EViT (Liang et al., "Not All Patches are What You Need", ICLR 2022) — score patch tokens
 by the [CLS] attention at a layer, averaged over heads, keep the top-k, and fuse the dropped ones
 into one token weighted by their scores. Used by ST-SFLora (arXiv 2605.26120) and TSFLora
 (arXiv 2605.23988), whose abstracts state attention-guided / semantic token selection but not the
-exact rule; wsim's rule is this re-implementation in the spirit of EViT.
+exact rule; wsim's rule is this re-implementation in the spirit of EViT, with a second score:
+the attention each patch *receives*, averaged over heads and all queries (PoWER-BERT, Goyal et
+al., ICML 2020; LTP, Kim et al., KDD 2022). On the shipped digits backbone the [CLS] row at the
+cut barely separates useful from useless patches, the received attention does (README, Methods),
+so the token methods default to it. Both are computed by the split model's cut-block probe
+(``wsim.training.split``) and reach the compressors as ``cls_attn``.
 
 Indices are patch indices in ``[0, num_patches)``: patch ``i`` is token ``i + 1`` (token 0 = [CLS]).
 """
@@ -18,16 +23,21 @@ import numpy as np
 import torch
 
 __all__ = [
+    "ATTENTION_SCORES",
     "cls_attention",
     "dropped_mask",
     "fuse_dropped",
     "gather_tokens",
     "random_patch_indices",
+    "received_attention",
     "retained_share",
     "retention_curve",
     "ste",
     "topk_patch_indices",
 ]
+
+ATTENTION_SCORES = ("cls", "received")
+"""Patch scores a token method may select by: the [CLS] row (EViT) or the received attention."""
 
 
 def cls_attention(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) -> torch.Tensor:
@@ -47,6 +57,24 @@ def cls_attention(q: torch.Tensor, k: torch.Tensor, scale: float | None = None) 
     # [batch, heads, tokens]
     row = torch.softmax((q[:, :, :1] @ k.transpose(-2, -1)).squeeze(2) * scale, dim=-1)
     return row[:, :, 1:].mean(dim=1)
+
+
+def received_attention(
+    q: torch.Tensor, k: torch.Tensor, scale: float | None = None
+) -> torch.Tensor:
+    """Attention each patch receives, ``mean_{heads, queries} softmax(q kᵀ · scale)[:, 1:]``.
+
+    PoWER-BERT's significance score (Goyal et al., ICML 2020: attention a token receives, summed
+    over heads and queries), as a mean so each row sums to at most 1. Same arguments as
+    :func:`cls_attention`; every query counts, [CLS] included.
+
+    Returns:
+        ``[batch, tokens - 1]``.
+    """
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    # [batch, heads, tokens, tokens]
+    attn = torch.softmax((q @ k.transpose(-2, -1)) * scale, dim=-1)
+    return attn[..., 1:].mean(dim=(1, 2))
 
 
 def topk_patch_indices(scores: torch.Tensor, k: int) -> torch.Tensor:

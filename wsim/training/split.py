@@ -8,9 +8,12 @@ methods (no forward code is copied, no ``__class__`` is swapped):
 
 LoRA (Hu et al., ICLR 2022) is injected with ``peft.inject_adapter_in_model`` on the
 ``lora_targets`` of every block; the backbone is frozen, the classifier head trains
-(server side). The [CLS] attention over patch tokens at the cut block (EViT, Liang et
-al., ICLR 2022) is recomputed from that block's qkv output (captured by a forward hook,
-LoRA included) as ``softmax(q kᵀ · d_h^-1/2)``, so timm's fused attention stays on.
+(server side). The attention over patch tokens at the cut block is recomputed from that
+block's qkv output (captured by a forward hook, LoRA included) as ``softmax(q kᵀ · d_h^-1/2)``,
+so timm's fused attention stays on. Two scores per patch (``CutAttentionProbe.score``): the
+[CLS] row averaged over heads (``"cls"``, EViT, Liang et al., ICLR 2022), or the attention each
+patch receives from every token, averaged over heads and queries (``"received"``, PoWER-BERT,
+Goyal et al., ICML 2020; LTP, Kim et al., KDD 2022).
 """
 
 from __future__ import annotations
@@ -141,6 +144,31 @@ def add_lora(vit: VisionTransformer, config: SplitViTConfig, generator: torch.Ge
                 nn.init.zeros_(param)
 
 
+PATCH_SCORES = ("cls", "received")
+"""Patch-importance scores the probe computes (see :func:`patch_attention_scores`)."""
+
+
+def _attention(
+    qkv_out: torch.Tensor,
+    num_heads: int,
+    q_norm: nn.Module,
+    k_norm: nn.Module,
+    scale: float,
+    cls_only: bool,
+) -> torch.Tensor:
+    """``softmax(q kᵀ · scale)`` over the keys, ``[batch, heads, queries, tokens]``.
+
+    ``queries`` is 1 (the [CLS] row) when ``cls_only``, else all tokens.
+    """
+    batch, tokens, three_d = qkv_out.shape
+    head_dim = three_d // (3 * num_heads)
+    # [3, batch, heads, tokens, head_dim]
+    qkv = qkv_out.reshape(batch, tokens, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
+    q = qkv[0][:, :, :1] if cls_only else qkv[0]
+    q, k = q_norm(q), k_norm(qkv[1])
+    return ((q * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+
+
 def cls_attention(
     qkv_out: torch.Tensor, num_heads: int, q_norm: nn.Module, k_norm: nn.Module, scale: float
 ) -> torch.Tensor:
@@ -159,26 +187,63 @@ def cls_attention(
     Returns:
         ``[batch, tokens-1]``, rows sum to ≤ 1.
     """
-    batch, tokens, three_d = qkv_out.shape
-    head_dim = three_d // (3 * num_heads)
-    # [3, batch, heads, tokens, head_dim]
-    qkv = qkv_out.reshape(batch, tokens, 3, num_heads, head_dim).permute(2, 0, 3, 1, 4)
-    q, k = q_norm(qkv[0][:, :, :1]), k_norm(qkv[1])
-    # [batch, heads, 1, tokens]
-    attn = ((q * scale) @ k.transpose(-2, -1)).softmax(dim=-1)
+    attn = _attention(qkv_out, num_heads, q_norm, k_norm, scale, cls_only=True)
     return attn[:, :, 0, 1:].mean(dim=1)
+
+
+def received_attention(
+    qkv_out: torch.Tensor, num_heads: int, q_norm: nn.Module, k_norm: nn.Module, scale: float
+) -> torch.Tensor:
+    """Attention each patch token receives, averaged over heads and over all queries.
+
+    ``s_j = mean_h mean_i softmax(q_i,h k_hᵀ · scale)[j]`` for patch tokens ``j`` (the [CLS]
+    query included, the [CLS] key dropped): the "significance score" of PoWER-BERT (Goyal et al.,
+    ICML 2020, attention received summed over heads and queries) and the importance score of LTP
+    (Kim et al., KDD 2022), here averaged so rows sum to ≤ 1. Arguments as
+    :func:`cls_attention`.
+
+    Returns:
+        ``[batch, tokens-1]``, rows sum to ≤ 1.
+    """
+    attn = _attention(qkv_out, num_heads, q_norm, k_norm, scale, cls_only=False)
+    return attn[:, :, :, 1:].mean(dim=(1, 2))
+
+
+def patch_attention_scores(
+    qkv_out: torch.Tensor,
+    num_heads: int,
+    q_norm: nn.Module,
+    k_norm: nn.Module,
+    scale: float,
+    score: str = "cls",
+) -> torch.Tensor:
+    """The ``score`` of :data:`PATCH_SCORES` (``[batch, tokens-1]``); arguments as above.
+
+    Raises:
+        ValueError: naming ``score`` when it is not one of :data:`PATCH_SCORES`.
+    """
+    if score == "cls":
+        return cls_attention(qkv_out, num_heads, q_norm, k_norm, scale)
+    if score == "received":
+        return received_attention(qkv_out, num_heads, q_norm, k_norm, scale)
+    raise ValueError(f"score must be one of {list(PATCH_SCORES)}, got {score!r}")
 
 
 class CutAttentionProbe:
     """Captures the cut block's qkv output (detached) during an armed forward.
 
-    ``arm()`` before the device forward, ``cls_attn()`` after it; the capture is released
-    at once so no activation outlives the step (and unarmed forwards, e.g. evaluation,
-    capture nothing).
+    ``arm()`` before the device forward, ``scores()`` (or ``cls_attn()``) after it; the
+    capture is released at once so no activation outlives the step (and unarmed forwards,
+    e.g. evaluation, capture nothing).
+
+    Attributes:
+        score: What ``scores()`` returns, one of :data:`PATCH_SCORES` (default ``"cls"``); the
+            real workload sets it from its compressor's ``score``.
     """
 
     def __init__(self, attn: nn.Module) -> None:
         self.attn = attn
+        self.score = "cls"
         self._armed = False
         self._qkv: torch.Tensor | None = None
         self._handle = attn.qkv.register_forward_hook(self._capture)
@@ -191,12 +256,21 @@ class CutAttentionProbe:
         """Capture the next forward through the cut block."""
         self._armed, self._qkv = True, None
 
-    def cls_attn(self) -> torch.Tensor:
-        """[CLS] attention of the armed forward, ``[batch, tokens-1]``; disarms the probe."""
+    def _take(self) -> torch.Tensor:
         qkv, self._qkv, self._armed = self._qkv, None, False
         if qkv is None:
             raise RuntimeError("no armed forward through the cut block")
-        a = self.attn
+        return qkv
+
+    def scores(self) -> torch.Tensor:
+        """Patch scores (``self.score``) of the armed forward, ``[batch, tokens-1]``; disarms."""
+        qkv, a = self._take(), self.attn
+        with torch.no_grad():
+            return patch_attention_scores(qkv, a.num_heads, a.q_norm, a.k_norm, a.scale, self.score)
+
+    def cls_attn(self) -> torch.Tensor:
+        """[CLS] attention of the armed forward, ``[batch, tokens-1]``; disarms the probe."""
+        qkv, a = self._take(), self.attn
         with torch.no_grad():
             return cls_attention(qkv, a.num_heads, a.q_norm, a.k_norm, a.scale)
 

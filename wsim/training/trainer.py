@@ -72,7 +72,8 @@ class ClientOutput:
             uncompressed); differentiable function of ``activation``.
         payload_bits: Upload size (bits): ``numel × dtype bits`` uncompressed.
         grad_payload_bits: Gradient download size (bits) for ``server_input``'s shape.
-        cls_attn: [CLS] attention over patches at the cut block ``[batch, tokens-1]``.
+        cls_attn: Attention score of each patch at the cut block ``[batch, tokens-1]``: the
+            [CLS] row unless ``model.probe.score`` says otherwise (``split.PATCH_SCORES``).
         num_tokens: Sequence length of ``server_input`` ([CLS] included).
         compressed: The compressor's full result (e.g. its ``retention``), None uncompressed.
     """
@@ -192,7 +193,7 @@ class SplitTrainer:
         params = _prefixed(self.devices[device_id].params)
         self.model.probe.arm()
         activation = functional_call(self.model.device_stage, params, (images,))
-        cls_attn = self.model.probe.cls_attn()
+        cls_attn = self.model.probe.scores()
         out = None
         if compressor is None:
             server_input, payload = activation, tensor_bits(activation)

@@ -3,10 +3,11 @@
 ``measure_profile(scenario)`` builds the scenario's real model, data and compressor and, on a
 probe batch of ``data.batch_size`` training samples, records per candidate token count ``k``
 (``method.token_counts``, or all patches): the actual compressed upload and gradient download
-bits per sample, device forward/backward and server (forward + backward) FLOPs per sample from
-``wsim.training.flops`` for the shapes the compressor produced, and the semantic retention ρ(k)
-(the compressor's own retention, or the top-k [CLS] attention share when it reports none). It
-also evaluates the untrained model (``acc0``, ``loss0``).
+bits per sample (SplitCom's U-shaped extra pair included), device forward/backward and server
+(forward + backward) FLOPs per sample from ``wsim.training.flops`` for the shapes the compressor
+produced, and the semantic retention ρ(k) (the compressor's own retention, or the top-k share of
+the probe's patch attention score when it reports none). It also evaluates the untrained model
+(``acc0``, ``loss0``).
 
 ``fit_learning_curve`` fits ``acc_max`` and ``tau_rounds`` (and ``loss_min``) of the surrogate's
 curve ``acc(P) = a_max − (a_max − a_0) e^{−P/τ}`` to a real run's ``rounds.csv`` by least
@@ -31,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from wsim.compression import CompressContext, retention_curve
+from wsim.compression import CompressContext, retention_curve, ushape_bits
 from wsim.training.flops import client_flops, server_flops
 from wsim.workload.profile import WorkloadProfile
 
@@ -65,7 +66,7 @@ def measure_model_profile(
     batch = images.shape[0]
     model.probe.arm()
     activation = model.device_stage(images)
-    cls_attn = model.probe.cls_attn()
+    cls_attn = model.probe.scores()
     dev = client_flops(config, 1)
     fields: dict[str, list[float]] = {k: [] for k in ("up", "down", "srv", "rho")}
     for k in token_counts:
@@ -76,8 +77,9 @@ def measure_model_profile(
         rho = out.retention
         if not math.isfinite(rho):
             rho = float(retention_curve(cls_attn, [k])[0])
-        fields["up"].append(out.payload_bits / batch)
-        fields["down"].append(out.grad_payload_bits / batch)
+        extra_down, extra_up = ushape_bits(out)  # SplitCom's U-shaped pair (else 0, 0)
+        fields["up"].append((out.payload_bits + extra_up) / batch)
+        fields["down"].append((out.grad_payload_bits + extra_down) / batch)
         fields["srv"].append(server_flops(config, 1, out.num_tokens_sent).total_flops)
         fields["rho"].append(float(rho))
     num = len(token_counts)

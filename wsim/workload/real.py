@@ -12,6 +12,14 @@ The torch work happens at the moment the engine's events happen in simulated tim
 * ``end_round`` — FedAvg of the completed devices' adapters (weighted by the samples they
   trained this round; stragglers and dropouts excluded), broadcast, test accuracy.
 
+Test accuracy (``evaluate``) is that of the split model AS DEPLOYED: each test batch
+(``data.batch_size`` samples) goes through the global device stage, the scenario's compressor in
+evaluation mode (``ctx.training`` False: SplitCom then sends everything) at the token budget the
+devices used in the round just finished, and the global server stage — the same path the server
+was trained on. ``evaluate_full`` is the uncompressed global model on the full token sequence
+(equal for ``none``); a server trained on k selected tokens and tested on all 64 is measuring a
+model nobody deploys (for ST-SFLora with [CLS] scoring that alone cost 8 points, README).
+
 FLOPs come from ``wsim.training.flops`` for the actual shapes (batch, tokens the server
 received). Every batch holds exactly ``data.batch_size`` samples (a batch may span two passes
 over the device's shard), so per-batch costs equal ``batch_size ×`` the per-sample profile and
@@ -19,13 +27,20 @@ the surrogate replays them. Wall-clock time never enters the simulated clock; it
 accumulated in ``torch_time_s`` (for ``bench/overhead.py``).
 
 Per method (``[method]``): the token methods (stsflora, tsflora, random_tokens) get the round's
-token budget ``k`` (``profile.token_counts[decision.token_option]``, from ``method.token_counts``);
-SFLAM also quantizes the device's frozen backbone weights once at build (int8 when
-``method.quant_bits`` ≥ 8, else int4; ``weight_quant`` holds the memory report); SplitCom gets the
-batch's dataset indices as ``sample_ids`` and a bang-bang threshold controller (τ ∈ {τ, 2τ},
-switching to 2τ while more than ``SPLITCOM_TARGET_UPLOAD`` of a batch is uploaded; wsim's choice)
-fed after every server step with ``observe(loss)``. The download is the compressor's gradient
-payload. ``device_memory_bytes`` is the device stage's parameters and buffers as stored.
+token budget ``k`` (``profile.token_counts[decision.token_option]``, from ``method.token_counts``)
+and the cut-block probe computes the patch score their ``score`` names; SFLAM also quantizes the
+device's frozen backbone weights once at build (int8 when ``method.quant_bits`` ≥ 8, else int4;
+``weight_quant`` holds the memory report); SplitCom gets the batch's dataset indices as
+``sample_ids`` and the threshold controller ``method.controller`` names (``fixed``: τ =
+``method.tau``; ``bang_bang``: τ ∈ {τ, 2τ}, 2τ while more than ``SPLITCOM_TARGET_UPLOAD`` of a
+batch is uploaded, wsim's choice; ``ddpg``: ``DDPGController`` over [0, 2τ], seeded from the
+scenario seed), fed after every server step with ``observe(loss)``. With ``method.u_shaped`` the
+head and labels stay on the device: the extra pair per batch (pooled features ``[batch, d]``
+down, their gradient up, fp32) is added to the batch's activation upload and gradient download
+(wsim has one upload and one download event per batch, so the pair rides on them; the training
+arithmetic is unchanged, the head's parameters are still one shared copy). The download is the
+compressor's gradient payload. ``device_memory_bytes`` is the device stage's parameters and
+buffers as stored.
 
 Cut activities: if the deadline or the battery cuts a device mid-iteration, its pending device
 graph is dropped at ``end_round`` and its adapters are overwritten by the broadcast. A server
@@ -45,9 +60,11 @@ import torch
 from wsim.compression import (
     BangBangController,
     CompressContext,
+    DDPGController,
     WeightQuantReport,
     make_compressor,
     quantize_module_weights,
+    ushape_bits,
 )
 from wsim.rng import make_stream, seed_sequence, torch_seed
 from wsim.training.config import SplitViTConfig
@@ -79,16 +96,44 @@ SPLITCOM_TARGET_UPLOAD = 0.1
 """Upload share of a batch above which SplitCom's bang-bang controller switches τ to 2τ."""
 
 
-def build_compressor(method: MethodConfig) -> Any:
-    """The scenario's compressor (SplitCom with its bang-bang controller when τ > 0)."""
-    params = compressor_params(method)
-    if method.name == "splitcom" and method.tau > 0:
-        controller = BangBangController(
+def _stream_int(seed: int, name: str) -> int:
+    """A 63-bit integer seed for stream ``name`` of scenario seed ``seed``."""
+    return int(seed_sequence(seed, name).generate_state(1, np.uint64)[0] >> np.uint64(1))
+
+
+def build_compressor(
+    method: MethodConfig, seed: int = 0, extra_params: dict[str, Any] | None = None
+) -> Any:
+    """The scenario's compressor; SplitCom with the threshold controller ``method.controller``.
+
+    Args:
+        method: The scenario's ``[method]``.
+        seed: The scenario seed (SplitCom's DDPG controller draws from stream ``splitcom.ddpg``).
+        extra_params: compressor parameters the scenario format has no field for (e.g.
+            ``{"score": "cls"}`` for a token method); they override the derived ones.
+
+    Raises:
+        ValueError: naming ``method.tau`` when an adaptive controller gets τ = 0, or (from
+            ``make_compressor``) an unknown or bad extra parameter.
+    """
+    params = compressor_params(method) | dict(extra_params or {})
+    if method.name != "splitcom":
+        return make_compressor(method.name, **params)
+    params["u_shaped"] = method.u_shaped
+    if method.controller == "fixed":
+        return make_compressor("splitcom", **params)
+    if method.tau <= 0:
+        raise ValueError(f"method.tau must be > 0 for controller {method.controller!r}")
+    if method.controller == "bang_bang":
+        controller: Any = BangBangController(
             tau_low=method.tau, tau_high=2 * method.tau, target_upload_ratio=SPLITCOM_TARGET_UPLOAD
         )
-        params = {k: v for k, v in params.items() if k != "tau"}
-        return make_compressor("splitcom", controller=controller, **params)
-    return make_compressor(method.name, **params)
+    else:
+        controller = DDPGController(
+            tau_min=0.0, tau_max=2 * method.tau, seed=_stream_int(seed, "splitcom.ddpg")
+        )
+    params = {k: v for k, v in params.items() if k != "tau"}
+    return make_compressor("splitcom", controller=controller, **params)
 
 
 def sflam_weight_bits(method: MethodConfig) -> int:
@@ -163,12 +208,19 @@ class RealWorkload:
         device_memory_bytes: Device-stage parameters and buffers as stored (LoRA included).
     """
 
-    def __init__(self, scenario: Scenario, data_rng: np.random.Generator | None = None) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        data_rng: np.random.Generator | None = None,
+        compressor_params: dict[str, Any] | None = None,
+    ) -> None:
         """Build model, data, partition, compressor and the measured profile.
 
         Args:
             scenario: A validated scenario with ``sim.workload = "real"`` semantics.
             data_rng: The scenario's ``data`` stream (partition); default a fresh one.
+            compressor_params: extra compressor parameters (``build_compressor``), e.g. the
+                [CLS]-scored ST-SFLora row of ``bench/compression.py``.
         """
         seed, num = scenario.seed, scenario.devices.num_devices
         self.config: SplitViTConfig = model_config(scenario)
@@ -207,8 +259,10 @@ class RealWorkload:
             optim=OptimConfig(lr=scenario.train.lr),
         )
         self.method = scenario.method.name
-        self.compressor = build_compressor(scenario.method)
+        self.compressor = build_compressor(scenario.method, seed, compressor_params)
+        model.probe.score = getattr(self.compressor, "score", "cls")
         self._generator = torch.Generator().manual_seed(torch_seed(seed) ^ 0x5A5A)
+        self._eval_seed = _stream_int(seed, "workload.eval")
         self.torch_time_s: dict[str, float] = {}
         probe = make_stream(seed, "workload.probe").permutation(len(self.train))[: self.batch_size]
         counts = list(scenario.method.token_counts) or [self.config.num_patches]
@@ -218,6 +272,7 @@ class RealWorkload:
             counts, profile_key(scenario), self._generator,
         )  # fmt: skip
         self._option = np.full(num, -1, dtype=int)
+        self._eval_k = max(self._profile.token_counts)
         self._pending: dict[int, _Pending] = {}
         self._samples: dict[int, int] = {}
 
@@ -241,9 +296,17 @@ class RealWorkload:
         return self._profile
 
     def begin_round(self, round: int, decision: RoundDecision) -> None:
-        """Remember each device's token option; reset the round's sample counts."""
+        """Remember each device's token option; reset the round's sample counts.
+
+        The round's evaluation budget becomes the k scheduled most often (ties: the larger).
+        """
         self._option = np.asarray(decision.token_option, dtype=int).copy()
         self._samples = {}
+        scheduled = self._option[self._option >= 0]
+        if scheduled.size:
+            counts = np.bincount(scheduled, minlength=len(self._profile.token_counts))
+            best = len(counts) - 1 - int(np.argmax(counts[::-1]))
+            self._eval_k = self._profile.token_counts[best]
 
     def client_forward(self, device: int, round: int, it: int) -> ClientStep:
         """Device forward + compression of the device's next batch (torch runs now)."""
@@ -258,7 +321,8 @@ class RealWorkload:
         )
         self._pending[device] = _Pending(out, self.train.labels[torch.as_tensor(idx)])
         flops = client_flops(self.config, len(idx)).forward_flops
-        return ClientStep(flops=flops, upload_bits=float(out.payload_bits), tokens=k)
+        _, extra_up = ushape_bits(out.compressed)
+        return ClientStep(flops=flops, upload_bits=float(out.payload_bits + extra_up), tokens=k)
 
     def server_step(self, device: int, round: int, it: int) -> ServerStep:
         """Server forward + backward on the arrived upload (simulated arrival order)."""
@@ -272,7 +336,8 @@ class RealWorkload:
         if hasattr(self.compressor, "observe"):  # SplitCom's threshold controller
             self.compressor.observe(srv.loss)
         flops = server_flops(self.config, len(pending.labels), srv.num_tokens).total_flops
-        return ServerStep(flops=flops, download_bits=float(srv.grad_payload_bits))
+        extra_down, _ = ushape_bits(out.compressed)
+        return ServerStep(flops=flops, download_bits=float(srv.grad_payload_bits + extra_down))
 
     def client_backward(self, device: int, round: int, it: int) -> float:
         """Device backward + optimizer step; returns its FLOPs."""
@@ -312,8 +377,42 @@ class RealWorkload:
         acc, loss = self._timed("evaluate", self.evaluate)
         return RoundMetrics(accuracy=acc, loss=loss)
 
+    @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        """Test accuracy in [0, 1] and mean cross-entropy of the global model."""
+        """Test accuracy in [0, 1] and mean cross-entropy of the global split model as deployed.
+
+        Batches of ``data.batch_size`` test samples through the device stage, the compressor in
+        evaluation mode at the last round's token budget (random choices from a generator
+        re-seeded per call, so evaluating never shifts the training draws) and the server stage.
+        """
+        model = self.trainer.model
+        was_training = model.vit.training
+        model.vit.eval()
+        generator = torch.Generator().manual_seed(self._eval_seed)
+        correct, loss_sum, count = 0, 0.0, 0
+        try:
+            for start in range(0, len(self.test), self.batch_size):
+                idx = torch.arange(start, min(start + self.batch_size, len(self.test)))
+                images = model_input(self.test, idx, self.config.img_size)
+                labels = self.test.labels[idx]
+                model.probe.arm()
+                activation = model.device_stage(images)
+                ctx = CompressContext(
+                    sample_ids=idx, keep_tokens=self._eval_k, generator=generator, training=False
+                )
+                out = self.compressor(activation, model.probe.scores(), ctx)
+                logits = model.server_stage(out.server_input)
+                correct += int((logits.argmax(dim=1) == labels).sum())
+                loss_sum += float(
+                    torch.nn.functional.cross_entropy(logits, labels, reduction="sum")
+                )
+                count += len(labels)
+        finally:
+            model.vit.train(was_training)
+        return correct / count, loss_sum / count
+
+    def evaluate_full(self) -> tuple[float, float]:
+        """Accuracy and loss of the uncompressed global model on the full token sequence."""
         return self.trainer.evaluate(iterate_batches(self.test, EVAL_BATCH, self.config.img_size))
 
     def _drop_pending(self, device: int) -> None:
