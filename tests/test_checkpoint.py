@@ -197,3 +197,16 @@ def test_checkpoint_files_are_complete_or_absent(tmp_path: Path) -> None:
     names = sorted(p.name for p in tmp_path.iterdir())
     assert names == [f"log-{k:05d}.pkl" for k in range(5)] + ["state.pkl"]
     assert load_checkpoint(tmp_path).next_round == 5
+
+
+def test_diverged_real_training_stops_naming_the_round(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A learning rate of 1e30 makes the loss inf/NaN within a few steps: `wsim run` stops with
+    exit code 1 and one line naming the round, and writes no result files."""
+    args = ["--quiet", "--no-figures", "--checkpoint-every", "0",
+            *_sets([*TINY_REAL, "train.lr=1e30", "sim.num_rounds=3"])]  # fmt: skip
+    assert cli_main([*args, "--out", str(tmp_path / "run")]) == 1
+    assert not (tmp_path / "run" / "rounds.csv").exists()
+    err = capsys.readouterr().err
+    assert err.startswith("wsim run: round ") and "non-finite" in err and "Traceback" not in err

@@ -332,6 +332,14 @@ class RealWorkload:
             "server_step", self.trainer.server_step, device, out.server_input, pending.labels,
             grad_payload_bits=out.grad_payload_bits,
         )  # fmt: skip
+        if not math.isfinite(srv.loss):
+            from wsim.sim.safety import SimulationError
+
+            raise SimulationError(
+                f"round {round}: the training step of device {device} (local iteration {it}) "
+                f"produced a non-finite loss ({srv.loss}); the run is stopped (try a smaller "
+                "train.lr)"
+            )
         pending.grad = srv.grad
         if hasattr(self.compressor, "observe"):  # SplitCom's threshold controller
             self.compressor.observe(srv.loss)
