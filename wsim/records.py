@@ -361,7 +361,8 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
-def _write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_write`)."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
@@ -421,11 +422,11 @@ def write_run_folder(
     """Write ``scenario.toml, events.parquet, rounds.csv, devices.csv, meta.json``; return the folder."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    _write_text(out / "scenario.toml", scenario_toml)
+    atomic_write_text(out / "scenario.toml", scenario_toml)
     atomic_write(
         out / "events.parquet", lambda tmp: events.to_parquet(tmp, engine="pyarrow", index=False)
     )
     atomic_write(out / "rounds.csv", lambda tmp: rounds.to_csv(tmp, index=False))
     atomic_write(out / "devices.csv", lambda tmp: devices.to_csv(tmp, index=False))
-    _write_text(out / "meta.json", json.dumps(meta, indent=2, default=float) + "\n")
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=2, default=float) + "\n")
     return out

@@ -125,7 +125,7 @@ def run(
 
     from tqdm import tqdm
 
-    from wsim.records import run_meta, write_run_folder
+    from wsim.records import atomic_write_text, run_meta, write_run_folder
     from wsim.sim.checkpoint import (
         Checkpointer,
         CheckpointError,
@@ -158,7 +158,7 @@ def run(
     elif checkpoint_every > 0:
         checkpointer = Checkpointer(ckpt_dir, checkpoint_every)
         ckpt_dir.mkdir(parents=True, exist_ok=True)
-        _write_scenario(ckpt_dir / SCENARIO_FILE, scenario)
+        atomic_write_text(ckpt_dir / SCENARIO_FILE, scenario_to_toml(scenario))
     first = resumed.next_round if resumed is not None else 0
 
     with tqdm(
@@ -201,13 +201,6 @@ def run(
         written = make_figures([out], out / "figures")
         print(f"  figures          {len(written)} files -> {out / 'figures'}")
     return out
-
-
-def _write_scenario(path: Path, scenario: Scenario) -> None:
-    from wsim.records import atomic_write
-
-    text = scenario_to_toml(scenario)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def resume_scenario(out: Path) -> Scenario:

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from wsim.records import KIND_CODE
+from wsim.records import EVENT_KINDS, KIND_CODE
 from wsim.sim.batched_trace import LATER, Rows, Wakes
 from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.units import BITS_PER_BYTE
@@ -60,7 +60,6 @@ _UPLOAD, _DOWNLOAD, _ADAPTER_UP = (
     KIND_CODE["download"],
     KIND_CODE["adapter_up"],
 )
-_KIND_NAME = {code: kind for kind, code in KIND_CODE.items()}
 # position of each activity in the wake-up of the scalar process that records it (its cut:
 # the ``straggler`` / ``dropout`` row, one more)
 _SEQ = {_FWD: 0, _UPLOAD: 2, _DOWNLOAD: 3, _BWD: 0, _ADAPTER_UP: 2}
@@ -291,7 +290,7 @@ class _Round:
         # forwards at the round start: completed ones first (phase 0), then the cut ones (2)
         phase = np.where(self.wakes.count[dev] == 1, np.where(done, 0, 2), LATER)
         self.rows.add(
-            _KIND_NAME[kind], _SEQ[kind], phase[row], dev[row], t0[row], t_end[row],
+            EVENT_KINDS[kind], _SEQ[kind], phase[row], dev[row], t0[row], t_end[row],
             tokens=tokens[row], energy_j=energy[row], flops=(flops * frac)[row],
         )  # fmt: skip
         left = np.where(dropped, 0.0, np.maximum(battery - energy, 0.0))
@@ -416,7 +415,7 @@ class _Round:
         # uploads at the round start: vectorized ones (phase 1), then the processes' (3)
         phase = np.where(self.wakes.count[dev] == 1, np.where(direct, 1, 3), LATER)
         self.rows.add(
-            _KIND_NAME[kind], _SEQ[kind], phase[row], dev[row], t0[row], t_end[row],
+            EVENT_KINDS[kind], _SEQ[kind], phase[row], dev[row], t0[row], t_end[row],
             bytes=sent[row] / BITS_PER_BYTE, tokens=tokens[row],
             bandwidth_hz=self.bw_up[dev[row]] if is_up else np.full(int(row.sum()), self.bw_dl),
             power_w=power[row], rate_bps=rate[row], snr_db=snr_db[row], energy_j=energy[row],

@@ -6,9 +6,9 @@ positions and mobility state, the fading and shadowing state, every RNG stream, 
 (for real runs: the models, LoRA adapters, optimizer states, data order, compressor caches) and
 the records so far. A checkpoint folder holds:
 
-- ``state.pkl``: the world without its trace and round log (``pickle``; torch objects pickle
-  through ``torch.save``'s format), the next round to run, the torch global RNG state and how
-  many log parts belong to it;
+- ``state.pkl``: the world without its trace and round log (``pickle``; torch models and
+  tensors pickle as they are), the next round to run, the torch global RNG state when torch is
+  loaded (surrogate runs never import it) and how many log parts belong to it;
 - ``log-00000.pkl``, ``log-00001.pkl``, ...: append-only parts, each the event-trace columns
   and round-log entries added since the previous checkpoint, so a checkpoint costs what the
   last rounds added, not the whole run so far;
@@ -26,11 +26,11 @@ Checkpoints are pickles: load only checkpoints you wrote (pickle runs code on lo
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass, fields, replace
+import sys
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import simpy
 
 from wsim.records import EventLog, RoundLog, atomic_write
@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from wsim.sim.world import World
 
 STATE_FILE = "state.pkl"
-SCENARIO_FILE = "scenario.toml"
 FORMAT_VERSION = 1
 _REBUILT = ("env", "server", "allocator", "events", "rounds")
 """World fields not pickled: rebuilt from the scenario (env at the saved clock) or from the log."""
@@ -79,11 +78,9 @@ class Checkpointer:
 
     def save(self, world: World, next_round: int) -> None:
         """Write a checkpoint from which round ``next_round`` starts."""
-        import torch
-
         self.folder.mkdir(parents=True, exist_ok=True)
         part = {
-            "events": _event_rows(world.events, self.events_saved),
+            "events": world.events.columns_since(self.events_saved),
             "rounds": world.rounds.rounds[self.rounds_saved :],
         }
         name = f"log-{self.num_parts:05d}.pkl"
@@ -96,7 +93,7 @@ class Checkpointer:
             "world": {
                 f.name: getattr(world, f.name) for f in fields(world) if f.name not in _REBUILT
             },
-            "torch_rng": torch.get_rng_state(),
+            "torch_rng": _torch_rng_state(),
         }
         atomic_write(self.folder / STATE_FILE, lambda tmp: _dump(state, tmp))
         self.num_parts += 1
@@ -126,8 +123,6 @@ def load_checkpoint(
     Raises:
         CheckpointError: No complete checkpoint in ``folder``.
     """
-    import torch
-
     from wsim.sim.allocators import get_allocator
     from wsim.sim.entities import EdgeServer
     from wsim.sim.world import World
@@ -137,12 +132,10 @@ def load_checkpoint(
     if state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{folder / STATE_FILE}: checkpoint format {state.get('format')!r}, expected {FORMAT_VERSION}")  # fmt: skip
     events, rounds = EventLog(), RoundLog()
-    num_events = 0
     for k in range(state["num_parts"]):
         part = _load(folder / f"log-{k:05d}.pkl")
-        _extend_events(events, part["events"])
+        events.extend_columns(part["events"])
         rounds.rounds.extend(part["rounds"])
-        num_events += len(part["events"]["round"]) if part["events"] else 0
     saved = state["world"]
     scenario = saved["scenario"]
     env = simpy.Environment(initial_time=state["now_s"])
@@ -154,7 +147,10 @@ def load_checkpoint(
         rounds=rounds,
         **saved,
     )
-    torch.set_rng_state(state["torch_rng"])
+    if state["torch_rng"] is not None:
+        import torch
+
+        torch.set_rng_state(state["torch_rng"])
     checkpointer = Checkpointer(folder, every, state["num_parts"], len(events), len(rounds.rounds))
     return Resumed(world, state["next_round"], checkpointer)
 
@@ -164,36 +160,23 @@ def checkpoint_exists(folder: str | Path) -> bool:
     return (Path(folder) / STATE_FILE).is_file()
 
 
-def with_every(checkpointer: Checkpointer, every: int) -> Checkpointer:
-    """The same checkpointer with another interval."""
-    return replace(checkpointer, every=every)
-
-
 # ----------------------------------------------------------------------------- files and the trace
-def _dump(obj: Any, path: str) -> None:
-    import torch
+def _torch_rng_state() -> Any:
+    """torch's global RNG state, or None when torch was never imported (surrogate runs)."""
+    torch = sys.modules.get("torch")
+    return torch.get_rng_state() if torch is not None else None
 
-    torch.save(obj, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
+
+def _dump(obj: Any, path: str) -> None:
+    with open(path, "wb") as f:
+        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _load(path: Path) -> Any:
-    import torch
-
     if not path.is_file():
         raise CheckpointError(f"no checkpoint file {path} (was the run started with checkpoints?)")
     try:
-        return torch.load(path, weights_only=False)
-    except (pickle.UnpicklingError, EOFError, RuntimeError) as exc:
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    except (pickle.UnpicklingError, EOFError) as exc:
         raise CheckpointError(f"{path}: unreadable checkpoint ({exc})") from None
-
-
-def _event_rows(log: EventLog, start: int) -> dict[str, np.ndarray]:
-    """The trace's columns from row ``start`` on (kind as codes)."""
-    return log.columns_since(start)
-
-
-def _extend_events(log: EventLog, cols: dict[str, np.ndarray]) -> None:
-    """Append saved trace columns (from :func:`_event_rows`) to ``log``, kind codes kept."""
-    if not cols or len(cols["round"]) == 0:
-        return
-    log.extend_columns(cols)

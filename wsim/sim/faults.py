@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from wsim.config import ConfigError, FaultsConfig
+from wsim.config import FaultsConfig
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -49,20 +49,6 @@ class RoundFaults:
     leave_at_s: FloatArray
 
 
-def check_faults(cfg: FaultsConfig) -> None:
-    """Reject fault settings that could stall a run forever.
-
-    Raises:
-        ConfigError: ``min_rate_bps > 0`` with an infinite ``outage_timeout_s`` (a transfer in a
-            permanent outage, e.g. the broadcast to a static device, would never end).
-    """
-    if cfg.min_rate_bps > 0 and not math.isfinite(cfg.outage_timeout_s):
-        raise ConfigError(
-            "faults.outage_timeout_s: must be finite when faults.min_rate_bps > 0 (a transfer "
-            f"in a lasting outage would never end), got {cfg.outage_timeout_s!r}"
-        )
-
-
 def draw_round_faults(
     cfg: FaultsConfig, rng: np.random.Generator, num_devices: int, t_start_s: float
 ) -> RoundFaults | None:
@@ -76,7 +62,6 @@ def draw_round_faults(
     """
     if not cfg.any:
         return None
-    check_faults(cfg)
     u = rng.random()
     # [num_devices]
     e = rng.standard_exponential(num_devices)

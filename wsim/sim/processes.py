@@ -449,13 +449,7 @@ def _resume(gen: Proc, event: Any) -> Proc:
 
 def _drive(gen: Proc, event: Any, sink: list[float]) -> Proc:
     """Continue a transfer generator that had to wait (past the horizon); its result → sink."""
-    while True:
-        value = yield event
-        try:
-            event = gen.send(value)
-        except StopIteration as stop:
-            sink.append(stop.value)
-            return
+    sink.append((yield from _resume(gen, event)))
 
 
 def aggregate(world: World, run: RoundRun) -> Proc:

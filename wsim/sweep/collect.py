@@ -71,8 +71,3 @@ def write_parquet(frame: pd.DataFrame, path: Path) -> None:
 def write_csv(frame: pd.DataFrame, path: Path) -> None:
     """Write ``frame`` to CSV (no index) atomically."""
     atomic_write(path, lambda tmp: frame.to_csv(tmp, index=False))
-
-
-def write_text(text: str, path: Path) -> None:
-    """Write ``text`` (UTF-8) atomically."""
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from wsim.records import atomic_write_text
 from wsim.sweep import collect
 from wsim.sweep.engines import ENGINES, RunOutcome, is_complete, run_folder, run_serial
 from wsim.sweep.expand import RunSpec, expand_sweep
@@ -121,7 +122,7 @@ def run_sweep(
     runs = expand_sweep(spec)
     out = Path(out)
     (out / "runs").mkdir(parents=True, exist_ok=True)
-    collect.write_text(spec_to_toml(spec), out / "sweep.toml")
+    atomic_write_text(out / "sweep.toml", spec_to_toml(spec))
     todo = [r for r in runs if not is_complete(run_folder(out, r.run_id), r.scenario)]
     num_skipped = len(runs) - len(todo)
     outcomes = _execute(
