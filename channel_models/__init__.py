@@ -8,6 +8,7 @@ from channel_models.fading import (
     BlockFading,
     coherence_time_s,
     complex_normal,
+    complex_normal_parts,
     doppler_hz,
     jakes_correlation,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "channel_gain_lin",
     "coherence_time_s",
     "complex_normal",
+    "complex_normal_parts",
     "db_to_lin",
     "dbm_to_w",
     "doppler_hz",

@@ -73,11 +73,32 @@ def jakes_correlation(doppler_hz: ArrayLike, block_s: ArrayLike) -> FloatArray:
     return as_output(special.j0(x))
 
 
+def complex_normal_parts(
+    rng: np.random.Generator, num_blocks: int, size: int
+) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """Real and imaginary parts of ``[num_blocks, size]`` i.i.d. ``CN(0, 1)`` samples, float32.
+
+    Box–Muller in polar form from one ``[num_blocks, 2, size]`` float32 uniform draw (block k
+    uses the k-th ``[2, size]`` slice, so drawing blocks one at a time or together gives the
+    same numbers): ``|w|² = −ln(1 − u) ~ Exp(1)`` and ``arg w = 2π v`` are independent, which is
+    exactly ``CN(0, 1)`` (Goldsmith, Section 3.2.1: Rayleigh envelope, uniform phase). The 2^-24
+    resolution of float32 uniforms truncates ``|w|²`` at 16.6 (tail mass 6e-8); about 3× faster
+    than two float64 normal draws, which matters at 10^8 device-blocks.
+    """
+    u = rng.random((num_blocks, 2, size), dtype=np.float32)
+    radius = np.log1p(-u[:, 0])
+    np.negative(radius, out=radius)
+    np.sqrt(radius, out=radius)
+    phase = u[:, 1]
+    phase *= np.float32(2.0 * np.pi)
+    return radius * np.cos(phase), radius * np.sin(phase)
+
+
 def complex_normal(rng: np.random.Generator, size: int) -> ComplexArray:
-    """Draw ``size`` i.i.d. ``CN(0, 1)`` samples (unit mean power), one vectorized draw."""
-    # [2, size]
-    z = rng.standard_normal((2, size))
-    return (z[0] + 1j * z[1]) * np.sqrt(0.5)
+    """Draw ``size`` i.i.d. ``CN(0, 1)`` samples (unit mean power): :func:`complex_normal_parts`
+    for one block, as complex128."""
+    re, im = complex_normal_parts(rng, 1, size)
+    return re[0].astype(np.float64) + 1j * im[0].astype(np.float64)
 
 
 class BlockFading:

@@ -107,9 +107,19 @@ class CorrelatedShadowing:
             The new shadowing in dB, ``[num_devices]``.
         """
         moved = np.broadcast_to(np.asarray(moved_m, dtype=float), (self.num_devices,))
-        if np.any(moved < 0) or np.any(np.isnan(moved)):
+        if not np.all(moved >= 0):  # also rejects NaN
             raise ValueError("moved_m must be >= 0")
-        a = np.exp(-moved / self.decorrelation_m)
-        w = self._rng.standard_normal(self.num_devices)
-        self._shadow_db = a * self._shadow_db + self.sigma_db * np.sqrt(1.0 - a * a) * w
-        return self._shadow_db
+        # [num_devices] a = exp(-Δx / d_corr)
+        a = np.divide(moved, -self.decorrelation_m)
+        np.exp(a, out=a)
+        # [num_devices] innovation σ sqrt(1 - a²) w
+        innovation = np.multiply(a, a)
+        np.subtract(1.0, innovation, out=innovation)
+        np.sqrt(innovation, out=innovation)
+        innovation *= self.sigma_db
+        innovation *= self._rng.standard_normal(self.num_devices)
+        # a X + innovation, in a new array (earlier results stay valid)
+        a *= self._shadow_db
+        a += innovation
+        self._shadow_db = a
+        return a

@@ -12,6 +12,7 @@ from wsim.mobility import (
     road_half_length_m,
     speed_mps,
     step_mobility,
+    uniform_in_annulus,
 )
 
 R = 200.0
@@ -66,3 +67,81 @@ def test_static_never_moves_and_gauss_markov_respects_max_speed() -> None:
     np.testing.assert_array_equal(static[0].position_m, static[-1].position_m)
     gm = _run(MobilityParams("gauss_markov", R, 10.0, 2.0, 3.0, memory=0.5), 100)
     assert all((speed_mps(s) <= 3.0 + 1e-9).all() for s in gm)
+
+
+def _dense_reference_step(state, params: MobilityParams, dt: float, rng):
+    """The step formulas evaluated for every device (no caches, no subsets): the oracle."""
+    pos, vel = state.position_m, state.velocity_mps
+    hyp = lambda a: np.hypot(a[:, 0], a[:, 1])  # noqa: E731
+    if params.model == "random_waypoint":
+        consumed = np.minimum(np.maximum(state.pause_left_s, 0.0), dt)
+        time_left, pause = dt - consumed, state.pause_left_s - consumed
+        new = (hyp(vel) == 0) & (time_left > 0)
+        target, vel = state.target_m.copy(), vel.copy()
+        target[new] = uniform_in_annulus(int(new.sum()), params.min_distance_m, R, rng)
+        leg_speed = rng.uniform(params.speed_mps, params.max_speed_mps, int(new.sum()))
+        delta = target[new] - pos[new]
+        norm = hyp(delta)[:, None]
+        vel[new] = leg_speed[:, None] * delta / np.where(norm > 0, norm, 1.0)
+        speed, dist = hyp(vel), hyp(target - pos)
+        arrive = speed * time_left >= dist
+        new_pos = np.where(arrive[:, None], target, pos + vel * time_left[:, None])
+        leftover = time_left - np.where(speed > 0, dist / np.where(speed > 0, speed, 1.0), 0.0)
+        pause = np.where(arrive & (speed > 0), params.pause_s - leftover, pause)
+        vel = np.where(arrive[:, None], 0.0, vel)
+        return {
+            "position_m": new_pos,
+            "velocity_mps": vel,
+            "target_m": target,
+            "pause_left_s": pause,
+        }
+    if params.model == "vehicular":
+        half = road_half_length_m(params)
+        x, vx = pos[:, 0] + vel[:, 0] * dt, vel[:, 0]
+        if params.boundary == "wrap":
+            x = np.where(np.abs(x) > half, np.mod(x + half, 2.0 * half) - half, x)
+        else:
+            u = np.mod(x + half, 4.0 * half)
+            x, vx = np.where(u > 2 * half, 3 * half - u, u - half), np.where(u > 2 * half, -vx, vx)
+        return {
+            "position_m": np.stack([x, pos[:, 1]], 1),
+            "velocity_mps": np.stack([vx, vel[:, 1]], 1),
+        }
+    a, sigma, w = params.memory, params.speed_mps / 2.0, rng.standard_normal(vel.shape)
+    vel = a * vel + (1 - a) * state.mean_velocity_mps + np.sqrt(1 - a**2) * sigma * w
+    speed = hyp(vel)
+    fast = speed > params.max_speed_mps
+    vel[fast] *= (params.max_speed_mps / speed[fast])[:, None]
+    pos = pos + vel * dt
+    r = hyp(pos)
+    out = r > R
+    normal, inside = pos[out] / r[out, None], np.clip(2 * R - r[out], 0, R)[:, None]
+    pos[out] = -normal * inside if params.boundary == "wrap" else normal * inside
+    mean = state.mean_velocity_mps.copy()
+    if params.boundary == "reflect":
+        vel[out] -= 2.0 * np.sum(vel[out] * normal, axis=1)[:, None] * normal
+        normal = pos[out] / hyp(pos[out])[:, None]  # the normal at the reflected position
+        mean[out] -= 2.0 * np.sum(mean[out] * normal, axis=1)[:, None] * normal
+    return {"position_m": pos, "velocity_mps": vel, "mean_velocity_mps": mean}
+
+
+@pytest.mark.parametrize("boundary", ["reflect", "wrap"])
+@pytest.mark.parametrize("model", ["random_waypoint", "gauss_markov", "vehicular"])
+def test_step_equals_dense_formulas_bit_for_bit(model: str, boundary: str) -> None:
+    """Caches and subset updates change no float: the step equals the formulas evaluated for
+    every device, with the same draws, over many arrivals / crossings / U-turns (and the cached
+    speed and distance equal np.hypot of the state's own vectors)."""
+    params = MobilityParams(model, R, 10.0, 8.0, 12.0, 0.3, 0.6, boundary, 50.0)
+    rng, ref_rng = np.random.default_rng(3), np.random.default_rng(3)
+    state = init_mobility(params, 300, rng)
+    ref_rng.bit_generator.state = rng.bit_generator.state
+    for _ in range(300):
+        expected = _dense_reference_step(state, params, 0.7, ref_rng)
+        state = step_mobility(state, params, 0.7, rng)
+        assert rng.bit_generator.state == ref_rng.bit_generator.state
+        for name, values in expected.items():
+            np.testing.assert_array_equal(getattr(state, name), values, strict=True)
+        hyp = np.hypot(*state.velocity_mps.T), np.hypot(*state.position_m.T)
+        np.testing.assert_array_equal(speed_mps(state), hyp[0], strict=True)
+        np.testing.assert_array_equal(distance_m(state), hyp[1], strict=True)
+    assert not speed_mps(state).flags.writeable and not distance_m(state).flags.writeable

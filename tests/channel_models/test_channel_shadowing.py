@@ -53,3 +53,21 @@ def test_per_device_sigma_and_validation() -> None:
     with pytest.raises(ValueError, match="decorrelation_m"):
         cm.CorrelatedShadowing(2, 8.0, 0.0, np.random.default_rng(0))
     assert cm.shadowing_correlation(-50.0, 50.0) == pytest.approx(np.exp(-1), rel=1e-15)
+
+
+def test_advance_equals_the_ar1_formula_bit_for_bit() -> None:
+    """X' = a X + σ sqrt(1 − a²) w, a = exp(−Δx / d_corr), with the same draws; every advance
+    returns a new array (earlier results stay as they were)."""
+    sigma = np.linspace(0.0, 8.0, 1000)
+    sh = cm.CorrelatedShadowing(sigma.size, sigma, D_CORR_M, np.random.default_rng(4))
+    rng, moves = np.random.default_rng(4), np.random.default_rng(9)
+    x = sigma * rng.standard_normal(sigma.size)
+    history = []
+    for moved in (0.0, 3.0, moves.uniform(0.0, 80.0, sigma.size), np.zeros(sigma.size)):
+        a = np.exp(-np.asarray(moved) / D_CORR_M)
+        x = a * x + sigma * np.sqrt(1.0 - a * a) * rng.standard_normal(sigma.size)
+        history.append((sh.advance(moved), x))
+    for got, expected in history:
+        np.testing.assert_array_equal(got, expected, strict=True)
+    with pytest.raises(ValueError, match="moved_m"):
+        sh.advance(np.full(sigma.size, np.nan))

@@ -253,7 +253,7 @@ def test_outage_timeouts_and_retries_match_a_block_by_block_oracle(fake_workload
     wl = fake_workload(upload_bits=2e6, download_bits=2e6, adapter_bits=1e6)
     sc_over = MOBILE + ["sim.num_rounds=2", f"faults.min_rate_bps={min_rate}",
                         f"faults.outage_timeout_s={timeout}", "faults.max_retries=3"]  # fmt: skip
-    res = _run(sc_over, wl)
+    res = _run(sc_over + ["seed=13"], wl)  # a seed whose draws hold every case below
     ev, n0 = res.events, res.world.noise_psd_w_per_hz
     ref = CellChannel(res.scenario, make_streams(res.scenario.seed))
     full = {"upload": wl.upload_bits, "download": wl.download_bits, "adapter_up": wl.adapter_bits,
@@ -431,7 +431,7 @@ def test_real_training_aggregates_only_the_devices_that_completed() -> None:
 
     torch.set_num_threads(1)
     sc = load_scenario(None, TINY_REAL + ["sim.num_rounds=3", "faults.leave_rate_per_s=5.0",
-                                          "seed=2"])  # fmt: skip
+                                          "seed=6"])  # fmt: skip
     wl = RealWorkload(sc)
     aggregated: list[list[int]] = []
     aggregate = wl.trainer.aggregate

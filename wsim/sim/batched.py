@@ -310,56 +310,24 @@ class _Round:
         battery = self.battery[dev] if is_up else np.zeros(len(dev))
         t_dead = t0 + battery / self.p_up[dev] if is_up else np.full(len(dev), INF)
         stop = np.minimum(self.deadline, t_dead)
-        link, m = UPLINK if is_up else DOWNLINK, len(dev)
-        t_end, sent, complete = np.full(m, np.nan), np.zeros(m), np.zeros(m, dtype=bool)
-        blocks, snr = np.zeros(m, dtype=np.int64), np.full(m, np.nan)
-        horizon = self.channel.horizon_end_s(self.now)
-        near = np.flatnonzero(t0 < horizon)
-        te, ok, nb, sn = self.channel.link_transfer_many(
-            link, dev[near], bits[near], t0[near], stop[near], self.now
-        )
-        idx = near[ok]
-        t_end[idx], sent[idx], blocks[idx], snr[idx] = te[ok], bits[idx], nb[ok], sn[ok]
-        complete[idx] = True
-        direct = complete.copy()  # resolved vectorized (the scalar round start does the same)
-        rest = np.flatnonzero(~complete)  # cut, or past the horizon: the scalar path
-        keep = np.arange(m)
-        if rest.size:
-            t_end[rest], sent[rest], complete[rest], blocks[rest], snr[rest], is_open = (
-                self._scalar_transfers(kind, link, horizon, rest, dev, bits, tokens, t0, stop,
-                                       t_dead, battery)
-            )  # fmt: skip
-            keep = np.delete(keep, rest[is_open])
+        link = UPLINK if is_up else DOWNLINK
+        # one call resolves them all: completed, cut at their stop, or stopped at the horizon
+        # (open: continued later, as ``RoundRun._send_rest``; one that starts past the horizon
+        # comes back unstarted and waits for its start)
+        res = self.channel.link_transfers(link, dev, bits, t0, stop, self.now)
+        t_end, sent, complete, blocks, snr = res
+        is_open = ~(complete | (t_end >= stop))
+        for j in np.flatnonzero(is_open).tolist():
+            snr_time = snr[j] * (t_end[j] - t0[j]) if t_end[j] > t0[j] else 0.0
+            self.open.append(_Open(float(t_end[j]), kind, int(dev[j]), float(bits[j]),
+                                   int(tokens[j]), float(t0[j]), float(stop[j]),
+                                   float(t_dead[j]), float(battery[j]), float(sent[j]),
+                                   int(blocks[j]), snr_time))  # fmt: skip
+        keep = ~is_open
+        # ``complete``: resolved at once (the scalar round start does the same)
         self._sent(kind, dev[keep], bits[keep], tokens[keep], t0[keep], stop[keep],
                    t_dead[keep], battery[keep], (t_end[keep], sent[keep], complete[keep],
-                   blocks[keep], snr[keep]), direct[keep])  # fmt: skip
-
-    def _scalar_transfers(
-        self, kind: int, link: int, horizon: float, rest: IntArray, dev: IntArray,
-        bits: FloatArray, tokens: IntArray, t0: FloatArray, stop: FloatArray,
-        t_dead: FloatArray, battery: FloatArray,
-    ) -> tuple[FloatArray, FloatArray, BoolArray, IntArray, FloatArray, BoolArray]:  # fmt: skip
-        """The transfers ``rest`` that ``link_transfer_many`` left open, one by one
-        (``RoundRun.send``): returns ``(t_end, sent, complete, blocks, snr, is_open)``; the
-        open ones (at the horizon) wait in :attr:`open`."""
-        transfer, now, out, is_open = self.channel.link_transfer, self.now, [], []
-        for j, d, b, s0, b0 in zip(
-            rest.tolist(), dev[rest].tolist(), bits[rest].tolist(), stop[rest].tolist(),
-            t0[rest].tolist(), strict=True,
-        ):  # fmt: skip
-            if b0 >= horizon and b > 0:
-                res = (b0, 0.0, False, 0, math.nan)  # starts past the horizon: wait for it
-            else:
-                res = transfer(link, d, b, b0, s0, now)
-            out.append(res)
-            is_open.append(not (res[2] or res[0] >= s0))
-            if is_open[-1]:
-                snr_time = res[4] * (res[0] - b0) if res[0] > b0 else 0.0
-                self.open.append(_Open(res[0], kind, d, b, int(tokens[j]), b0, s0,
-                                       float(t_dead[j]), float(battery[j]), res[1], res[3],
-                                       snr_time))  # fmt: skip
-        t_end, sent, complete, blocks, snr = (np.array(c) for c in zip(*out, strict=True))
-        return t_end, sent, complete.astype(bool), blocks.astype(np.int64), snr, np.array(is_open)
+                   blocks[keep], snr[keep]), complete[keep])  # fmt: skip
 
     def _continue_open(self, now: float) -> None:
         """Continue the transfers left open at the horizon that are due now (``_send_rest``)."""

@@ -13,27 +13,29 @@ event asks for them, so the order of events can never change the numbers. Comput
    LOS/NLOS σ for uma/umi (steps 1–3 only when a mobility step happened);
 4. fading ``s[n] = ρ s[n−1] + sqrt(1−ρ²) w``, ``ρ = jakes_correlation(doppler_hz(v), T_b)``,
    ``h = h_LOS + a s`` — the model of :class:`channel_models.BlockFading`, drawn the same way
-   (one ``[2, num_devices]`` standard-normal draw per block from the channel stream) but for a
-   run of blocks per call (tests check it against ``BlockFading.advance`` block by block);
-5. ``g = 10^(−(PL + X)/10) |h|²``.
+   (one ``[2, num_devices]`` float32 uniform draw per block from the channel stream, Box–Muller:
+   :func:`channel_models.complex_normal_parts`) but for a run of blocks per call and in float32
+   (tests check it against ``BlockFading.advance`` block by block);
+5. ``g = 10^(−(PL + X)/10) |h|²`` (float64, device-major buffer ``[num_devices, blocks]``).
 
 Transfers. The rate of a link is piecewise constant, ``r_n = b log2(1 + p g_n / (N0 b))``.
 The round declares its two links (:meth:`CellChannel.set_links`: the uplink's per-device
-``(b_i, p_i)`` and the downlink share); for each, the channel keeps the cumulative bits
-``C[i, n] = Σ_{m<n} r_m T_b`` of every device at the block starts, so a transfer's end time is
-found by one search in its device's row: the block ``k`` where ``C`` crosses the target, then
-``t_end = k T_b + (bits left at k) / r_k`` — the piecewise integral, exactly (up to round-off).
-A transfer is resolved at most ``horizon_blocks`` blocks past the current simulated time (the
-caller waits until then and continues), so the buffers hold at most about
-``2 · horizon_blocks × num_devices`` values each: memory stays bounded for any run length.
+``(b_i, p_i)`` and the downlink share). A transfer from ``t0`` integrates ``r_n`` over the
+blocks it spans, in their parts ``[max(t0, n T_b), min((n+1) T_b, stop))``: the block ``k``
+where the bits sent reach the target holds the end ``t_end = start_k + (bits left) / r_k``,
+exactly (up to round-off). :meth:`CellChannel.link_transfers` does this for a whole batch of
+transfers at once (a flat ragged array of their blocks, only the blocks each one spans, in
+cache-sized groups); :meth:`CellChannel.link_transfer` is the same for one transfer. A
+transfer is resolved at most ``horizon_blocks`` blocks past the current simulated time (the
+caller waits until then and continues), so the buffer holds at most about
+``2 · horizon_blocks × num_devices`` gains: memory stays bounded for any run length.
 :meth:`CellChannel.integrate` is the generic path for any ``(b, p)`` (tests, tools).
 
 Outages (``faults.min_rate_bps > 0``; off by default, and then nothing below changes): a block
-whose rate is below the minimum carries no bits (``r_n`` taken as 0 in ``C``, in the first and
-last partial blocks and in :meth:`CellChannel.integrate`), and
-:meth:`CellChannel.link_transfer_outage` also reports when a stall run reaches
-``faults.outage_timeout_s`` (the rule of :mod:`wsim.sim.faults`); the vectorized
-:meth:`CellChannel.link_transfer_many` leaves transfers that time out to it.
+whose rate is below the minimum carries no bits (``r_n`` taken as 0, also in
+:meth:`CellChannel.integrate`), and :meth:`CellChannel.link_transfer_outage` also reports when
+a stall run reaches ``faults.outage_timeout_s`` (the rule of :mod:`wsim.sim.faults`); the
+vectorized :meth:`CellChannel.link_transfer_many` leaves transfers that time out to it.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ import numpy.typing as npt
 
 from channel_models import (
     CorrelatedShadowing,
-    complex_normal,
+    complex_normal_parts,
     doppler_hz,
     jakes_correlation,
     los_probability,
@@ -73,6 +75,7 @@ _BLOCKS_PER_CALL = 32  # most blocks computed per vectorized channel step
 _CELL_BUDGET = 2**21  # horizon_blocks × num_devices (per buffer) aimed at
 HORIZON_BLOCKS = 1024  # upper bound of the horizon (small cells)
 _MIN_HORIZON_BLOCKS = 64
+_FLAT_ENTRIES = 1 << 15  # entries of a transfer pass done at once (in cache)
 _BOUNDARY_TOL = 1e-9  # a time this close (in blocks) below a boundary belongs to the next block
 UPLINK, DOWNLINK = 0, 1
 
@@ -105,6 +108,25 @@ class TransferResult:
     mean_snr_lin: float
 
 
+@dataclass(eq=False)
+class _Transfers:
+    """A batch of transfers being integrated (:meth:`CellChannel._integrate_links`): inputs
+    and per-transfer results, ``[m]`` each."""
+
+    dev: npt.NDArray[np.int64]
+    bits: FloatArray
+    t0: FloatArray
+    stop: FloatArray
+    b: FloatArray
+    coef: FloatArray
+    last: npt.NDArray[np.int64]
+
+    def __post_init__(self) -> None:
+        m = len(self.dev)
+        self.t_end, self.sent, self.snr_time = np.empty(m), np.zeros(m), np.zeros(m)
+        self.complete, self.blocks = np.zeros(m, dtype=bool), np.zeros(m, dtype=np.int64)
+
+
 def mobility_params(scenario: Scenario) -> MobilityParams:
     """Mobility parameters of a scenario."""
     m, c = scenario.mobility, scenario.cell
@@ -122,61 +144,81 @@ def mobility_params(scenario: Scenario) -> MobilityParams:
 
 
 class _Fading:
-    """Gauss–Markov block fading of all devices (the model of ``channel_models.BlockFading``).
+    """Gauss–Markov block fading of all devices (the model of ``channel_models.BlockFading``),
+    in float32: the fading is a random model, its 1e-7 round-off is far below its spread, and
+    float32 halves the memory traffic of the 10^8 device-block updates of a large run.
 
     State: the scattered part ``s`` as ``[2, num_devices]`` (real, imaginary), the fixed LOS
     part and the scatter amplitude (Rayleigh: 0 and 1; Rician K: ``sqrt(K/(K+1)) e^{jφ}`` and
-    ``sqrt(1/(K+1))``). Initial draws as ``BlockFading.__init__`` makes them.
+    ``sqrt(1/(K+1))``). Draws as ``BlockFading`` makes them (:func:`complex_normal_parts`).
     """
 
     def __init__(self, n: int, rng: np.random.Generator, k_factor_db: float | None) -> None:
         self._rng = rng
         self.is_rician = k_factor_db is not None
-        self.los = np.zeros((2, n))
-        self.amp = 1.0
+        self.los = np.zeros((2, n), dtype=np.float32)
+        self.amp = np.float32(1.0)
         if k_factor_db is not None:
             k_lin = 10.0 ** (k_factor_db / 10.0)
             los = np.sqrt(k_lin / (k_lin + 1.0)) * np.exp(1j * rng.uniform(0.0, 2.0 * np.pi, n))
-            self.los = np.stack([los.real, los.imag])
-            self.amp = math.sqrt(1.0 / (k_lin + 1.0))
-        s = complex_normal(rng, n)
-        self.s = np.stack([s.real, s.imag])  # [2, num_devices]
+            self.los = np.stack([los.real, los.imag]).astype(np.float32)
+            self.amp = np.float32(math.sqrt(1.0 / (k_lin + 1.0)))
+        re, im = complex_normal_parts(rng, 1, n)
+        self.s = np.concatenate([re, im])  # [2, num_devices]
 
     @property
     def h(self) -> npt.NDArray[np.complex128]:
         """Current complex coefficients ``[num_devices]``."""
-        h = self.los + self.amp * self.s
+        h = (self.los + self.amp * self.s).astype(np.float64)
         return h[0] + 1j * h[1]
 
-    def power_gains(self, num_blocks: int, rho: FloatArray | None, advance_first: bool):
-        """``|h|²`` of the next ``num_blocks`` blocks, ``[num_blocks, num_devices]``.
+    def power_gains(
+        self, pieces: list[tuple[int, npt.NDArray[np.float32] | None]], advance_first: bool
+    ) -> npt.NDArray[np.float32]:
+        """``|h|²`` of the next blocks, ``[Σ count, num_devices]`` float32.
 
-        Every block but (when ``advance_first`` is False) the first advances ``s`` by one
-        Gauss–Markov step with the per-device ``rho``; ``rho`` None = no Doppler, no draws.
+        ``pieces``: runs of ``count`` blocks sharing a per-device ``rho`` (a mobility step);
+        every block but (when ``advance_first`` is False) the first advances ``s`` by one
+        Gauss–Markov step with its ``rho``; ``rho`` None = no Doppler: no step, no draws.
         """
         n = self.s.shape[1]
+        num_blocks = sum(count for count, _ in pieces)
         # [num_blocks, 2, num_devices]
-        s = np.empty((num_blocks, 2, n))
-        steps = num_blocks - (0 if advance_first else 1)
-        if rho is None or steps == 0:
-            s[:] = self.s
-        else:
-            # w = (z0 + j z1) sqrt(1/2), scaled by sqrt(1 − ρ²): [steps, 2, num_devices]
-            w = self._rng.standard_normal((steps, 2, n))
-            w *= np.sqrt(1.0 - rho * rho) * math.sqrt(0.5)
-            first = 0 if advance_first else 1
-            if not advance_first:
-                s[0] = self.s
-            prev = self.s
-            for k in range(first, num_blocks):
+        s = np.empty((num_blocks, 2, n), dtype=np.float32)
+        skip = 0 if advance_first else 1  # blocks at the start that do not advance
+        steps = sum(max(count - (skip if i == 0 else 0), 0)
+                    for i, (count, rho) in enumerate(pieces) if rho is not None)  # fmt: skip
+        if steps:  # w ~ CN(0, 1), block by block, one draw for all
+            w_re, w_im = complex_normal_parts(self._rng, steps, n)
+        prev, k, j = self.s, 0, 0
+        for i, (count, rho) in enumerate(pieces):
+            hold = skip if i == 0 else 0
+            for _ in range(min(hold, count)):
+                s[k] = prev
+                k += 1
+            moves = count - min(hold, count)
+            if moves == 0:
+                continue
+            if rho is None:
+                s[k : k + moves] = prev
+                k += moves
+                continue
+            scale = np.sqrt(np.float32(1.0) - rho * rho)  # sqrt(1 − ρ²)
+            w_re[j : j + moves] *= scale
+            w_im[j : j + moves] *= scale
+            for _ in range(moves):
                 np.multiply(prev, rho, out=s[k])
-                s[k] += w[k - first]
+                s[k, 0] += w_re[j]
+                s[k, 1] += w_im[j]
                 prev = s[k]
-            self.s = s[-1].copy()
+                k, j = k + 1, j + 1
+        self.s = s[-1].copy()
         if self.is_rician:
-            h = self.los + self.amp * s
-            return h[:, 0] ** 2 + h[:, 1] ** 2
-        return s[:, 0] ** 2 + s[:, 1] ** 2
+            s *= self.amp
+            s += self.los
+        out = np.square(s[:, 0])
+        out += np.square(s[:, 1])
+        return out
 
 
 class CellChannel:
@@ -208,32 +250,29 @@ class CellChannel:
         self._los_anchor_m = self.mobility.position_m.copy()
         self._num_computed = 0
         self._first_block = 0  # first kept block (earlier ones were released)
-        # device-major buffers over blocks _base …: gains [N, cap], cumulative ∫g dt and
-        # per-link cumulative bits at the block starts [N, cap + 1]
+        # device-major gains [N, cap] over blocks _base …
         cap = 2 * self.horizon_blocks + _BLOCKS_PER_CALL
         self._base = 0
         self._gains = np.empty((n, cap))
-        self._cum_gain = np.zeros((n, cap + 1))
-        self._links: list[tuple[FloatArray, FloatArray, FloatArray]] = []  # (b, coef, C)
-        self._link_arrays: list[tuple[FloatArray, FloatArray]] = []
-        self._link_b: list[list[float]] = []  # per link, per device: b (Hz) and p / (N0 b)
-        self._link_coef: list[list[float]] = []
+        self._link_arrays: list[tuple[FloatArray, FloatArray]] = []  # per link: b (Hz), p/(N0 b)
         # per mobility segment: first block, distance, speed, large-scale gain, rho
         self._seg_start: list[int] = []
         self._seg: list[tuple[FloatArray, FloatArray]] = []
         self._lin = np.ones(n)
-        self._rho: FloatArray | None = None
+        self._rho: npt.NDArray[np.float32] | None = None
 
     # ------------------------------------------------------------------ block computation
     def _advance_mobility(self, t_s: float) -> FloatArray:
         """Step mobility up to time ``t_s``; return the distance each device moved, m."""
-        start = self.mobility.position_m
+        before = self.mobility
         while (self._num_steps + 1) * self.mobility_step_s <= t_s * (1 + 1e-12):
             self.mobility = step_mobility(
                 self.mobility, self._params, self.mobility_step_s, self._mob_rng
             )
             self._num_steps += 1
-        delta = self.mobility.position_m - start
+        if self.mobility is before:  # no step taken (or a static model): nobody moved
+            return np.zeros(self.num_devices)
+        delta = self.mobility.position_m - before.position_m
         return np.hypot(delta[:, 0], delta[:, 1])
 
     def _update_los(self, dist_m: FloatArray, first: bool) -> None:
@@ -286,7 +325,10 @@ class CellChannel:
             self._seg.append((dist, speed))
             # no Doppler anywhere: rho = J0(0) = 1, the fading stays put (no draws needed)
             self._rho = (
-                np.asarray(jakes_correlation(doppler_hz(speed, self.cell.carrier_hz), self.block_s))
+                np.asarray(
+                    jakes_correlation(doppler_hz(speed, self.cell.carrier_hz), self.block_s),
+                    dtype=np.float32,
+                )
                 if np.any(speed > 0)
                 else None
             )
@@ -296,67 +338,46 @@ class CellChannel:
         return k
 
     def _compute_blocks(self, upto: int) -> None:
-        """Compute blocks ``_num_computed …`` (at most ``_BLOCKS_PER_CALL``, never past ``upto``)."""
-        n = self._num_computed
-        k = min(self._new_segment(n), upto - n + 1)
-        self._reserve(n + k - 1)
-        small: FloatArray | float = 1.0
-        if self._fading is not None:
-            small = self._fading.power_gains(k, self._rho, advance_first=n > 0)
-        # [k, num_devices]
-        gain = np.broadcast_to(self._lin * small, (k, self.num_devices))
-        c = n - self._base
-        self._gains[:, c : c + k] = gain.T
-        cum = np.cumsum(gain.T, axis=1)
-        cum *= self.block_s
-        cum += self._cum_gain[:, c : c + 1]
-        self._cum_gain[:, c + 1 : c + 1 + k] = cum
-        for b, coef, bits in self._links:
-            self._cum_rate(gain.T, b, coef, bits, c)
-        self._num_computed = n + k
-
-    def _cum_rate(
-        self, gain_t: FloatArray, b: FloatArray, coef: FloatArray, cum_bits: FloatArray, c: int
-    ) -> None:
-        """Cumulative bits of a link over the columns of ``gain_t`` ``[N, k]`` from column c."""
-        rate = np.multiply(gain_t, coef[:, None])
-        rate += 1.0
-        np.log2(rate, out=rate)
-        if self.min_rate_bps > 0:  # outage: no progress in a block below the minimum rate
-            rate[rate * b[:, None] < self.min_rate_bps] = 0.0
-        rate *= (b * self.block_s)[:, None]
-        np.cumsum(rate, axis=1, out=rate)
-        rate += cum_bits[:, c : c + 1]
-        cum_bits[:, c + 1 : c + 1 + rate.shape[1]] = rate
+        """Compute blocks ``_num_computed …`` (at most ``_BLOCKS_PER_CALL``, never past
+        ``upto``): per mobility step its large-scale gain and Doppler, then the fading of all
+        of them in one call."""
+        n0 = self._num_computed
+        total = min(_BLOCKS_PER_CALL, upto - n0 + 1)
+        pieces, n = [], n0  # (blocks, large-scale gain, rho) per mobility step
+        while n < n0 + total:
+            k = min(self._new_segment(n), n0 + total - n)
+            pieces.append((k, self._lin, self._rho))
+            n += k
+        self._reserve(n0 + total - 1)
+        c = n0 - self._base
+        if self._fading is None:
+            for k, lin, _ in pieces:
+                self._gains[:, c : c + k] = lin[:, None]
+                c += k
+        else:
+            small = self._fading.power_gains([(k, rho) for k, _, rho in pieces], n0 > 0)
+            gain = np.empty(small.shape)  # [total, N], then one transposed write
+            off = 0
+            for k, lin, _ in pieces:
+                np.multiply(small[off : off + k], lin, out=gain[off : off + k])
+                off += k
+            self._gains[:, c : c + total] = gain.T
+        self._num_computed = n0 + total
 
     def _reserve(self, n: int) -> None:
-        """Make room in the buffers for block ``n``: shift the kept blocks to the front (in
-        place, cumulative columns rebased on the first kept block), or grow for long generic
-        calls."""
+        """Make room in the buffer for block ``n``: shift the kept blocks to the front (in
+        place), or grow for long generic calls."""
         cap = self._gains.shape[1]
         if n - self._base < cap:
             return
         keep = self._first_block - self._base
         live = self._num_computed - self._first_block
-        bufs = [self._gains, self._cum_gain] + [bits for _, _, bits in self._links]
         if n - self._first_block >= cap:  # only the generic path gets here: grow
-            cap = 2 * (n - self._first_block + 1)
-            new = []
-            for i, buf in enumerate(bufs):
-                out = np.empty((self.num_devices, cap + (i > 0)))
-                out[:, : live + (i > 0)] = buf[:, keep : keep + live + (i > 0)]
-                new.append(out)
-            bufs = new
+            grown = np.empty((self.num_devices, 2 * (n - self._first_block + 1)))
+            grown[:, :live] = self._gains[:, keep : keep + live]
+            self._gains = grown
         else:
-            for i, buf in enumerate(bufs):
-                width = live + (i > 0)
-                buf[:, :width] = buf[:, keep : keep + width]
-        for buf in bufs[1:]:  # rebase the cumulative columns
-            buf[:, : live + 1] -= buf[:, :1].copy()
-        self._gains, self._cum_gain = bufs[0], bufs[1]
-        self._links = [
-            (b, coef, bits) for (b, coef, _), bits in zip(self._links, bufs[2:], strict=True)
-        ]
+            self._gains[:, :live] = self._gains[:, keep : keep + live]
         self._base = self._first_block
         self._prune_segments()
 
@@ -384,11 +405,11 @@ class CellChannel:
         """Declare this round's uplink ``[N]`` and (shared) downlink allocation.
 
         Rates ``b log2(1 + g p / (N0 b))`` (0 where ``b`` or ``p`` is 0). Blocks before
-        ``now_s`` are released; the kept blocks' cumulative bits are recomputed.
+        ``now_s`` are released.
         """
         self.release_before(now_s)
         n = self.num_devices
-        links = []
+        self._link_arrays = []
         for b, p in (
             (uplink_bandwidth_hz, uplink_power_w),
             (np.full(n, downlink_bandwidth_hz), np.full(n, downlink_power_w)),
@@ -396,22 +417,7 @@ class CellChannel:
             b, p = np.asarray(b, dtype=float), np.asarray(p, dtype=float)
             ok = (b > 0) & (p > 0)
             coef = np.where(ok, p / (noise_psd_w_per_hz * np.where(ok, b, 1.0)), 0.0)
-            links.append((np.where(ok, b, 0.0), coef))
-        self._link_arrays = links
-        self._link_b = [b.tolist() for b, _ in links]
-        self._link_coef = [coef.tolist() for _, coef in links]
-        c0 = self._first_block - self._base
-        c1 = self._num_computed - self._base
-        old = [bits for _, _, bits in self._links]
-        self._links = []
-        for j, (b, coef) in enumerate(links):
-            # reuse last round's buffers (same shape unless the buffers grew)
-            bits = old[j] if j < len(old) and old[j].shape == self._cum_gain.shape else None
-            if bits is None:
-                bits = np.empty_like(self._cum_gain)
-            bits[:, c0] = 0.0
-            self._cum_rate(self._gains[:, c0:c1], b, coef, bits, c0)
-            self._links.append((b, coef, bits))
+            self._link_arrays.append((np.where(ok, b, 0.0), coef))
 
     def link_transfer(
         self, link: int, device: int, bits: float, t0_s: float, t_limit_s: float, now_s: float
@@ -424,62 +430,11 @@ class CellChannel:
         Returns:
             ``(t_end_s, bits_sent, is_complete, num_blocks, mean_snr_lin)``.
         """
-        bs = self.block_s
-        if bits <= 0:
-            return t0_s, 0.0, True, 0, math.nan
-        b, coef = self._link_b[link][device], self._link_coef[link][device]
-        if not b > 0:
-            raise ValueError(f"device {device}: no link (no bandwidth or power this round)")
-        first = int(t0_s / bs + _BOUNDARY_TOL)
-        live = int(now_s / bs + _BOUNDARY_TOL)
-        if live > self._first_block:
-            self.release_before(now_s)
-        t_stop = (live + self.horizon_blocks) * bs
-        if t_limit_s < t_stop:
-            t_stop = t_limit_s
-        if first >= self._num_computed:
-            self._ensure(first)
-        g0 = self._gains.item(device, first - self._base)
-        r0 = b * math.log2(1.0 + coef * g0)
-        if r0 < self.min_rate_bps:  # an outage block (only with faults.min_rate_bps > 0)
-            r0 = 0.0
-        seg0 = min((first + 1) * bs, t_stop) - t0_s
-        if r0 * seg0 >= bits:  # done in the first block
-            return t0_s + bits / r0, bits, True, 1, coef * g0
-        last = int(t_stop / bs + _BOUNDARY_TOL)
-        if last > first:
-            # bits left after the first block; the transfer ends in the first block k with
-            # C[k + 1] >= C[first + 1] + need (looking ahead as far as r0 says, doubling)
-            need = bits - r0 * seg0
-            n, k = first + 1, last + 1
-            reach = min(int(need / (r0 * bs)) + 4, 4 * _BLOCKS_PER_CALL) if r0 > 0 else 8
-            while n <= last:
-                ahead = min(last, max(self._num_computed - 1, n + reach))
-                if ahead >= self._num_computed:
-                    self._ensure(ahead)
-                base = self._base
-                cum = self._links[link][2]
-                base_bits = cum.item(device, first - base + 1)
-                k = int(cum[device, n - base + 1 : ahead - base + 2].searchsorted(base_bits + need))
-                k += n
-                if k <= ahead:
-                    break
-                n, reach = ahead + 1, 2 * reach
-            if k <= last:  # ends in block k unless t_stop cuts it
-                ck = k - base
-                g = self._gains.item(device, ck)
-                left = need - (cum.item(device, ck) - base_bits)
-                t_end = k * bs + left / (b * math.log2(1.0 + coef * g))
-                if t_end <= t_stop:
-                    cum_g = self._cum_gain
-                    gain_time = (
-                        g0 * seg0
-                        + (cum_g.item(device, ck) - cum_g.item(device, first - base + 1))
-                        + g * (t_end - k * bs)
-                    )
-                    return t_end, bits, True, k - first + 1, coef * gain_time / (t_end - t0_s)
-        # cut at t_stop (a limit or the horizon)
-        return self._cut(link, device, first, t0_s, t_stop, r0, g0, coef, b)
+        t_end, sent, complete, blocks, snr = self.link_transfers(
+            link, np.array([device]), np.array([float(bits)]), np.array([float(t0_s)]),
+            np.array([float(t_limit_s)]), now_s,
+        )  # fmt: skip
+        return float(t_end[0]), float(sent[0]), bool(complete[0]), int(blocks[0]), float(snr[0])
 
     def link_transfer_many(
         self,
@@ -490,98 +445,178 @@ class CellChannel:
         t_limit_s: FloatArray,
         now_s: float,
     ) -> tuple[FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:
-        """:meth:`link_transfer` for many devices at once (same formulas, vectorized).
-
-        Resolves the transfers that complete before their limit and the horizon; the others
-        (``is_complete`` False) are left to :meth:`link_transfer` (cut or continued).
+        """The transfers of :meth:`link_transfers` that complete (before their limit, the
+        horizon and, with outages, a timeout); the others (``is_complete`` False, the rest NaN
+        / 0) are left to :meth:`link_transfer` / :meth:`link_transfer_outage`.
 
         Returns:
             ``(t_end_s, is_complete, num_blocks, mean_snr_lin)``, ``[len(devices)]`` each.
         """
-        bs, m = self.block_s, len(devices)
-        t_end, blocks, snr = np.full(m, np.nan), np.zeros(m, np.int64), np.full(m, np.nan)
+        t_end, _, done, blocks, snr = self.link_transfers(
+            link, devices, bits, t0_s, t_limit_s, now_s
+        )
+        if self.min_rate_bps > 0 and done.any():  # timed out: left to the scalar path
+            idx = np.flatnonzero(done & (bits > 0))
+            first = np.floor(t0_s[idx] / self.block_s + _BOUNDARY_TOL).astype(np.int64)
+            b, coef = (
+                self._link_arrays[link][0][devices[idx]],
+                self._link_arrays[link][1][devices[idx]],
+            )
+            r0 = b * np.log2(1.0 + coef * self._gains[devices[idx], first - self._base])
+            late = idx[self._timeouts_many(link, devices[idx], first, t0_s[idx], t_end[idx],
+                                           r0 < self.min_rate_bps)]  # fmt: skip
+            done[late] = False
+        t_end[~done], blocks[~done], snr[~done] = np.nan, 0, np.nan
+        return t_end, done, blocks, snr
+
+    def link_transfers(
+        self,
+        link: int,
+        devices: npt.NDArray[np.int64],
+        bits: FloatArray,
+        t0_s: FloatArray,
+        t_limit_s: FloatArray,
+        now_s: float,
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:
+        """Send ``bits[j]`` for ``devices[j]`` on a declared link from ``t0_s[j] >= now_s``,
+        all at once; each stops at ``t_limit_s[j]`` or at the horizon (``horizon_blocks`` past
+        ``now_s``'s block), whichever comes first. Exact piecewise integrals (module
+        docstring); outage blocks carry no bits, timeouts are not applied here.
+
+        Returns:
+            ``(t_end_s, bits_sent, is_complete, num_blocks, mean_snr_lin)``,
+            ``[len(devices)]`` each; a transfer that could not start (its stop at or before
+            ``t0_s``) is ``(t0_s, 0, False, 0, NaN)``, an empty one ``(t0_s, 0, True, 0, NaN)``.
+        """
+        m, bs = len(devices), self.block_s
+        t0 = np.asarray(t0_s, dtype=float)
+        bits = np.asarray(bits, dtype=float)
+        t_end, sent, snr = t0.copy(), np.zeros(m), np.full(m, np.nan)
+        complete, blocks = bits <= 0, np.zeros(m, dtype=np.int64)
         if m == 0:
-            return t_end, np.zeros(0, bool), blocks, snr
+            return t_end, sent, complete, blocks, snr
         live = int(now_s / bs + _BOUNDARY_TOL)
         if live > self._first_block:
             self.release_before(now_s)
         stop = np.minimum(t_limit_s, (live + self.horizon_blocks) * bs)
-        first = np.floor(t0_s / bs + _BOUNDARY_TOL).astype(np.int64)
-        self._ensure(int(first.max()))
-        b, coef = self._link_arrays[link][0][devices], self._link_arrays[link][1][devices]
-        if not np.all(b > 0):
-            raise ValueError(f"devices {devices[~(b > 0)][:10].tolist()}: no link this round")
-        g0 = self._gains[devices, first - self._base]
-        r0 = b * np.log2(1.0 + coef * g0)
-        if self.min_rate_bps > 0:
-            r0[r0 < self.min_rate_bps] = 0.0
-        seg0 = np.minimum((first + 1) * bs, stop) - t0_s
-        done = r0 * seg0 >= bits
-        t_end[done] = t0_s[done] + bits[done] / r0[done]
-        blocks[done], snr[done] = 1, coef[done] * g0[done]
-        empty = bits <= 0
-        t_end[empty], blocks[empty], snr[empty] = t0_s[empty], 0, np.nan
-        rest = np.flatnonzero(~done & (stop > (first + 1) * bs))
-        if rest.size:
-            need = bits[rest] - r0[rest] * seg0[rest]
-            last = np.floor(stop[rest] / bs + _BOUNDARY_TOL).astype(np.int64)
-            with np.errstate(divide="ignore"):
-                reach = first[rest] + 2 * need / (r0[rest] * bs) + 8
-            ahead = int(min(last.max(), max(np.max(np.minimum(reach, last)), first.max() + 1)))
-            self._ensure(ahead)
-            d, f1, base = devices[rest], first[rest] + 1 - self._base, self._base
-            cum = self._links[link][2]
-            base_bits = cum[d, f1]
-            target = base_bits + need
-            # first column whose cumulative bits reach the target (rows are nondecreasing
-            # from the first kept block on)
-            c_live = self._first_block - base
-            col = c_live + (cum[d, c_live : ahead - base + 2] < target[:, None]).sum(axis=1)
-            ck = np.minimum(col - 1, ahead - base)  # block k = ck + base ends at column col
-            g = self._gains[d, ck]
-            rk = b[rest] * np.log2(1.0 + coef[rest] * g)
-            with np.errstate(divide="ignore", invalid="ignore"):
-                end = (ck + base) * bs + (need - (cum[d, ck] - base_bits)) / rk
-            ok = (col < ahead - base + 2) & (ck + base <= last) & (end <= stop[rest])
-            idx = rest[ok]
-            t_end[idx] = end[ok]
-            blocks[idx] = (ck + base)[ok] - first[idx] + 1
-            cum_g = self._cum_gain
-            gain_time = (
-                g0[idx] * seg0[idx]
-                + (cum_g[d[ok], ck[ok]] - cum_g[d[ok], f1[ok]])
-                + g[ok] * (end[ok] - (ck[ok] + base) * bs)
-            )
-            snr[idx] = coef[idx] * gain_time / (end[ok] - t0_s[idx])
-            done[idx] = True
-            if self.min_rate_bps > 0 and idx.size:  # timed out: left to the scalar path
-                late = idx[self._timeouts_many(link, devices[idx], first[idx], t0_s[idx],
-                                               t_end[idx], r0[idx] == 0)]  # fmt: skip
-                t_end[late], blocks[late], snr[late], done[late] = np.nan, 0, np.nan, False
-        return t_end, done, blocks, snr
+        go = np.flatnonzero(~complete & (stop > t0))
+        if go.size:
+            b = self._link_arrays[link][0][devices[go]]
+            if not np.all(b > 0):
+                bad = devices[go][~(b > 0)][:10].tolist()
+                raise ValueError(f"devices {bad}: no link (no bandwidth or power this round)")
+            res = self._integrate_links(link, devices[go], bits[go], t0[go], stop[go])
+            t_end[go], sent[go], complete[go], blocks[go], snr[go] = res
+        return t_end, sent, complete, blocks, snr
 
-    def _cut(
-        self, link: int, device: int, first: int, t0: float, t_stop: float, r0, g0, coef, b
-    ) -> tuple[float, float, bool, int, float]:
-        bs = self.block_s
-        seg0 = min((first + 1) * bs, t_stop) - t0
-        if t_stop <= t0:
-            return t0, 0.0, False, 0, math.nan
-        if seg0 >= t_stop - t0:
-            return t_stop, r0 * seg0, False, 1, coef * g0
-        last = int(t_stop / bs + _BOUNDARY_TOL)
-        self._ensure(last)
-        c0, cl = first - self._base, last - self._base
-        cum, cum_g = self._links[link][2][device], self._cum_gain[device]
-        g = float(self._gains[device, cl])
-        part = max(t_stop - last * bs, 0.0)
-        r_last = b * math.log2(1.0 + coef * g)
-        if r_last < self.min_rate_bps:
-            r_last = 0.0
-        sent = r0 * seg0 + float(cum[cl] - cum[c0 + 1]) + r_last * part
-        gain_time = g0 * seg0 + float(cum_g[cl] - cum_g[c0 + 1]) + g * part
-        blocks = last - first + (1 if part > 0 else 0)
-        return t_stop, sent, False, blocks, coef * gain_time / (t_stop - t0)
+    def _integrate_links(
+        self, link: int, dev: npt.NDArray[np.int64], bits: FloatArray, t0: FloatArray,
+        stop: FloatArray,
+    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:  # fmt: skip
+        """The piecewise integrals of :meth:`link_transfers` (``bits > 0``, ``stop > t0``).
+
+        Each transfer's blocks go in a flat, ragged array (a segment per transfer, as many
+        blocks as its first block's rate says it needs, plus a margin; a transfer not done by
+        the end of its segment continues in a next pass, sized by the rate it saw), cut in
+        groups of about ``_FLAT_ENTRIES`` entries that stay in cache. Per block
+        ``r = b log2(1 + coef g)`` over its part ``[max(t0, n T_b), min((n+1) T_b, stop))``;
+        the block where the cumulative bits reach ``bits`` holds the end time.
+        """
+        bs, m = self.block_s, len(dev)
+        b_all, coef_all = self._link_arrays[link]
+        out = _Transfers(
+            dev=dev, bits=bits, t0=t0, stop=stop, b=b_all[dev], coef=coef_all[dev],
+            last=np.floor(stop / bs + _BOUNDARY_TOL).astype(np.int64),  # the block holding stop
+        )  # fmt: skip
+        first = np.floor(t0 / bs + _BOUNDARY_TOL).astype(np.int64)
+        self._ensure(int(first.max()))
+        g0 = self._gains[dev, first - self._base]
+        with np.errstate(divide="ignore"):
+            est = bits / (out.b * np.log2(1.0 + out.coef * g0) * bs)  # blocks at the first rate
+        # a pass: transfers todo, from block pos (starting at t_from), bits still needed
+        todo, pos, t_from, need = np.arange(m), first, t0, bits
+        while todo.size:
+            width = np.where(np.isfinite(est), 1.25 * est + 2.0, 8.0)
+            width = np.maximum(np.minimum(width, out.last[todo] - pos + 1), 1).astype(np.int64)
+            self._ensure(int((pos + width).max()) - 1)
+            ends = np.cumsum(width)
+            cuts = np.searchsorted(ends, np.arange(_FLAT_ENTRIES, int(ends[-1]), _FLAT_ENTRIES))
+            parts = []
+            for sel in np.split(np.arange(todo.size), np.unique(cuts + 1)):
+                if sel.size:
+                    parts.append(self._segment_pass(out, todo[sel], pos[sel], t_from[sel],
+                                                    need[sel], width[sel]))  # fmt: skip
+            todo, pos, need, est = (np.concatenate(c) for c in zip(*parts, strict=True))
+            t_from = pos * bs
+        airtime = out.t_end - t0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            snr = np.where(airtime > 0, out.snr_time / airtime, np.nan)
+        return out.t_end, out.sent, out.complete, out.blocks, snr
+
+    def _segment_pass(
+        self, out: _Transfers, todo: npt.NDArray[np.int64], pos: npt.NDArray[np.int64],
+        t_from: FloatArray, need: FloatArray, width: npt.NDArray[np.int64],
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray, FloatArray]:  # fmt: skip
+        """One pass of :meth:`_integrate_links` over the transfers ``todo`` (blocks ``pos …
+        pos + width − 1`` each): records those that end or are cut in ``out``; returns the
+        others' ``(todo, pos, need, est)`` for the next pass."""
+        bs, cap = self.block_s, self._gains.shape[1]
+        lst, stop = out.last[todo], out.stop[todo]
+        total = int(width.sum())
+        starts = np.cumsum(width) - width  # segment starts in the flat arrays
+        # entry i of segment j: block pos_j + (i − starts_j) of device dev_j, in the flat view
+        # of the device-major buffer (device d, column c at d·cap + c)
+        shift = out.dev[todo] * cap + pos - self._base - starts
+        g = self._gains.reshape(-1).take(np.repeat(shift, width) + np.arange(total))
+        rate = np.multiply(g, np.repeat(out.coef[todo], width))
+        rate += 1.0
+        np.log2(rate, out=rate)
+        rate *= np.repeat(out.b[todo], width)
+        if self.min_rate_bps > 0:  # outage: no progress in a block below the minimum rate
+            rate[rate < self.min_rate_bps] = 0.0
+        # durations: whole blocks, but the first from t_from and the stop block up to stop
+        dur = np.full(total, bs)
+        dur[starts] = np.minimum((pos + 1) * bs, stop) - t_from
+        at_stop = pos + width - 1 == lst  # the segment holds its stop block
+        tail = at_stop & (lst > pos)
+        dur[(starts + width - 1)[tail]] = stop[tail] - lst[tail] * bs
+        np.maximum(dur, 0.0, out=dur)
+        done_bits = rate * dur
+        gd = g * dur
+        cum = np.cumsum(done_bits)
+        cum -= np.repeat(cum[starts] - done_bits[starts], width)  # bits within each segment
+        short = cum < np.repeat(need, width)  # the entries before the target is reached
+        # per segment: entries short of the target (the next one ends the transfer), and the
+        # bits and ∫g dt over them (summed per segment: no cancellation between transfers,
+        # whose totals differ by orders of magnitude)
+        k = np.add.reduceat(short, starts, dtype=np.int64)
+        bits_short = np.add.reduceat(np.where(short, done_bits, 0.0), starts)
+        gd_short = np.add.reduceat(np.where(short, gd, 0.0), starts)
+        hit = k < width
+        if hit.any():  # transfers that end in this pass, in entry e (block pos + k)
+            j, e, kh = todo[hit], (starts + k)[hit], k[hit]
+            t_a = np.where(kh == 0, t_from[hit], (pos[hit] + kh) * bs)
+            te = np.minimum(t_a + (need[hit] - bits_short[hit]) / rate[e], t_a + dur[e])
+            out.t_end[j], out.sent[j], out.complete[j] = te, out.bits[j], True
+            out.blocks[j] += kh + 1
+            out.snr_time[j] += out.coef[j] * (gd_short[hit] + g[e] * (te - t_a))
+        cut = ~hit & at_stop
+        if cut.any():  # transfers cut at their stop (the segment reached it)
+            j = todo[cut]
+            out.t_end[j] = out.stop[j]
+            out.sent[j] = out.bits[j] - need[cut] + bits_short[cut]
+            out.blocks[j] += np.add.reduceat(dur > 0, starts, dtype=np.int64)[cut]
+            out.snr_time[j] += out.coef[j] * gd_short[cut]
+        go = ~hit & ~at_stop  # the others go on from the block after their segment
+        j, got = todo[go], bits_short[go]
+        seg_s = (pos[go] + width[go]) * bs - t_from[go]
+        need, pos = need[go] - got, pos[go] + width[go]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            est = need * seg_s / (got * bs)  # blocks needed at the rate seen so far
+        est[~np.isfinite(est)] = 2.0 * width[go][~np.isfinite(est)]
+        out.blocks[j] += width[go]
+        out.snr_time[j] += out.coef[j] * gd_short[go]
+        return j, pos, need, est
 
     # ------------------------------------------------------------------ outages
     def link_transfer_outage(
@@ -620,7 +655,7 @@ class CellChannel:
         bs = self.block_s
         first = int(t0_s / bs + _BOUNDARY_TOL)
         last = max(int(math.ceil(t_end / bs - _BOUNDARY_TOL)) - 1, first)
-        b, coef = self._link_b[link][device], self._link_coef[link][device]
+        b, coef = (float(a[device]) for a in self._link_arrays[link])
         r0 = b * math.log2(1.0 + coef * self._gains.item(device, first - self._base))
         stalled = self._stall_mask(link, np.array([device]), first, last, np.array([first]),
                                    np.array([r0 < self.min_rate_bps]))[0]  # fmt: skip
@@ -641,15 +676,15 @@ class CellChannel:
     ) -> npt.NDArray[np.bool_]:
         """Outage blocks ``w0 … w1`` of each transfer, ``[len(devices), w1 − w0 + 1]``.
 
-        A block after a transfer's ``first`` block is stalled where the link's cumulative bits
-        do not grow across it (exactly the blocks the integration makes no progress in); the
+        A block after a transfer's ``first`` block is stalled where its rate is below
+        ``faults.min_rate_bps`` (exactly the blocks the integration makes no progress in); the
         first block is ``first_stalled`` (the rate that transfer used there); blocks before
         ``first`` are False.
         """
-        base = self._base
-        cum = self._links[link][2][devices, w0 - base : w1 - base + 2]
+        b, coef = (a[devices, None] for a in self._link_arrays[link])
+        g = self._gains[devices, w0 - self._base : w1 - self._base + 1]
         # [num, w1 - w0 + 1]
-        stalled = cum[:, 1:] == cum[:, :-1]
+        stalled = b * np.log2(1.0 + coef * g) < self.min_rate_bps
         cols = np.arange(w0, w1 + 1)
         stalled &= cols > first[:, None]
         stalled[cols == first[:, None]] = first_stalled
