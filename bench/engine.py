@@ -3,7 +3,8 @@
     .venv/bin/python bench/engine.py [--devices N] [--rounds R] [--scenario FILE]
                                      [--path batched|scalar] [--repeat K]
 
-Prints, measured in this one process:
+Prints, measured in this one process (after a warm-up round that compiles, or loads from
+numba's cache, the channel kernels of ``wsim.sim.kernels``):
 
 - raw SimPy: ``env.timeout`` events per second (``--raw-procs`` generator processes, each
   yielding timeouts in a loop: the cheapest thing a SimPy model can do per event), measured
@@ -70,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
         batched.eligible = lambda world: False  # every round on the per-device processes
 
     load0 = os.getloadavg()[0]
+    # compile (first run on a machine) or load (numba's cache) the channel kernels before timing
+    t_jit = time.perf_counter()
+    run_simulation(load_scenario(args.scenario, ["devices.num_devices=20", "sim.num_rounds=1"]))
+    t_jit = time.perf_counter() - t_jit
     raw_before = raw_simpy_rate(args.raw_procs, args.raw_events)
     scenario = load_scenario(
         args.scenario,
@@ -99,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"scenario         {Path(args.scenario).name}: {args.devices} devices x {args.rounds} rounds, "
           f"seed {scenario.seed}, fading block {scenario.sim.fading_block_s} s; {args.path} path")  # fmt: skip
     print(f"load average     {load0:.2f} before, {load1:.2f} after (1 min; {os.cpu_count()} cores)")
+    print(
+        f"warm-up          {t_jit:.2f} s: a 20-device round (compiles or loads the numba kernels)"
+    )
     print(f"raw SimPy        {raw_before:,.0f} / {raw_after:,.0f} timeouts/s (before / after run)")
     print(
         f"simulated        {rows:,} events (trace rows) in {wall:.2f} s wall = {rate:,.0f} events/s"

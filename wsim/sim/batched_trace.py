@@ -128,7 +128,9 @@ class Rows:
         dev, count = column("device", 0, np.int64), column("wake", 0, np.int64)
         seq, phase = column("seq", 0, np.int64), column("phase", LATER, np.int64)
         t_wake = self.wakes.times[dev, count - 1]
-        order = np.lexsort((seq, dev, phase, t_wake))
+        # by (t_wake, phase, device, seq): the last three as one integer key (seq < 8)
+        minor = (phase * (int(dev.max()) + 1) + dev) * 8 + seq
+        order = np.lexsort((minor, t_wake))
         later = phase[order] == LATER
         t_key = np.where(later, t_wake[order], np.nan)  # ties only among later wake-ups
         order = self.wakes._break_ties(order, t_key, dev, count)

@@ -66,6 +66,7 @@ from wsim.mobility import (
     step_mobility,
 )
 from wsim.rng import RngStreams
+from wsim.sim import kernels
 from wsim.sim.faults import any_timeout, first_timeout
 
 FloatArray = npt.NDArray[np.float64]
@@ -75,7 +76,7 @@ _BLOCKS_PER_CALL = 32  # most blocks computed per vectorized channel step
 _CELL_BUDGET = 2**21  # horizon_blocks × num_devices (per buffer) aimed at
 HORIZON_BLOCKS = 1024  # upper bound of the horizon (small cells)
 _MIN_HORIZON_BLOCKS = 64
-_FLAT_ENTRIES = 1 << 15  # entries of a transfer pass done at once (in cache)
+_SHIFT_ROWS = 256  # devices per chunk when the buffer shifts
 _BOUNDARY_TOL = 1e-9  # a time this close (in blocks) below a boundary belongs to the next block
 UPLINK, DOWNLINK = 0, 1
 
@@ -106,25 +107,6 @@ class TransferResult:
     is_complete: bool
     num_blocks: int
     mean_snr_lin: float
-
-
-@dataclass(eq=False)
-class _Transfers:
-    """A batch of transfers being integrated (:meth:`CellChannel._integrate_links`): inputs
-    and per-transfer results, ``[m]`` each."""
-
-    dev: npt.NDArray[np.int64]
-    bits: FloatArray
-    t0: FloatArray
-    stop: FloatArray
-    b: FloatArray
-    coef: FloatArray
-    last: npt.NDArray[np.int64]
-
-    def __post_init__(self) -> None:
-        m = len(self.dev)
-        self.t_end, self.sent, self.snr_time = np.empty(m), np.zeros(m), np.zeros(m)
-        self.complete, self.blocks = np.zeros(m, dtype=bool), np.zeros(m, dtype=np.int64)
 
 
 def mobility_params(scenario: Scenario) -> MobilityParams:
@@ -172,53 +154,50 @@ class _Fading:
         h = (self.los + self.amp * self.s).astype(np.float64)
         return h[0] + 1j * h[1]
 
+    def gains_into(
+        self,
+        pieces: list[tuple[int, FloatArray, npt.NDArray[np.float32] | None]],
+        advance_first: bool,
+        out: npt.NDArray[np.floating],
+        col: int,
+    ) -> None:
+        """Gains ``lin |h|²`` of the next blocks into ``out[:, col : col + Σ count]``.
+
+        ``pieces``: runs of ``count`` blocks sharing a large-scale gain ``lin`` and a
+        per-device ``rho`` (a mobility step); every block but (when ``advance_first`` is
+        False) the first advances ``s`` by one Gauss–Markov step with its ``rho``; ``rho``
+        None = no Doppler: no step, no draws. One float32 innovation draw for all advancing
+        blocks (:func:`complex_normal_parts`), then :func:`wsim.sim.kernels.fading_gains`.
+        """
+        n = self.s.shape[1]
+        skip = 0 if advance_first else 1  # blocks at the start that do not advance
+        steps = sum(max(count - (skip if i == 0 else 0), 0)
+                    for i, (count, _, rho) in enumerate(pieces) if rho is not None)  # fmt: skip
+        if steps:
+            w_re, w_im = complex_normal_parts(self._rng, steps, n)
+        else:
+            w_re = w_im = np.zeros((0, n), dtype=np.float32)
+        one = np.ones(n, dtype=np.float32)
+        rhos = np.stack([one if rho is None else rho for _, _, rho in pieces])
+        scales = np.sqrt(np.float32(1.0) - rhos * rhos)  # sqrt(1 − ρ²), float32
+        lins = np.stack(
+            [np.broadcast_to(np.asarray(lin, dtype=float), (n,)) for _, lin, _ in pieces]
+        )
+        kernels.fading_gains(
+            self.s, self.los, self.amp, w_re, w_im,
+            np.array([count for count, _, _ in pieces], dtype=np.int64),
+            np.array([rho is not None for _, _, rho in pieces]), rhos, scales, lins, skip,
+            out, col,
+        )  # fmt: skip
+
     def power_gains(
         self, pieces: list[tuple[int, npt.NDArray[np.float32] | None]], advance_first: bool
     ) -> npt.NDArray[np.float32]:
-        """``|h|²`` of the next blocks, ``[Σ count, num_devices]`` float32.
-
-        ``pieces``: runs of ``count`` blocks sharing a per-device ``rho`` (a mobility step);
-        every block but (when ``advance_first`` is False) the first advances ``s`` by one
-        Gauss–Markov step with its ``rho``; ``rho`` None = no Doppler: no step, no draws.
-        """
-        n = self.s.shape[1]
-        num_blocks = sum(count for count, _ in pieces)
-        # [num_blocks, 2, num_devices]
-        s = np.empty((num_blocks, 2, n), dtype=np.float32)
-        skip = 0 if advance_first else 1  # blocks at the start that do not advance
-        steps = sum(max(count - (skip if i == 0 else 0), 0)
-                    for i, (count, rho) in enumerate(pieces) if rho is not None)  # fmt: skip
-        if steps:  # w ~ CN(0, 1), block by block, one draw for all
-            w_re, w_im = complex_normal_parts(self._rng, steps, n)
-        prev, k, j = self.s, 0, 0
-        for i, (count, rho) in enumerate(pieces):
-            hold = skip if i == 0 else 0
-            for _ in range(min(hold, count)):
-                s[k] = prev
-                k += 1
-            moves = count - min(hold, count)
-            if moves == 0:
-                continue
-            if rho is None:
-                s[k : k + moves] = prev
-                k += moves
-                continue
-            scale = np.sqrt(np.float32(1.0) - rho * rho)  # sqrt(1 − ρ²)
-            w_re[j : j + moves] *= scale
-            w_im[j : j + moves] *= scale
-            for _ in range(moves):
-                np.multiply(prev, rho, out=s[k])
-                s[k, 0] += w_re[j]
-                s[k, 1] += w_im[j]
-                prev = s[k]
-                k, j = k + 1, j + 1
-        self.s = s[-1].copy()
-        if self.is_rician:
-            s *= self.amp
-            s += self.los
-        out = np.square(s[:, 0])
-        out += np.square(s[:, 1])
-        return out
+        """``|h|²`` of the next blocks, ``[Σ count, num_devices]`` float32 (:meth:`gains_into`
+        with a unit large-scale gain)."""
+        out = np.empty((self.s.shape[1], sum(count for count, _ in pieces)), dtype=np.float32)
+        self.gains_into([(count, 1.0, rho) for count, rho in pieces], advance_first, out, 0)
+        return out.T
 
 
 class CellChannel:
@@ -253,7 +232,10 @@ class CellChannel:
         # device-major gains [N, cap] over blocks _base …
         cap = 2 * self.horizon_blocks + _BLOCKS_PER_CALL
         self._base = 0
-        self._gains = np.empty((n, cap))
+        # random fading: gains in float32 (7 digits, far inside the model's spread; half the
+        # memory traffic); without fading float64, so transfers match closed forms to 1e-12
+        self._dtype = np.float64 if self._fading is None else np.float32
+        self._gains = np.empty((n, cap), dtype=self._dtype)
         self._link_arrays: list[tuple[FloatArray, FloatArray]] = []  # per link: b (Hz), p/(N0 b)
         # per mobility segment: first block, distance, speed, large-scale gain, rho
         self._seg_start: list[int] = []
@@ -355,13 +337,7 @@ class CellChannel:
                 self._gains[:, c : c + k] = lin[:, None]
                 c += k
         else:
-            small = self._fading.power_gains([(k, rho) for k, _, rho in pieces], n0 > 0)
-            gain = np.empty(small.shape)  # [total, N], then one transposed write
-            off = 0
-            for k, lin, _ in pieces:
-                np.multiply(small[off : off + k], lin, out=gain[off : off + k])
-                off += k
-            self._gains[:, c : c + total] = gain.T
+            self._fading.gains_into(pieces, n0 > 0, self._gains, c)
         self._num_computed = n0 + total
 
     def _reserve(self, n: int) -> None:
@@ -373,11 +349,13 @@ class CellChannel:
         keep = self._first_block - self._base
         live = self._num_computed - self._first_block
         if n - self._first_block >= cap:  # only the generic path gets here: grow
-            grown = np.empty((self.num_devices, 2 * (n - self._first_block + 1)))
+            grown = np.empty((self.num_devices, 2 * (n - self._first_block + 1)), self._dtype)
             grown[:, :live] = self._gains[:, keep : keep + live]
             self._gains = grown
-        else:
-            self._gains[:, :live] = self._gains[:, keep : keep + live]
+        else:  # row chunks: numpy copies overlapping views through a temporary, keep it small
+            g = self._gains
+            for r in range(0, self.num_devices, _SHIFT_ROWS):
+                g[r : r + _SHIFT_ROWS, :live] = g[r : r + _SHIFT_ROWS, keep : keep + live]
         self._base = self._first_block
         self._prune_segments()
 
@@ -513,110 +491,23 @@ class CellChannel:
         self, link: int, dev: npt.NDArray[np.int64], bits: FloatArray, t0: FloatArray,
         stop: FloatArray,
     ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:  # fmt: skip
-        """The piecewise integrals of :meth:`link_transfers` (``bits > 0``, ``stop > t0``).
-
-        Each transfer's blocks go in a flat, ragged array (a segment per transfer, as many
-        blocks as its first block's rate says it needs, plus a margin; a transfer not done by
-        the end of its segment continues in a next pass, sized by the rate it saw), cut in
-        groups of about ``_FLAT_ENTRIES`` entries that stay in cache. Per block
-        ``r = b log2(1 + coef g)`` over its part ``[max(t0, n T_b), min((n+1) T_b, stop))``;
-        the block where the cumulative bits reach ``bits`` holds the end time.
-        """
-        bs, m = self.block_s, len(dev)
+        """The piecewise integrals of :meth:`link_transfers` (``bits > 0``, ``stop > t0``):
+        the blocks up to the latest stop are computed (they are computed in order for all
+        devices anyway), then :func:`wsim.sim.kernels.integrate` walks each transfer's
+        blocks."""
+        bs = self.block_s
         b_all, coef_all = self._link_arrays[link]
-        out = _Transfers(
-            dev=dev, bits=bits, t0=t0, stop=stop, b=b_all[dev], coef=coef_all[dev],
-            last=np.floor(stop / bs + _BOUNDARY_TOL).astype(np.int64),  # the block holding stop
-        )  # fmt: skip
         first = np.floor(t0 / bs + _BOUNDARY_TOL).astype(np.int64)
-        self._ensure(int(first.max()))
-        g0 = self._gains[dev, first - self._base]
-        with np.errstate(divide="ignore"):
-            est = bits / (out.b * np.log2(1.0 + out.coef * g0) * bs)  # blocks at the first rate
-        # a pass: transfers todo, from block pos (starting at t_from), bits still needed
-        todo, pos, t_from, need = np.arange(m), first, t0, bits
-        while todo.size:
-            width = np.where(np.isfinite(est), 1.25 * est + 2.0, 8.0)
-            width = np.maximum(np.minimum(width, out.last[todo] - pos + 1), 1).astype(np.int64)
-            self._ensure(int((pos + width).max()) - 1)
-            ends = np.cumsum(width)
-            cuts = np.searchsorted(ends, np.arange(_FLAT_ENTRIES, int(ends[-1]), _FLAT_ENTRIES))
-            parts = []
-            for sel in np.split(np.arange(todo.size), np.unique(cuts + 1)):
-                if sel.size:
-                    parts.append(self._segment_pass(out, todo[sel], pos[sel], t_from[sel],
-                                                    need[sel], width[sel]))  # fmt: skip
-            todo, pos, need, est = (np.concatenate(c) for c in zip(*parts, strict=True))
-            t_from = pos * bs
-        airtime = out.t_end - t0
+        last = np.floor(stop / bs + _BOUNDARY_TOL).astype(np.int64)  # the block holding stop
+        self._ensure(int(last.max()))
+        t_end, sent, complete, blocks, snr_time = kernels.integrate(
+            self._gains, self._base, dev, first, last, t0, stop, bits, b_all[dev],
+            coef_all[dev], bs, float(self.min_rate_bps),
+        )  # fmt: skip
+        airtime = t_end - t0
         with np.errstate(divide="ignore", invalid="ignore"):
-            snr = np.where(airtime > 0, out.snr_time / airtime, np.nan)
-        return out.t_end, out.sent, out.complete, out.blocks, snr
-
-    def _segment_pass(
-        self, out: _Transfers, todo: npt.NDArray[np.int64], pos: npt.NDArray[np.int64],
-        t_from: FloatArray, need: FloatArray, width: npt.NDArray[np.int64],
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64], FloatArray, FloatArray]:  # fmt: skip
-        """One pass of :meth:`_integrate_links` over the transfers ``todo`` (blocks ``pos …
-        pos + width − 1`` each): records those that end or are cut in ``out``; returns the
-        others' ``(todo, pos, need, est)`` for the next pass."""
-        bs, cap = self.block_s, self._gains.shape[1]
-        lst, stop = out.last[todo], out.stop[todo]
-        total = int(width.sum())
-        starts = np.cumsum(width) - width  # segment starts in the flat arrays
-        # entry i of segment j: block pos_j + (i − starts_j) of device dev_j, in the flat view
-        # of the device-major buffer (device d, column c at d·cap + c)
-        shift = out.dev[todo] * cap + pos - self._base - starts
-        g = self._gains.reshape(-1).take(np.repeat(shift, width) + np.arange(total))
-        rate = np.multiply(g, np.repeat(out.coef[todo], width))
-        rate += 1.0
-        np.log2(rate, out=rate)
-        rate *= np.repeat(out.b[todo], width)
-        if self.min_rate_bps > 0:  # outage: no progress in a block below the minimum rate
-            rate[rate < self.min_rate_bps] = 0.0
-        # durations: whole blocks, but the first from t_from and the stop block up to stop
-        dur = np.full(total, bs)
-        dur[starts] = np.minimum((pos + 1) * bs, stop) - t_from
-        at_stop = pos + width - 1 == lst  # the segment holds its stop block
-        tail = at_stop & (lst > pos)
-        dur[(starts + width - 1)[tail]] = stop[tail] - lst[tail] * bs
-        np.maximum(dur, 0.0, out=dur)
-        done_bits = rate * dur
-        gd = g * dur
-        cum = np.cumsum(done_bits)
-        cum -= np.repeat(cum[starts] - done_bits[starts], width)  # bits within each segment
-        short = cum < np.repeat(need, width)  # the entries before the target is reached
-        # per segment: entries short of the target (the next one ends the transfer), and the
-        # bits and ∫g dt over them (summed per segment: no cancellation between transfers,
-        # whose totals differ by orders of magnitude)
-        k = np.add.reduceat(short, starts, dtype=np.int64)
-        bits_short = np.add.reduceat(np.where(short, done_bits, 0.0), starts)
-        gd_short = np.add.reduceat(np.where(short, gd, 0.0), starts)
-        hit = k < width
-        if hit.any():  # transfers that end in this pass, in entry e (block pos + k)
-            j, e, kh = todo[hit], (starts + k)[hit], k[hit]
-            t_a = np.where(kh == 0, t_from[hit], (pos[hit] + kh) * bs)
-            te = np.minimum(t_a + (need[hit] - bits_short[hit]) / rate[e], t_a + dur[e])
-            out.t_end[j], out.sent[j], out.complete[j] = te, out.bits[j], True
-            out.blocks[j] += kh + 1
-            out.snr_time[j] += out.coef[j] * (gd_short[hit] + g[e] * (te - t_a))
-        cut = ~hit & at_stop
-        if cut.any():  # transfers cut at their stop (the segment reached it)
-            j = todo[cut]
-            out.t_end[j] = out.stop[j]
-            out.sent[j] = out.bits[j] - need[cut] + bits_short[cut]
-            out.blocks[j] += np.add.reduceat(dur > 0, starts, dtype=np.int64)[cut]
-            out.snr_time[j] += out.coef[j] * gd_short[cut]
-        go = ~hit & ~at_stop  # the others go on from the block after their segment
-        j, got = todo[go], bits_short[go]
-        seg_s = (pos[go] + width[go]) * bs - t_from[go]
-        need, pos = need[go] - got, pos[go] + width[go]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            est = need * seg_s / (got * bs)  # blocks needed at the rate seen so far
-        est[~np.isfinite(est)] = 2.0 * width[go][~np.isfinite(est)]
-        out.blocks[j] += width[go]
-        out.snr_time[j] += out.coef[j] * gd_short[go]
-        return j, pos, need, est
+            snr = np.where(airtime > 0, snr_time / airtime, np.nan)
+        return t_end, sent, complete, blocks, snr
 
     # ------------------------------------------------------------------ outages
     def link_transfer_outage(
@@ -728,14 +619,16 @@ class CellChannel:
         self._ensure(n)
         dist, speed = self._seg[bisect.bisect_right(self._seg_start, n) - 1]
         return BlockState(
-            gain_lin=self._gains[:, n - self._base].copy(), distance_m=dist, speed_mps=speed
+            gain_lin=self._gains[:, n - self._base].astype(np.float64),
+            distance_m=dist,
+            speed_mps=speed,
         )
 
     def gains(self, device: int, first_block: int, num_blocks: int) -> FloatArray:
         """Gains of one device over blocks ``first_block …`` (``[num_blocks]``, a copy)."""
         self._ensure(first_block + num_blocks - 1)
         c = first_block - self._base
-        return self._gains[device, c : c + num_blocks].copy()
+        return self._gains[device, c : c + num_blocks].astype(np.float64)
 
     def state_at(self, t_s: float) -> BlockState:
         """All devices' state at simulated time ``t_s``."""
