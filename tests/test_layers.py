@@ -16,6 +16,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "wsim.energy": ("torch", "simpy"),
     "wsim.config": ("torch", "simpy"),
     "wsim.records": ("torch", "simpy"),
+    "wsim.tables": ("torch", "simpy"),
     "wsim.workload.surrogate": ("torch",),
     "wsim.training.flops": ("torch", "simpy"),
     "wsim.training.split": ("simpy", "wsim.sim"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,11 @@ from wsim.records import (
     ROUND_COLUMNS,
     EventLog,
     RoundLog,
-    _sum_like_numpy,
-    devices_frame,
-    rounds_frame,
     run_meta,
     write_run_folder,
 )
 from wsim.sim.engine import run_simulation
+from wsim.tables import _sum_like_numpy, devices_frame, rounds_frame
 
 
 @pytest.fixture(scope="module")
@@ -51,6 +50,75 @@ def test_event_log_columns_and_defaults() -> None:
     assert tuple(frame.columns) == EVENT_COLUMNS and len(log) == 2
     assert frame["bytes"].tolist() == [0.0, 0.0] and frame["rate_bps"].isna().all()
     assert frame["device"].dtype == np.int64
+
+
+def _rows(num: int, seed: int) -> list[tuple]:
+    """``num`` event rows in :data:`EVENT_COLUMNS` order (kind as its code)."""
+    rng = np.random.default_rng(seed)
+    return [(int(rng.integers(0, 9)), int(rng.integers(-1, 50)), int(rng.integers(0, len(EVENT_KINDS))),
+             *rng.random(3).tolist(), int(rng.integers(0, 500)), *rng.random(6).tolist(),
+             int(rng.integers(0, 12))) for _ in range(num)]  # fmt: skip
+
+
+def _frame_of(rows: list[tuple]) -> pd.DataFrame:
+    """Oracle: the rows through pandas, in the contract's dtypes."""
+    frame = pd.DataFrame(rows, columns=list(EVENT_COLUMNS))
+    for c in ("round", "device", "tokens", "num_blocks"):
+        frame[c] = frame[c].astype(np.int64)
+    frame["kind"] = pd.Categorical.from_codes(frame["kind"], list(EVENT_KINDS))
+    return frame
+
+
+def test_event_log_grows_across_appends_and_shares_its_arrays() -> None:
+    rows = _rows(300_000, 1)  # several growths of the arrays (from 2**16 rows)
+    log = EventLog()
+    for row in rows[:100_000]:
+        log.add_row(row)  # flushed every 2**16 rows
+    log.extend_columns(_frame_of(rows[100_000:250_000]).assign(kind=lambda f: f["kind"].cat.codes))
+    for row in rows[250_000:]:
+        log.append(row)
+    assert len(log) == len(rows)
+    since = log.columns_since(123_456)
+    frame = log.to_frame()
+    pd.testing.assert_frame_equal(frame, _frame_of(rows), check_exact=True)
+    assert [frame[c].dtype for c in ("round", "t_end_s")] == [np.int64, np.float64]
+    assert frame["kind"].dtype == pd.CategoricalDtype(list(EVENT_KINDS))
+    # the frame views the log's arrays; columns_since gives copies, compact int32
+    assert np.shares_memory(frame["t_end_s"].to_numpy(), log._cols[EVENT_COLUMNS.index("t_end_s")])
+    assert since["round"].dtype == np.int32 and len(since["round"]) == len(rows) - 123_456
+    assert not np.shares_memory(since["t_end_s"], log._cols[EVENT_COLUMNS.index("t_end_s")])
+    np.testing.assert_array_equal(since["energy_j"], frame["energy_j"].to_numpy()[123_456:])
+
+
+def test_event_log_detaches_from_its_frame_before_an_append() -> None:
+    rows = _rows(70_000, 2)
+    log = EventLog()
+    log.extend_columns(_frame_of(rows[:65_000]).assign(kind=lambda f: f["kind"].cat.codes))
+    first = log.to_frame()
+    kept = first.copy(deep=True)
+    for row in rows[65_000:]:  # past the capacity: a resize here would free the frame's memory
+        log.add_row(row)
+    log.add_columns(7, np.arange(3), "upload", 1.0, np.array([2.0, 3.0, 4.0]), bytes=8.0)
+    second = log.to_frame()
+    pd.testing.assert_frame_equal(first, kept, check_exact=True)
+    assert len(second) == 70_003 and second["bytes"].iloc[-1] == 8.0
+    pd.testing.assert_frame_equal(second.iloc[:70_000], _frame_of(rows), check_exact=True)
+    assert not np.shares_memory(first["bytes"].to_numpy(), second["bytes"].to_numpy())
+
+
+def test_event_log_pickles_the_rows_in_use() -> None:
+    log = EventLog()
+    for row in _rows(1000, 3):
+        log.add_row(row)
+    log.flush()
+    log.add(2, 3, "upload", 1.0, 2.0, bytes=5.0)  # still pending
+    data = pickle.dumps(log)
+    assert len(data) < 1001 * 100  # ~97 bytes per row: no spare capacity pickled
+    back = pickle.loads(data)
+    assert len(back) == 1001
+    pd.testing.assert_frame_equal(back.to_frame(), log.to_frame(), check_exact=True)
+    back.add(3, 1, "download", 2.0, 3.0)  # still appendable
+    assert len(back) == 1002 and len(back.to_frame()) == 1002
 
 
 def test_tables_follow_the_contract(result) -> None:

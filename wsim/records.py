@@ -1,10 +1,10 @@
-"""Records: the event trace (column-wise), the per-round log, and the result tables and files.
+"""Records: the event trace (column-wise), the per-round log, and the result files.
 
 The column schema of ``events.parquet``, ``rounds.csv`` and ``devices.csv`` lives here (see
-docs/CONTRACTS.md). Rounds and devices tables are reductions of the event trace plus the round's
-decisions, channel snapshot and metrics, so every figure traces back to events. Events are
-appended to per-column lists during the run and turned into one DataFrame at the end. Files are
-written atomically (temporary file in the same folder, then ``os.replace``).
+docs/CONTRACTS.md). Events are appended to one growable array per column during the run and
+become the events DataFrame at the end without a copy; the rounds and devices tables are built
+from it and the round log by :mod:`wsim.tables`. Files are written atomically (temporary file in
+the same folder, then ``os.replace``).
 """
 
 from __future__ import annotations
@@ -55,27 +55,49 @@ _INT_EVENT_COLUMNS = ("round", "device", "tokens", "num_blocks")
 
 KIND_CODE = {kind: code for code, kind in enumerate(EVENT_KINDS)}
 _FLUSH_ROWS = 1 << 16
+_MIN_CAPACITY = 1 << 16
+"""Rows the column arrays hold at first (0.5 MB for a float column); they grow by half."""
 _COLUMN_DTYPES = tuple(
     np.int8 if c == "kind" else np.int32 if c in _INT_EVENT_COLUMNS else np.float64
     for c in EVENT_COLUMNS
 )
+"""The dtypes of :meth:`EventLog.columns` (compact: checkpoints pickle them)."""
+_STORE_DTYPES = tuple(np.int64 if dt == np.int32 else dt for dt in _COLUMN_DTYPES)
+"""The dtypes the log stores, those of the frame (kind: the categorical's codes)."""
 
 
 class EventLog:
     """The event trace, column-wise: rows are appended as plain tuples (kind as its code in
-    :data:`EVENT_KINDS`) and moved every ``2**16`` rows into compact per-column numpy arrays,
-    so a run of millions of events holds ~90 bytes per event and no per-row objects."""
+    :data:`EVENT_KINDS`) and moved every ``2**16`` rows, or at a :meth:`flush`, into one
+    growable numpy array per column (~113 bytes per event, no per-row objects).
+
+    The arrays grow by half with ``ndarray.resize`` (``realloc``: a large array is remapped, not
+    copied, so its pages are faulted in once) and :meth:`to_frame` hands them to pandas without a
+    copy. From then on the frame views them, so the next append first copies them (detaches):
+    an array that a frame views is never resized.
+    """
 
     def __init__(self) -> None:
         self._rows: list[tuple] = []
-        self._chunks: list[list[np.ndarray]] = []  # per flushed chunk, one array per column
+        # one array per column, rows [0, _num_flushed) in use, the rest capacity
+        self._cols = [np.empty(0, dtype) for dtype in _STORE_DTYPES]
         self._num_flushed = 0
+        self._is_shared = False  # a frame of to_frame() views self._cols
         # hot path: ``append((round, device, KIND_CODE[kind], ...))`` with no size check; the
         # caller flushes now and then (the engine once per round)
         self.append = self._rows.append
 
     def __len__(self) -> int:
         return self._num_flushed + len(self._rows)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Only the rows in use (in :meth:`columns`' form) and the pending rows: no capacity."""
+        return {"columns": self._columns(0), "rows": list(self._rows)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__()
+        self.extend_columns(state["columns"])
+        self._rows.extend(state["rows"])
 
     def add(
         self,
@@ -122,13 +144,14 @@ class EventLog:
             raise TypeError(f"unknown event columns {sorted(unknown)}")
         values = {**defaults, **cols, "round": round, "device": device, "kind": KIND_CODE[kind],
                   "t_start_s": t_start_s, "t_end_s": t_end_s}  # fmt: skip
-        self._chunks.append(
-            [
-                np.broadcast_to(np.asarray(values[c]).astype(dt), (num,)).copy()
-                for c, dt in zip(EVENT_COLUMNS, _COLUMN_DTYPES, strict=True)
-            ]  # fmt: skip
-        )
-        self._num_flushed += num
+        self._append([np.asarray(values[c]) for c in EVENT_COLUMNS], num)
+
+    def extend_columns(self, cols: dict[str, np.ndarray]) -> None:
+        """Append rows given as columns in :meth:`columns`' form (kind as codes)."""
+        self.flush()
+        num = len(cols["round"])
+        if num:
+            self._append([np.asarray(cols[c]) for c in EVENT_COLUMNS], num)
 
     def flush(self) -> None:
         """Move the pending rows into the column arrays."""
@@ -138,63 +161,72 @@ class EventLog:
         flat = chain.from_iterable(self._rows)
         # [rows, columns]
         block = np.fromiter(flat, dtype=np.float64, count=num * len(EVENT_COLUMNS)).reshape(num, -1)
-        self._chunks.append([block[:, j].astype(dt) for j, dt in enumerate(_COLUMN_DTYPES)])
-        self._num_flushed += len(self._rows)
+        self._append(list(block.T), num)
         self._rows.clear()
 
+    def _append(self, values: list[np.ndarray], num: int) -> None:
+        """Write ``num`` rows (per column, ``[num]`` values or a scalar; cast as ``astype``
+        does) after the rows in use, growing (or first detaching) the arrays as needed."""
+        start, end = self._num_flushed, self._num_flushed + num
+        self._reserve(end)
+        for col, value, dtype in zip(self._cols, values, _STORE_DTYPES, strict=True):
+            col[start:end] = np.broadcast_to(value.astype(dtype, copy=False), (num,))
+        self._num_flushed = end
+
+    def _reserve(self, num_rows: int) -> None:
+        """Make room for ``num_rows`` rows in arrays that no frame views."""
+        capacity = len(self._cols[0])
+        if num_rows <= capacity and not self._is_shared:
+            return
+        if num_rows > capacity:
+            capacity = max(num_rows, capacity * 3 // 2, _MIN_CAPACITY)
+        if self._is_shared:  # detach: fresh arrays, the frame keeps the old ones
+            used = self._num_flushed
+            fresh = [np.empty(capacity, col.dtype) for col in self._cols]
+            for new, old in zip(fresh, self._cols, strict=True):
+                new[:used] = old[:used]
+            self._cols, self._is_shared = fresh, False
+        else:  # no view exists: realloc (numpy zeroes the new tail)
+            for col in self._cols:
+                col.resize(capacity, refcheck=False)
+
     def columns(self) -> dict[str, np.ndarray]:
-        """The trace as one numpy array per column (kind as codes); flushes pending rows."""
-        self.flush()
-        out = {}
-        for j, c in enumerate(EVENT_COLUMNS):
-            parts = [chunk[j] for chunk in self._chunks]
-            out[c] = np.concatenate(parts) if parts else np.zeros(0, _COLUMN_DTYPES[j])
-        return out
+        """The trace as one new numpy array per column (kind as codes; ``int32`` for the
+        integer columns); flushes pending rows."""
+        return self.columns_since(0)
 
     def columns_since(self, start: int) -> dict[str, np.ndarray]:
-        """The columns of rows ``start`` onwards (kind as codes); touches only the chunks that
-        hold them (checkpoints save what was added since the last one)."""
+        """New arrays of the columns of rows ``start`` onwards, in :meth:`columns`' form
+        (checkpoints save what was added since the last one)."""
         self.flush()
-        first, offset = len(self._chunks), 0
-        for k in range(len(self._chunks) - 1, -1, -1):  # walk back to the chunk holding ``start``
-            if self._num_flushed - offset <= start:
-                break
-            offset += len(self._chunks[k][0])
-            first = k
-        skip = start - (self._num_flushed - offset)
-        out = {}
-        for j, c in enumerate(EVENT_COLUMNS):
-            parts = [chunk[j] for chunk in self._chunks[first:]]
-            whole = np.concatenate(parts) if parts else np.zeros(0, _COLUMN_DTYPES[j])
-            out[c] = whole[skip:].copy()
-        return out
+        return self._columns(start)
 
-    def extend_columns(self, cols: dict[str, np.ndarray]) -> None:
-        """Append rows given as columns in :meth:`columns`' form (kind as codes)."""
-        self.flush()
-        num = len(cols["round"])
-        if num:
-            self._chunks.append(
-                [np.asarray(cols[c], dtype=dt) for c, dt in zip(EVENT_COLUMNS, _COLUMN_DTYPES, strict=True)]
-            )  # fmt: skip
-            self._num_flushed += num
+    def _columns(self, start: int) -> dict[str, np.ndarray]:
+        """Copies of the flushed rows ``start`` onwards, in :meth:`columns`' form."""
+        used = slice(start, self._num_flushed)
+        cols = zip(EVENT_COLUMNS, self._cols, _COLUMN_DTYPES, strict=True)
+        return {c: col[used].astype(dtype) for c, col, dtype in cols}
 
     def to_frame(self) -> pd.DataFrame:
-        """The trace as a DataFrame with the contract's columns and dtypes.
+        """The trace as a DataFrame with the contract's columns and dtypes (``int64`` for the
+        integer columns, ``kind`` categorical).
 
-        Built one column at a time, each concatenated straight into its final dtype in a fresh
-        array that the frame owns (no copy into 2-D blocks), so it needs the log plus the frame.
+        The frame's columns are the log's arrays, not copies (first trimmed to the rows in use,
+        in place), so it costs no memory: until the next append, which detaches the log (copies
+        its arrays), an edit of the frame's values in place shows in the log and in any other
+        frame of it.
         """
         self.flush()
+        used = self._num_flushed
+        if not self._is_shared and len(self._cols[0]) != used:
+            for col in self._cols:
+                col.resize(used, refcheck=False)  # no view exists: shrink in place
+        self._is_shared = True
         data: dict[str, Any] = {}
-        for j, c in enumerate(EVENT_COLUMNS):
-            dtype = np.int64 if c in _INT_EVENT_COLUMNS else _COLUMN_DTYPES[j]
-            parts = [chunk[j] for chunk in self._chunks] or [np.zeros(0, dtype)]
-            col = np.concatenate(parts, dtype=dtype)
+        for c, col in zip(EVENT_COLUMNS, self._cols, strict=True):
+            col = col[:used]
             is_kind = c == "kind"
-            data[c] = (
-                pd.Categorical.from_codes(col, categories=list(EVENT_KINDS)) if is_kind else col
-            )
+            data[c] = pd.Categorical.from_codes(col, list(EVENT_KINDS)) if is_kind else col
         return pd.DataFrame(data, copy=False)
 
 
@@ -210,283 +242,6 @@ class RoundLog:
         ``[num_devices]`` arrays (is_alive, scheduled, tokens, bandwidth_hz, power_w,
         solver_reason, distance_m, speed_mps, gain_db, battery_j, retention)."""
         self.rounds.append(fields)
-
-
-_BASE_FIELDS = ("is_alive", "scheduled", "tokens", "bandwidth_hz", "power_w", "battery_j", "distance_m", "speed_mps", "gain_db", "retention", "solver_reason")  # fmt: skip
-_ENDING_KINDS = {
-    "dropout": "dropout",
-    "straggler": "straggler",
-    "leave": "left",
-    "outage": "outage",
-}
-"""Kinds that end a scheduled device's round -> the status they give (the first one here wins)."""
-_BYTES_KINDS = (*TX_KINDS, *DOWN_KINDS)
-_DURATION_KINDS = (*COMPUTE_KINDS, "upload", "server", "server_wait", "download")
-_COUNT_KINDS = (*_ENDING_KINDS, "timeout")
-_STATUS_CODE = {status: code for code, status in enumerate(DEVICE_STATUSES)}
-_FLOAT_FIELDS = ("bandwidth_hz", "power_w", "battery_j", "distance_m", "speed_mps", "gain_db")
-_SUMMED_COLUMNS = ("energy_j", "compute_energy_j", "tx_energy_j", "bytes_up", "bytes_down")
-_MEAN_COLUMNS = ("client_compute_s", "upload_s", "server_s", "server_wait_s", "download_s")
-"""Duration columns whose mean over a round's completed devices goes into the rounds table."""
-
-
-def _kind_groups(events: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
-    """The trace's device rows grouped by kind: ``(kind, event indices in trace order)`` for
-    each kind present; rows of device -1 are left out."""
-    no_kind = len(EVENT_KINDS)
-    # [num_events] kind codes, device -1 rows in a last group that is not returned
-    code = np.where(events["device"].to_numpy() >= 0, events["kind"].cat.codes.to_numpy(), no_kind)
-    order = np.argsort(code, kind="stable")  # stable: trace order within a kind
-    ends = np.cumsum(np.bincount(code, minlength=no_kind + 1))
-    starts = np.concatenate([[0], ends[:-1]])
-    kinds = enumerate(EVENT_KINDS)
-    return [(kind, order[starts[k] : ends[k]]) for k, kind in kinds if ends[k] > starts[k]]
-
-
-def _fmax_at(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
-    """``np.fmax.at(out, index, values)`` (NaN loses); by plain fancy indexing, several times
-    faster, when no index repeats."""
-    if np.bincount(index, minlength=len(out)).max(initial=0) <= 1:
-        out[index] = np.fmax(out[index], values)
-    else:
-        np.fmax.at(out, index, values)
-
-
-def _event_totals(
-    events: pd.DataFrame, row_of_round: np.ndarray, num_rows: int
-) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
-    """Per device-round row and kind: sums of energy (all kinds), bytes (transfers), durations
-    (the kinds of the duration columns) and event counts (round-ending kinds and timeouts);
-    per row, the end of its last event.
-
-    Each sum adds the same events in the same (trace) order as a bincount over the keys
-    ``row * num_kinds + kind``, so it is bit-identical to that ``[num_rows, num_kinds]`` table's
-    entry, but only the entries that the devices table reads are computed.
-
-    Returns:
-        ``sums[quantity][kind]`` ``[num_rows]`` (no entry: the kind has no event, or for energy
-        none with nonzero energy) and ``last_end_s`` ``[num_rows]`` (NaN: no event).
-    """
-    names = ("round", "device", "t_start_s", "t_end_s", "energy_j", "bytes")
-    cols = {c: events[c].to_numpy() for c in names}
-    sums: dict[str, dict[str, np.ndarray]] = {
-        q: {} for q in ("energy_j", "bytes", "duration_s", "count")
-    }
-    last_end_s = np.full(num_rows, np.nan)
-    for kind, idx in _kind_groups(events):
-        row = row_of_round[cols["round"][idx]] + cols["device"][idx]
-        t_end_s = cols["t_end_s"][idx]
-        _fmax_at(last_end_s, row, t_end_s)
-        energy_j = cols["energy_j"][idx]
-        if energy_j.any():  # all zero: adds nothing to any total
-            sums["energy_j"][kind] = np.bincount(row, weights=energy_j, minlength=num_rows)
-        if kind in _BYTES_KINDS:
-            sums["bytes"][kind] = np.bincount(row, weights=cols["bytes"][idx], minlength=num_rows)
-        if kind in _DURATION_KINDS:
-            duration_s = t_end_s - cols["t_start_s"][idx]
-            sums["duration_s"][kind] = np.bincount(row, weights=duration_s, minlength=num_rows)
-        if kind in _COUNT_KINDS:
-            sums["count"][kind] = np.bincount(row, minlength=num_rows)
-    return sums, last_end_s
-
-
-def _sum_like_numpy(parts: list[np.ndarray | None]) -> np.ndarray | None:
-    """Element-wise sum of ``parts`` (None: zeros; all None: None) added in the order in which
-    ``np.sum(axis=1)`` adds the ``len(parts)`` (≤ 128) columns of a C-ordered table, so the
-    result is bit-identical: fewer than 8 one by one; else pairwise, each block of eight after
-    the first added into eight accumulators, these summed as a tree, then the rest one by one.
-    Leaving out a zero part is exact: the parts are bincount sums, which start at +0.0, so none
-    is -0.0. A new array, never one of ``parts``."""
-
-    def add(a: np.ndarray | None, b: np.ndarray | None) -> np.ndarray | None:
-        return b if a is None else a if b is None else a + b
-
-    total, rest = None, parts
-    if len(parts) >= 8:
-        acc, num_blocked = list(parts[:8]), len(parts) // 8 * 8
-        for i in range(8, num_blocked):
-            acc[i % 8] = add(acc[i % 8], parts[i])
-        total = add(add(add(acc[0], acc[1]), add(acc[2], acc[3])), add(add(acc[4], acc[5]), add(acc[6], acc[7])))  # fmt: skip
-        rest = parts[num_blocked:]
-    for part in rest:
-        total = add(total, part)
-    if total is not None and any(total is p for p in parts):
-        total = total.copy()
-    return total
-
-
-def _string_column(codes: np.ndarray, strings: Any) -> pd.api.extensions.ExtensionArray:
-    """``strings[codes]`` with the dtype pandas gives a column of strings (``str``; object before
-    pandas 3): a take from pandas' own array of the few distinct strings, so no row is parsed."""
-    return pd.Series(np.asarray(strings, dtype=str)).array.take(codes)
-
-
-def _reason_column(reasons: np.ndarray) -> np.ndarray:
-    """``reasons.astype(str)`` as :func:`_string_column` gives it (each distinct value
-    converted once)."""
-    codes, uniques = pd.factorize(reasons, use_na_sentinel=False)
-    return _string_column(codes, np.asarray(uniques, dtype=object).astype(str))
-
-
-def _round_fields(log: RoundLog) -> dict[str, np.ndarray]:
-    """The rounds' ``[num_devices]`` fields (:data:`_BASE_FIELDS`) stacked into ``[num_rows]``
-    arrays (one row per device per round), with each row's ``round``, ``device`` and round
-    ``t_start_s``, and ``row_of_round`` (the first row of each round number)."""
-    sizes = [len(rec["scheduled"]) for rec in log.rounds]
-    rounds = np.asarray([int(rec["round"]) for rec in log.rounds], dtype=np.int64)
-    row_of_round = np.zeros(rounds.max(initial=-1) + 1, dtype=np.int64)
-    row_of_round[rounds] = np.cumsum(sizes, dtype=np.int64) - sizes
-
-    def stack(arrays: list, dtype: Any = float) -> np.ndarray:
-        return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
-
-    fields = {k: stack([np.asarray(rec[k]) for rec in log.rounds]) for k in _BASE_FIELDS}
-    return fields | {
-        "round": np.repeat(rounds, sizes),
-        "device": stack([np.arange(n, dtype=np.int64) for n in sizes], np.int64),
-        "t_start_s": np.repeat([float(rec["t_start_s"]) for rec in log.rounds], sizes),
-        "row_of_round": row_of_round,
-    }
-
-
-def _status_codes(fields: dict[str, np.ndarray], count: dict[str, np.ndarray]) -> np.ndarray:
-    """``[num_rows]`` codes in :data:`DEVICE_STATUSES`: dead, else skipped (not scheduled), else
-    the status of the first round-ending kind (:data:`_ENDING_KINDS`) the row has an event of,
-    else completed."""
-    none = np.zeros(len(fields["round"]), dtype=bool)
-    ended = [count[k] > 0 if k in count else none for k in _ENDING_KINDS]
-    conditions = [~fields["is_alive"].astype(bool), ~fields["scheduled"].astype(bool), *ended]
-    statuses = ("dead", "skipped", *_ENDING_KINDS.values())
-    code = np.select(conditions, [_STATUS_CODE[s] for s in statuses], _STATUS_CODE["completed"])
-    return code.astype(np.int8)
-
-
-def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
-    """``devices.csv``: one row per device per round, reduced from the trace and the decisions.
-
-    Columns (docs/CONTRACTS.md): the round's decision and channel snapshot (``tokens,
-    bandwidth_hz, power_w, battery_j, distance_m, speed_mps, gain_db, solver_reason``), the
-    ``status`` (:func:`_status_codes`), ``latency_s`` (last event end - round start; NaN: no
-    event), the event totals (``energy_j`` over all kinds, ``compute_energy_j`` /
-    ``tx_energy_j`` over :data:`COMPUTE_KINDS` / :data:`TX_KINDS`, ``bytes_up`` /
-    ``bytes_down`` over :data:`TX_KINDS` / :data:`DOWN_KINDS`, ``num_timeouts``), ``ste``
-    (retention per joule on the air, completed devices with tx energy only, else NaN) and the
-    durations (s) of the kinds behind the rounds table's means (``client_compute_s, upload_s,
-    server_s, server_wait_s, download_s``; sums over the device's events).
-    """
-    fields = _round_fields(log)
-    num_rows = len(fields["round"])
-    sums, last_end_s = _event_totals(events, fields["row_of_round"], num_rows)
-
-    def total(quantity: str, kinds: tuple[str, ...]) -> np.ndarray:
-        out = _sum_like_numpy([sums[quantity].get(k) for k in kinds])
-        return np.zeros(num_rows, int if quantity == "count" else float) if out is None else out
-
-    status = _status_codes(fields, sums["count"])
-    tx_energy_j = total("energy_j", TX_KINDS)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ste = np.where(
-            (status == _STATUS_CODE["completed"]) & (tx_energy_j > 0),
-            fields["retention"] / np.where(tx_energy_j > 0, tx_energy_j, 1.0),
-            np.nan,
-        )
-    floats = {c: fields[c].astype(float, copy=False) for c in _FLOAT_FIELDS}
-    data = {
-        "round": fields["round"],
-        "device": fields["device"],
-        "status": _string_column(status, DEVICE_STATUSES),
-        "tokens": fields["tokens"].astype(np.int64, copy=False),
-        "bandwidth_hz": floats["bandwidth_hz"],
-        "power_w": floats["power_w"],
-        "latency_s": last_end_s - fields["t_start_s"],
-        "energy_j": total("energy_j", EVENT_KINDS),
-        "compute_energy_j": total("energy_j", COMPUTE_KINDS),
-        "tx_energy_j": tx_energy_j,
-        "battery_j": floats["battery_j"],
-        "bytes_up": total("bytes", TX_KINDS),
-        "bytes_down": total("bytes", DOWN_KINDS),
-        "distance_m": floats["distance_m"],
-        "speed_mps": floats["speed_mps"],
-        "gain_db": floats["gain_db"],
-        "ste": ste,
-        "solver_reason": _reason_column(fields["solver_reason"]),
-        "num_timeouts": total("count", ("timeout",)).astype(np.int64, copy=False),
-        "client_compute_s": total("duration_s", COMPUTE_KINDS),
-        "upload_s": total("duration_s", ("upload",)),
-        "server_s": total("duration_s", ("server",)),
-        "server_wait_s": total("duration_s", ("server_wait",)),
-        "download_s": total("duration_s", ("download",)),
-    }
-    return pd.DataFrame(data, copy=False)  # one array per column, no copy into 2-D blocks
-
-
-def _rows_by_round(rounds: np.ndarray) -> dict[int, np.ndarray]:
-    """Round number -> the indices of its rows, in table order."""
-    order = np.argsort(rounds, kind="stable")
-    values, starts = np.unique(rounds[order], return_index=True)
-    pieces = np.split(order, starts[1:]) if len(order) else []
-    return dict(zip(values.tolist(), pieces, strict=True))
-
-
-def _sum(x: np.ndarray) -> float:
-    """``Series.sum`` of a float column: NaN counted as 0, numpy's pairwise sum."""
-    return float(np.where(np.isnan(x), 0.0, x).sum())
-
-
-def _mean(x: np.ndarray) -> float:
-    """``Series.mean`` of a float column: the sum of the non-NaN values over their number (NaN
-    when there is none)."""
-    num = np.count_nonzero(~np.isnan(x))
-    return _sum(x) / num if num else math.nan
-
-
-def _max(x: np.ndarray) -> float:
-    """``Series.max`` of a float column: NaN skipped (NaN when nothing is left)."""
-    x = x[~np.isnan(x)]
-    return float(x.max()) if len(x) else math.nan
-
-
-def rounds_frame(devices: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
-    """``rounds.csv``: one row per round, reduced from the devices table (itself from events).
-
-    ``energy_mean_j`` / ``energy_max_j`` are over scheduled devices and the duration columns are
-    means over completed devices (NaN when there are none: not applicable). ``num_leaves`` /
-    ``num_outages`` count devices whose round ended by a leave / an outage, ``num_timeouts`` the
-    transfer timeouts (retried ones too), ``server_slowdown`` the round's server factor (1 = none).
-    Sums, means and maxima are the ones pandas gives on each round's rows (same values, bits).
-    """
-    codes, uniques = pd.factorize(devices["status"])
-    # [num_rows] codes in DEVICE_STATUSES; -1 for another value, and for a missing one (whose
-    # factorize code -1 picks the appended last entry)
-    status = np.array([_STATUS_CODE.get(u, -1) for u in uniques] + [-1], dtype=np.int8)[codes]
-    cols = {c: devices[c].to_numpy() for c in (*_SUMMED_COLUMNS, *_MEAN_COLUMNS, "num_timeouts")}
-    rows_by_round = _rows_by_round(devices["round"].to_numpy())
-    code = _STATUS_CODE
-    rows = []
-    for rec in log.rounds:
-        d = rows_by_round.get(rec["round"], np.zeros(0, dtype=np.int64))
-        s = status[d]
-        sched = d[(s != code["skipped"]) & (s != code["dead"])]
-        done = d[s == code["completed"]]
-        count = lambda st, s=s: int(np.count_nonzero(s == code[st]))  # noqa: E731
-        rows.append({
-            "round": rec["round"], "t_start_s": rec["t_start_s"], "t_end_s": rec["t_end_s"],
-            "latency_s": rec["t_end_s"] - rec["t_start_s"],
-            "num_scheduled": len(sched), "num_completed": len(done),
-            "num_stragglers": count("straggler"), "num_dropouts": count("dropout"),
-            "num_leaves": count("left"), "num_outages": count("outage"),
-            "num_timeouts": int(cols["num_timeouts"][d].sum()),
-            "server_slowdown": float(rec.get("server_slowdown", 1.0)),
-            "energy_j": _sum(cols["energy_j"][d]),
-            "energy_mean_j": _mean(cols["energy_j"][sched]),
-            "energy_max_j": _max(cols["energy_j"][sched]),
-            "compute_energy_j": _sum(cols["compute_energy_j"][d]),
-            "tx_energy_j": _sum(cols["tx_energy_j"][d]),
-            **{c: _mean(cols[c][done]) for c in _MEAN_COLUMNS},
-            "bytes_up": _sum(cols["bytes_up"][d]), "bytes_down": _sum(cols["bytes_down"][d]),
-            "accuracy": rec["accuracy"], "loss": rec["loss"],
-        })  # fmt: skip
-    return pd.DataFrame(rows, columns=list(ROUND_COLUMNS))
 
 
 # ----------------------------------------------------------------------------- files

@@ -127,3 +127,25 @@ def test_advance_validates_rho_and_is_seeded() -> None:
         a.advance(1.5)
     before = a.h.copy()
     np.testing.assert_array_equal(a.advance(1.0), before)  # rho = 1: frozen channel
+
+
+def test_box_muller_draws_are_circular_complex_normal() -> None:
+    """``complex_normal_parts``: |w|² ~ Exp(1) (KS), uniform phase, E w = E w² = 0, parts
+    uncorrelated with variance 1/2; drawing blocks together = drawing them one by one."""
+    from scipy import stats
+
+    re, im = cm.complex_normal_parts(np.random.default_rng(5), 4, 100_000)
+    assert re.dtype == np.float32 and re.shape == (4, 100_000)
+    w = re.astype(np.float64) + 1j * im.astype(np.float64)
+    power = np.abs(w.ravel()) ** 2
+    assert stats.kstest(power, "expon").pvalue > 1e-3
+    assert stats.kstest(np.angle(w.ravel()), "uniform", args=(-np.pi, 2 * np.pi)).pvalue > 1e-3
+    se = 1.0 / np.sqrt(w.size)
+    assert abs(w.mean()) < 5 * se and abs((w**2).mean()) < 5 * se
+    assert (
+        np.var(w.real) == pytest.approx(0.5, abs=5 * se) and abs(np.mean(w.real * w.imag)) < 5 * se
+    )
+    rng = np.random.default_rng(5)
+    one_by_one = [cm.complex_normal_parts(rng, 1, 100_000) for _ in range(4)]
+    np.testing.assert_array_equal(re, np.concatenate([p[0] for p in one_by_one]))
+    np.testing.assert_array_equal(im, np.concatenate([p[1] for p in one_by_one]))

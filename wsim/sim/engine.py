@@ -15,12 +15,12 @@ import numpy as np
 import pandas as pd
 
 from wsim.config import Scenario
-from wsim.records import devices_frame, rounds_frame
 from wsim.sim.checkpoint import Checkpointer, Resumed
 from wsim.sim.observation import Allocator
 from wsim.sim.processes import round_process
 from wsim.sim.safety import check_deadline, check_round_finite
 from wsim.sim.world import World, build_world
+from wsim.tables import devices_frame, rounds_frame
 from wsim.workload.protocol import Workload
 
 RoundCallback = Callable[[dict[str, Any]], None]
