@@ -80,10 +80,10 @@ def complex_normal_parts(
 
     Box–Muller in polar form from one ``[num_blocks, 2, size]`` float32 uniform draw (block k
     uses the k-th ``[2, size]`` slice, so drawing blocks one at a time or together gives the
-    same numbers): ``|w|² = −ln(1 − u) ~ Exp(1)`` and ``arg w = 2π v`` are independent, which is
-    exactly ``CN(0, 1)`` (Goldsmith, Section 3.2.1: Rayleigh envelope, uniform phase). The 2^-24
-    resolution of float32 uniforms truncates ``|w|²`` at 16.6 (tail mass 6e-8); about 3× faster
-    than two float64 normal draws, which matters at 10^8 device-blocks.
+    same numbers): ``|w|² = −ln(1 − u) ~ Exp(1)`` and ``arg w = 2π v`` independent is
+    ``CN(0, 1)`` (Goldsmith, Section 3.2.1: Rayleigh envelope, uniform phase), up to the 2^-24
+    grid of float32 uniforms: ``|w|²`` takes 2^24 levels up to 16.6 and ``E|w|² = 1 − 5.5e-7``.
+    About 3× faster than two float64 normal draws, which matters at 10^8 device-blocks.
     """
     u = rng.random((num_blocks, 2, size), dtype=np.float32)
     radius = np.log1p(-u[:, 0])

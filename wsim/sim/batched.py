@@ -19,10 +19,10 @@ are served in arrival order (the FIFO recursion ``start = max(arrival, earliest 
 sequential) and their continuations (download, backward, next forward and upload, or the
 adapter upload) are resolved vectorized, deadline and battery cuts included (the formulas of
 ``RoundRun.compute / send / serve``). The clock advances by ``env.timeout`` between windows;
-transfers are integrated by :meth:`~wsim.sim.channel_state.CellChannel.link_transfer_many` at
-the clock's horizon, and the ones it leaves open are cut at their limit or continued past the
-horizon by the scalar :meth:`~wsim.sim.channel_state.CellChannel.link_transfer`, as
-``RoundRun.send`` does. With one local iteration a round is one window.
+transfers are integrated by :meth:`~wsim.sim.channel_state.CellChannel.link_transfers` up to
+their limit or the clock's horizon (completed or cut at once; the rare ones stopped at the
+horizon continue later by the scalar :meth:`~wsim.sim.channel_state.CellChannel.link_transfer`,
+as ``RoundRun.send`` does). With one local iteration a round is one window.
 
 Order (:mod:`wsim.sim.batched_trace`): arrivals at exactly the same time are served in SimPy's
 order, and the round's rows are emitted in the order the scalar processes record them.

@@ -128,7 +128,8 @@ class Rows:
         dev, count = column("device", 0, np.int64), column("wake", 0, np.int64)
         seq, phase = column("seq", 0, np.int64), column("phase", LATER, np.int64)
         t_wake = self.wakes.times[dev, count - 1]
-        # by (t_wake, phase, device, seq): the last three as one integer key (seq < 8)
+        # by (t_wake, phase, device, seq): the last three as one integer key
+        assert seq.max() < 8 and dev.min() >= 0, "sort key: seq in 0…7, devices >= 0"
         minor = (phase * (int(dev.max()) + 1) + dev) * 8 + seq
         order = np.lexsort((minor, t_wake))
         later = phase[order] == LATER

@@ -2,7 +2,7 @@
 
 Time is cut into fading blocks of ``T_b = sim.fading_block_s``; block ``n`` covers
 ``[n T_b, (n+1) T_b)`` and every device's gain is constant inside it. Blocks are computed in
-order, for ALL devices at once (vectorized, several blocks per numpy call), the first time any
+order, for ALL devices at once (several blocks per call), the first time any
 event asks for them, so the order of events can never change the numbers. Computing block ``n``:
 
 1. advance mobility (``wsim.mobility``) in steps of ``sim.mobility_step_s`` up to ``n T_b``;
@@ -16,7 +16,8 @@ event asks for them, so the order of events can never change the numbers. Comput
    (one ``[2, num_devices]`` float32 uniform draw per block from the channel stream, Box–Muller:
    :func:`channel_models.complex_normal_parts`) but for a run of blocks per call and in float32
    (tests check it against ``BlockFading.advance`` block by block);
-5. ``g = 10^(−(PL + X)/10) |h|²`` (float64, device-major buffer ``[num_devices, blocks]``).
+5. ``g = 10^(−(PL + X)/10) |h|²`` into a device-major buffer ``[num_devices, blocks]`` (float32
+   under random fading, float64 without).
 
 Transfers. The rate of a link is piecewise constant, ``r_n = b log2(1 + p g_n / (N0 b))``.
 The round declares its two links (:meth:`CellChannel.set_links`: the uplink's per-device
@@ -24,8 +25,8 @@ The round declares its two links (:meth:`CellChannel.set_links`: the uplink's pe
 blocks it spans, in their parts ``[max(t0, n T_b), min((n+1) T_b, stop))``: the block ``k``
 where the bits sent reach the target holds the end ``t_end = start_k + (bits left) / r_k``,
 exactly (up to round-off). :meth:`CellChannel.link_transfers` does this for a whole batch of
-transfers at once (a flat ragged array of their blocks, only the blocks each one spans, in
-cache-sized groups); :meth:`CellChannel.link_transfer` is the same for one transfer. A
+transfers at once (a compiled loop over each one's blocks, :mod:`wsim.sim.kernels`);
+:meth:`CellChannel.link_transfer` is the same for one transfer. A
 transfer is resolved at most ``horizon_blocks`` blocks past the current simulated time (the
 caller waits until then and continues), so the buffer holds at most about
 ``2 · horizon_blocks × num_devices`` gains: memory stays bounded for any run length.
@@ -73,7 +74,7 @@ FloatArray = npt.NDArray[np.float64]
 LOS_MODELS = ("uma", "umi")
 _MAX_CHUNK = 256  # most blocks fetched per vectorized step of a generic integration
 _BLOCKS_PER_CALL = 32  # most blocks computed per vectorized channel step
-_CELL_BUDGET = 2**21  # horizon_blocks × num_devices (per buffer) aimed at
+_CELL_BUDGET = 2**21  # horizon_blocks × num_devices aimed at
 HORIZON_BLOCKS = 1024  # upper bound of the horizon (small cells)
 _MIN_HORIZON_BLOCKS = 64
 _SHIFT_ROWS = 256  # devices per chunk when the buffer shifts
@@ -126,9 +127,9 @@ def mobility_params(scenario: Scenario) -> MobilityParams:
 
 
 class _Fading:
-    """Gauss–Markov block fading of all devices (the model of ``channel_models.BlockFading``),
-    in float32: the fading is a random model, its 1e-7 round-off is far below its spread, and
-    float32 halves the memory traffic of the 10^8 device-block updates of a large run.
+    """Gauss–Markov block fading of all devices (the model of ``channel_models.BlockFading``):
+    float64 state and ``ρ`` (float32 would quantize ``1 − ρ`` in steps of 6e-8 and freeze
+    the fading of very slow devices), float32 innovation draws.
 
     State: the scattered part ``s`` as ``[2, num_devices]`` (real, imaginary), the fixed LOS
     part and the scatter amplitude (Rayleigh: 0 and 1; Rician K: ``sqrt(K/(K+1)) e^{jφ}`` and
@@ -137,26 +138,25 @@ class _Fading:
 
     def __init__(self, n: int, rng: np.random.Generator, k_factor_db: float | None) -> None:
         self._rng = rng
-        self.is_rician = k_factor_db is not None
-        self.los = np.zeros((2, n), dtype=np.float32)
-        self.amp = np.float32(1.0)
+        self.los = np.zeros((2, n))
+        self.amp = 1.0
         if k_factor_db is not None:
             k_lin = 10.0 ** (k_factor_db / 10.0)
             los = np.sqrt(k_lin / (k_lin + 1.0)) * np.exp(1j * rng.uniform(0.0, 2.0 * np.pi, n))
-            self.los = np.stack([los.real, los.imag]).astype(np.float32)
-            self.amp = np.float32(math.sqrt(1.0 / (k_lin + 1.0)))
+            self.los = np.stack([los.real, los.imag])
+            self.amp = math.sqrt(1.0 / (k_lin + 1.0))
         re, im = complex_normal_parts(rng, 1, n)
-        self.s = np.concatenate([re, im])  # [2, num_devices]
+        self.s = np.concatenate([re, im]).astype(np.float64)  # [2, num_devices]
 
     @property
     def h(self) -> npt.NDArray[np.complex128]:
         """Current complex coefficients ``[num_devices]``."""
-        h = (self.los + self.amp * self.s).astype(np.float64)
+        h = self.los + self.amp * self.s
         return h[0] + 1j * h[1]
 
     def gains_into(
         self,
-        pieces: list[tuple[int, FloatArray, npt.NDArray[np.float32] | None]],
+        pieces: list[tuple[int, FloatArray | float, FloatArray | None]],
         advance_first: bool,
         out: npt.NDArray[np.floating],
         col: int,
@@ -177,9 +177,9 @@ class _Fading:
             w_re, w_im = complex_normal_parts(self._rng, steps, n)
         else:
             w_re = w_im = np.zeros((0, n), dtype=np.float32)
-        one = np.ones(n, dtype=np.float32)
+        one = np.ones(n)
         rhos = np.stack([one if rho is None else rho for _, _, rho in pieces])
-        scales = np.sqrt(np.float32(1.0) - rhos * rhos)  # sqrt(1 − ρ²), float32
+        scales = np.sqrt(1.0 - rhos * rhos)
         lins = np.stack(
             [np.broadcast_to(np.asarray(lin, dtype=float), (n,)) for _, lin, _ in pieces]
         )
@@ -189,15 +189,6 @@ class _Fading:
             np.array([rho is not None for _, _, rho in pieces]), rhos, scales, lins, skip,
             out, col,
         )  # fmt: skip
-
-    def power_gains(
-        self, pieces: list[tuple[int, npt.NDArray[np.float32] | None]], advance_first: bool
-    ) -> npt.NDArray[np.float32]:
-        """``|h|²`` of the next blocks, ``[Σ count, num_devices]`` float32 (:meth:`gains_into`
-        with a unit large-scale gain)."""
-        out = np.empty((self.s.shape[1], sum(count for count, _ in pieces)), dtype=np.float32)
-        self.gains_into([(count, 1.0, rho) for count, rho in pieces], advance_first, out, 0)
-        return out.T
 
 
 class CellChannel:
@@ -229,6 +220,7 @@ class CellChannel:
         self._los_anchor_m = self.mobility.position_m.copy()
         self._num_computed = 0
         self._first_block = 0  # first kept block (earlier ones were released)
+        self._release_to = 0  # blocks before it are released as soon as they are computed
         # device-major gains [N, cap] over blocks _base …
         cap = 2 * self.horizon_blocks + _BLOCKS_PER_CALL
         self._base = 0
@@ -237,11 +229,11 @@ class CellChannel:
         self._dtype = np.float64 if self._fading is None else np.float32
         self._gains = np.empty((n, cap), dtype=self._dtype)
         self._link_arrays: list[tuple[FloatArray, FloatArray]] = []  # per link: b (Hz), p/(N0 b)
-        # per mobility segment: first block, distance, speed, large-scale gain, rho
+        # per mobility step: its first block and the devices' distance and speed (block())
         self._seg_start: list[int] = []
         self._seg: list[tuple[FloatArray, FloatArray]] = []
         self._lin = np.ones(n)
-        self._rho: npt.NDArray[np.float32] | None = None
+        self._rho: FloatArray | None = None
 
     # ------------------------------------------------------------------ block computation
     def _advance_mobility(self, t_s: float) -> FloatArray:
@@ -307,10 +299,7 @@ class CellChannel:
             self._seg.append((dist, speed))
             # no Doppler anywhere: rho = J0(0) = 1, the fading stays put (no draws needed)
             self._rho = (
-                np.asarray(
-                    jakes_correlation(doppler_hz(speed, self.cell.carrier_hz), self.block_s),
-                    dtype=np.float32,
-                )
+                np.asarray(jakes_correlation(doppler_hz(speed, self.cell.carrier_hz), self.block_s))
                 if np.any(speed > 0)
                 else None
             )
@@ -324,6 +313,7 @@ class CellChannel:
         ``upto``): per mobility step its large-scale gain and Doppler, then the fading of all
         of them in one call."""
         n0 = self._num_computed
+        self._first_block = max(self._first_block, min(self._release_to, n0))
         total = min(_BLOCKS_PER_CALL, upto - n0 + 1)
         pieces, n = [], n0  # (blocks, large-scale gain, rho) per mobility step
         while n < n0 + total:
@@ -365,8 +355,10 @@ class CellChannel:
             del self._seg_start[:i], self._seg[:i]
 
     def _ensure(self, n: int) -> None:
-        if n < self._first_block:
-            raise ValueError(f"block {n} was released (first kept block {self._first_block})")
+        """Compute blocks up to ``n``; a block before the release point is an error."""
+        kept = max(self._first_block, self._release_to)
+        if n < kept:
+            raise ValueError(f"block {n} was released (first kept block {kept})")
         while self._num_computed <= n:
             self._compute_blocks(n)
 
@@ -436,10 +428,7 @@ class CellChannel:
         if self.min_rate_bps > 0 and done.any():  # timed out: left to the scalar path
             idx = np.flatnonzero(done & (bits > 0))
             first = np.floor(t0_s[idx] / self.block_s + _BOUNDARY_TOL).astype(np.int64)
-            b, coef = (
-                self._link_arrays[link][0][devices[idx]],
-                self._link_arrays[link][1][devices[idx]],
-            )
+            b, coef = (a[devices[idx]] for a in self._link_arrays[link])
             r0 = b * np.log2(1.0 + coef * self._gains[devices[idx], first - self._base])
             late = idx[self._timeouts_many(link, devices[idx], first, t0_s[idx], t_end[idx],
                                            r0 < self.min_rate_bps)]  # fmt: skip
@@ -499,6 +488,7 @@ class CellChannel:
         b_all, coef_all = self._link_arrays[link]
         first = np.floor(t0 / bs + _BOUNDARY_TOL).astype(np.int64)
         last = np.floor(stop / bs + _BOUNDARY_TOL).astype(np.int64)  # the block holding stop
+        self._ensure(int(first.min()))  # raises for a released block (a start before now)
         self._ensure(int(last.max()))
         t_end, sent, complete, blocks, snr_time = kernels.integrate(
             self._gains, self._base, dev, first, last, t0, stop, bits, b_all[dev],
@@ -522,8 +512,7 @@ class CellChannel:
     ) -> tuple[float, float, bool, int, float, bool, float]:
         """:meth:`link_transfer` with outage timeouts (``faults.min_rate_bps > 0``).
 
-        A block whose rate is below ``min_rate_bps`` carries no bits (the cumulative bits stay
-        flat there). A stall run that starts at ``s`` (``t0_s``, the start of a stalled block,
+        A block whose rate is below ``min_rate_bps`` carries no bits. A stall run that starts at ``s`` (``t0_s``, the start of a stalled block,
         or ``stalled_since_s`` when the transfer continues a stall from an earlier call) times
         out at ``s + outage_timeout_s`` if every block that overlaps ``[s, s + timeout)`` is
         stalled and that instant comes before the transfer completes and before ``t_limit_s``
@@ -626,6 +615,7 @@ class CellChannel:
 
     def gains(self, device: int, first_block: int, num_blocks: int) -> FloatArray:
         """Gains of one device over blocks ``first_block …`` (``[num_blocks]``, a copy)."""
+        self._ensure(first_block)  # raises for a released block
         self._ensure(first_block + num_blocks - 1)
         c = first_block - self._base
         return self._gains[device, c : c + num_blocks].astype(np.float64)
@@ -635,8 +625,11 @@ class CellChannel:
         return self.block(self.block_index(t_s))
 
     def release_before(self, t_s: float) -> None:
-        """Drop cached blocks that end before ``t_s`` (the simulated clock never goes back)."""
-        keep_from = min(self.block_index(t_s), self._num_computed)
+        """Drop cached blocks that end before ``t_s`` (the simulated clock never goes back);
+        ones not computed yet are dropped as soon as they are (a clock far ahead of the
+        computed blocks never makes the buffer keep the blocks in between)."""
+        self._release_to = max(self._release_to, self.block_index(t_s))
+        keep_from = min(self._release_to, self._num_computed)
         if keep_from > self._first_block:
             self._first_block = keep_from
 
@@ -654,9 +647,12 @@ class CellChannel:
         path for any ``(b, p)``, block by block with numpy; the engine uses the links).
 
         The transfer stops at ``t_limit_s`` if not done by then (``is_complete`` False).
+        The mean SNR counts outage blocks at their SNR, as the links do.
 
         Raises:
-            ValueError: Negative bits, or no link (zero bandwidth or power).
+            ValueError: Negative bits, no link (zero bandwidth or power), or no progress
+                (every rate below ``faults.min_rate_bps``) for ``horizon_blocks`` blocks
+                without a limit.
         """
         if not bits >= 0:
             raise ValueError(f"bits must be >= 0, got {bits!r}")
@@ -670,6 +666,7 @@ class CellChannel:
         n, remaining, t = self.block_index(t0_s), float(bits), t0_s
         num_blocks, snr_time, busy, chunk = 0, 0.0, 0.0, 4
         last = self.block_index(t_limit_s) if math.isfinite(t_limit_s) else math.inf
+        progress_s = t0_s  # when the transfer last made progress
         while t < t_limit_s:
             # fetch a few blocks, then as many as the mean rate so far says (never past the limit)
             chunk = int(min(chunk, _MAX_CHUNK, last - n + 1))
@@ -681,7 +678,7 @@ class CellChannel:
             rates = shannon_rate_bps(bandwidth_hz, power_w, gains, noise_psd_w_per_hz)
             if self.min_rate_bps > 0:  # outage blocks carry no bits (no timeouts here)
                 rates = np.where(rates < self.min_rate_bps, 0.0, rates)
-            snrs = np.exp2(rates / bandwidth_hz) - 1.0  # γ from r = b log2(1 + γ)
+            snrs = power_w * gains / (noise_psd_w_per_hz * bandwidth_hz)
             cum = np.cumsum(rates * dur)
             k = int(np.searchsorted(cum, remaining))  # first block that completes the transfer
             if k < chunk and dur[k] > 0:
@@ -697,6 +694,13 @@ class CellChannel:
             snr_time += float(np.dot(snrs, dur))
             busy += float(dur.sum())
             remaining -= float(cum[-1])
+            if cum[-1] > 0:
+                progress_s = float(ends[-1])
+            elif ends[-1] - progress_s > self.horizon_blocks * self.block_s and last == math.inf:
+                raise ValueError(
+                    f"device {device}: no progress for {ends[-1] - progress_s:.6g} s (every rate "
+                    f"below faults.min_rate_bps = {self.min_rate_bps} bit/s) and no limit"
+                )
             mean_rate = float(cum[-1]) / float(dur.sum()) if dur.sum() > 0 else 0.0
             estimate = remaining / (mean_rate * self.block_s) if mean_rate > 0 else 2 * chunk
             t, n, chunk = float(ends[-1]), n + chunk, int(min(1.25 * estimate, 1e9)) + 2

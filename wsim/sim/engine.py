@@ -16,7 +16,7 @@ import pandas as pd
 
 from wsim.config import Scenario
 from wsim.sim.checkpoint import Checkpointer, Resumed
-from wsim.sim.memory import keep_freed_memory
+from wsim.sim.memory import LARGE_RUN_DEVICES, keep_freed_memory
 from wsim.sim.observation import Allocator
 from wsim.sim.processes import round_process
 from wsim.sim.safety import check_deadline, check_round_finite
@@ -94,7 +94,8 @@ def run_simulation(
             instead of building a new one; ``scenario`` must be the checkpoint's.
     """
     wall0 = time.perf_counter()
-    keep_freed_memory()  # large runs re-allocate the same temporaries every round
+    if scenario.devices.num_devices >= LARGE_RUN_DEVICES:
+        keep_freed_memory()  # large runs re-allocate the same temporaries every round
     if resumed is not None:
         if resumed.world.scenario != scenario:
             raise ValueError("resumed: the checkpoint was written for another scenario")

@@ -26,21 +26,22 @@ IntArray = npt.NDArray[np.int64]
 
 @numba.njit(cache=True, nogil=True)
 def fading_gains(
-    s: npt.NDArray[np.float32],
-    los: npt.NDArray[np.float32],
+    s: FloatArray,
+    los: FloatArray,
     amp: float,
     w_re: npt.NDArray[np.float32],
     w_im: npt.NDArray[np.float32],
     counts: IntArray,
     moving: npt.NDArray[np.bool_],
-    rhos: npt.NDArray[np.float32],
-    scales: npt.NDArray[np.float32],
+    rhos: FloatArray,
+    scales: FloatArray,
     lins: FloatArray,
     skip: int,
     out: npt.NDArray[np.floating],
     col: int,
 ) -> None:
-    """Blocks of ``len(counts)`` pieces (mobility steps) for every device, in float32.
+    """Blocks of ``len(counts)`` pieces (mobility steps) for every device, in float64 (the
+    innovations are float32 draws; the gains are stored in ``out``'s dtype).
 
     Per block, unless it is one of the first ``skip`` (0 or 1) or its piece has no Doppler
     (``moving`` False): ``s ← ρ s + sqrt(1 − ρ²) w`` with the next innovation row of

@@ -8,8 +8,9 @@ back in: ~790,000 page faults in the 10,000-device × 100-round stress run, 1–
 on the CI machine (``python bench/engine.py``; 2–3 µs a page fault on a VM). Serving arrays up
 to 32 MB from the heap, keeping up to 512 MB of freed heap and growing it 64 MB at a time cuts
 that to ~300,000 at a peak RSS ~40 MB higher (``mallopt``: ``M_MMAP_THRESHOLD``,
-``M_TRIM_THRESHOLD``, ``M_TOP_PAD``). Set ``WSIM_KEEP_FREED_MEMORY=0`` to leave the allocator
-as it is.
+``M_TRIM_THRESHOLD``, ``M_TOP_PAD``). The engine does this for runs of at least
+``LARGE_RUN_DEVICES`` devices (process-wide, once); set ``WSIM_KEEP_FREED_MEMORY=0`` to leave
+the allocator as it is.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3  # glibc's malloc.
 MMAP_THRESHOLD_B = 32 * 2**20  # glibc's largest (DEFAULT_MMAP_THRESHOLD_MAX on 64-bit)
 TRIM_THRESHOLD_B = 512 * 2**20
 TOP_PAD_B = 64 * 2**20
+LARGE_RUN_DEVICES = 1000  # the engine tunes the allocator from this many devices on
 _done: bool | None = None
 
 
@@ -32,16 +34,17 @@ def keep_freed_memory() -> bool:
     if _done is None:
         _done = False
         if os.environ.get("WSIM_KEEP_FREED_MEMORY", "1") != "0" and _is_glibc():
-            mallopt = ctypes.CDLL(None).mallopt
+            try:
+                mallopt = ctypes.CDLL(None).mallopt
+            except (OSError, AttributeError):  # no C library symbols to reach: leave it
+                return False
             mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-            _done = all(
-                mallopt(param, value) == 1
-                for param, value in (
-                    (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_B),
-                    (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_B),
-                    (_M_TOP_PAD, TOP_PAD_B),
-                )
+            settings = (
+                (_M_MMAP_THRESHOLD, MMAP_THRESHOLD_B),
+                (_M_TRIM_THRESHOLD, TRIM_THRESHOLD_B),
+                (_M_TOP_PAD, TOP_PAD_B),
             )
+            _done = all([mallopt(param, value) == 1 for param, value in settings])
     return _done
 
 
