@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,14 +20,11 @@ TRAIN_KINDS = ["client_fwd", "upload", "server", "download", "client_bwd", "adap
 @pytest.fixture(scope="module")
 def stress():
     sc = load_scenario(STRESS, SMALL)
-    t0 = time.perf_counter()
-    res = run_simulation(sc)
-    return res, time.perf_counter() - t0
+    return run_simulation(sc), None  # timings belong to bench/engine.py
 
 
-def test_runs_in_a_few_seconds(stress) -> None:
-    res, wall_s = stress
-    assert wall_s < 20.0  # ~1 s on an idle core; generous for a loaded CI box
+def test_every_round_runs_and_completes_devices(stress) -> None:
+    res, _ = stress
     assert len(res.rounds) == 3 and (res.rounds["num_completed"] > 0).all()
 
 
