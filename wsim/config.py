@@ -177,7 +177,14 @@ class MethodConfig:
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """Per-round solver (DESIGN §5)."""
+    """Per-round solver (DESIGN §5).
+
+    ``csi``: the channel gain the solver plans each device's link with — ``"instantaneous"``:
+    large-scale × the fading state at the round start (right when a round's transfers stay
+    inside one coherence time); ``"average"``: the large-scale gain alone (``E|h|² = 1``;
+    statistical CSI, right when transfers span many fading blocks — planning on a momentary
+    up-fade would give a device far too little power for the fades that follow).
+    """
 
     solver: str = _f("equal_bandwidth", choices=SOLVERS)
     energy_price_per_j: float = _f(0.01, lo=0.0)
@@ -185,6 +192,7 @@ class OptimizerConfig:
     min_retention: float = _f(0.0, lo=0.0, hi=1.0)
     infeasible_policy: str = _f("skip", choices=("skip", "relax_deadline"))
     latency_energy_weight: float = _f(0.5, lo=0.0, hi=1.0)
+    csi: str = _f("average", choices=("average", "instantaneous"))
 
 
 @dataclass(frozen=True)

@@ -187,3 +187,26 @@ def test_generic_integral_without_progress_or_limit_is_an_error() -> None:
         ch.integrate(0, 1e6, 0.0, 1e6, 0.2, N0)
     cut = ch.integrate(0, 1e6, 0.0, 1e6, 0.2, N0, t_limit_s=2.0)  # a limit ends it
     assert not cut.is_complete and cut.bits == 0.0 and cut.t_end_s == 2.0
+
+
+@pytest.mark.parametrize("csi", ["instantaneous", "average"])
+def test_the_solver_plans_with_the_gain_optimizer_csi_names(fake_workload, csi: str) -> None:
+    """``average``: the large-scale gain (path loss + shadowing, no fading); ``instantaneous``:
+    with the fading state at the round start. ``gain_db`` in devices.csv is that gain."""
+    from wsim.sim.allocators import get_allocator
+    from wsim.sim.engine import run_simulation
+
+    sc = load_scenario(None, MOBILE + ["sim.num_rounds=2", f"optimizer.csi={csi!r}"])
+    seen, solve = [], get_allocator(sc.optimizer.solver)
+    res = run_simulation(
+        sc, workload=fake_workload(), allocator=lambda o: seen.append(o) or solve(o)
+    )
+    ref = CellChannel(sc, make_streams(sc.seed))
+    for r, obs in enumerate(seen):
+        state = ref.state_at(float(res.rounds["t_start_s"].iloc[r]))
+        want = state.gain_lin if csi == "instantaneous" else state.large_scale_lin
+        np.testing.assert_allclose(obs.gain_lin, want, rtol=1e-12)
+        got_db = res.devices[res.devices["round"] == r]["gain_db"].to_numpy()
+        np.testing.assert_allclose(got_db, 10 * np.log10(want), rtol=1e-12)
+    fading = np.asarray(seen[0].gain_lin) / ref.state_at(0.0).large_scale_lin
+    assert np.allclose(fading, 1.0) == (csi == "average")

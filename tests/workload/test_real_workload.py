@@ -112,11 +112,11 @@ def test_surrogate_with_the_measured_profile_reproduces_bytes_and_flops(tiny) ->
 
 
 def test_accuracy_rises_over_a_few_rounds(tiny) -> None:
-    sc = tiny("sim.num_rounds=6", "sim.local_iters=10", "data.batch_size=16", "train.lr=1e-2")
+    sc = tiny("sim.num_rounds=8", "sim.local_iters=10", "data.batch_size=16", "train.lr=5e-3")
     wl = RealWorkload(sc)
     acc0, loss0 = wl.evaluate()
     rounds = run_simulation(sc, workload=wl).rounds
-    # 359 test images: sigma of an accuracy near 0.2 is ~0.02, the margin is 5 sigma
+    # 359 test images: sigma of an accuracy near 0.3 is ~0.024; seeds 0-3 end at +0.22 … +0.29
     assert rounds["accuracy"].iloc[-1] > acc0 + 0.1
     assert rounds["loss"].iloc[-1] < loss0
 

@@ -89,6 +89,7 @@ class BlockState:
     gain_lin: FloatArray
     distance_m: FloatArray
     speed_mps: FloatArray
+    large_scale_lin: FloatArray  # path loss and shadowing only (the mean of gain_lin)
 
 
 @dataclass(frozen=True)
@@ -229,9 +230,9 @@ class CellChannel:
         self._dtype = np.float64 if self._fading is None else np.float32
         self._gains = np.empty((n, cap), dtype=self._dtype)
         self._link_arrays: list[tuple[FloatArray, FloatArray]] = []  # per link: b (Hz), p/(N0 b)
-        # per mobility step: its first block and the devices' distance and speed (block())
+        # per mobility step: its first block, the devices' distance, speed, large-scale gain
         self._seg_start: list[int] = []
-        self._seg: list[tuple[FloatArray, FloatArray]] = []
+        self._seg: list[tuple[FloatArray, FloatArray, FloatArray]] = []
         self._lin = np.ones(n)
         self._rho: FloatArray | None = None
 
@@ -296,7 +297,7 @@ class CellChannel:
             self._lin = np.power(10.0, -loss_db / 10.0)
             speed = speed_mps(self.mobility)
             self._seg_start.append(n)
-            self._seg.append((dist, speed))
+            self._seg.append((dist, speed, self._lin))
             # no Doppler anywhere: rho = J0(0) = 1, the fading stays put (no draws needed)
             self._rho = (
                 np.asarray(jakes_correlation(doppler_hz(speed, self.cell.carrier_hz), self.block_s))
@@ -606,11 +607,12 @@ class CellChannel:
     def block(self, n: int) -> BlockState:
         """State of block ``n`` (computed on demand, in order, for all devices)."""
         self._ensure(n)
-        dist, speed = self._seg[bisect.bisect_right(self._seg_start, n) - 1]
+        dist, speed, lin = self._seg[bisect.bisect_right(self._seg_start, n) - 1]
         return BlockState(
             gain_lin=self._gains[:, n - self._base].astype(np.float64),
             distance_m=dist,
             speed_mps=speed,
+            large_scale_lin=lin,
         )
 
     def gains(self, device: int, first_block: int, num_blocks: int) -> FloatArray:

@@ -496,7 +496,9 @@ def round_process(world: World, r: int) -> Proc:
     env, fleet, sc = world.env, world.fleet, world.scenario
     state = world.channel.state_at(float(env.now))
     profile = world.workload.profile()
-    obs = build_observation(r, fleet, state.gain_lin, profile, sc, world.noise_psd_w_per_hz)
+    # the gain the solver plans with (optimizer.csi); devices.csv records it as gain_db
+    gain = state.gain_lin if sc.optimizer.csi == "instantaneous" else state.large_scale_lin
+    obs = build_observation(r, fleet, gain, profile, sc, world.noise_psd_w_per_hz)
     decision = check_decision(world.allocator(obs), obs, sc.cell.resource_block_hz)
     world.workload.begin_round(r, decision)
     ctx = RoundContext.start(world, r, decision)
@@ -529,7 +531,7 @@ def round_process(world: World, r: int) -> Proc:
         tokens=np.where(opt >= 0, obs.token_counts[np.maximum(opt, 0)], 0),
         bandwidth_hz=decision.bandwidth_hz, power_w=decision.power_w,
         solver_reason=decision.reason if decision.reason is not None else np.full(len(opt), ""),
-        distance_m=state.distance_m, speed_mps=state.speed_mps, gain_db=gain_to_db(state.gain_lin),
+        distance_m=state.distance_m, speed_mps=state.speed_mps, gain_db=gain_to_db(gain),
         battery_j=fleet.battery_j.copy(),
         retention=np.where(opt >= 0, obs.retention[np.arange(len(opt)), np.maximum(opt, 0)], np.nan),
         server_slowdown=run.slowdown,
