@@ -97,7 +97,7 @@ def test_chunked_fading_equals_block_fading_block_by_block(fading: str) -> None:
 
     def gains(pieces, advance_first):  # |h|² (unit large-scale gain), [blocks, devices]
         out = np.empty((3, sum(count for count, _ in pieces)), dtype=np.float32)
-        ch._fading.gains_into([(c, 1.0, r) for c, r in pieces], advance_first, out, 0)
+        ch._fading.gains_into([(c, np.ones(3), r) for c, r in pieces], advance_first, out, 0)
         return out.T
 
     got = np.concatenate([gains([(4, rho)], advance_first=False),

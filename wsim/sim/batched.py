@@ -443,8 +443,6 @@ def _fifo(
     """FIFO over the slots heap (free times, updated in place), arrivals in order: each starts
     at ``max(arrival, earliest free slot)`` and ends at ``min(start + service, deadline)``;
     one never granted before the deadline keeps no slot (end NaN). Returns ``(start, end)``."""
-    if len(slots) == 1:  # one slot: the same recursion without the heap
-        return _fifo_one(slots, arrivals, service, deadline)
     starts, ends = [], []
     for a, s in zip(arrivals, service, strict=True):
         free = slots[0]
@@ -459,28 +457,6 @@ def _fifo(
         heapq.heapreplace(slots, end)
         starts.append(start)
         ends.append(end)
-    return np.array(starts), np.array(ends)
-
-
-def _fifo_one(
-    slots: list[float], arrivals: list[float], service: list[float], deadline: float
-) -> tuple[FloatArray, FloatArray]:
-    """:func:`_fifo` for one slot (the same numbers)."""
-    starts, ends = [], []
-    add_start, add_end, nan = starts.append, ends.append, math.nan
-    free = slots[0]
-    for a, s in zip(arrivals, service, strict=True):
-        start = a if a >= free else free
-        add_start(start)
-        if start >= deadline:
-            add_end(nan)
-            continue
-        end = start + s
-        if end > deadline:
-            end = deadline
-        free = end
-        add_end(end)
-    slots[0] = free
     return np.array(starts), np.array(ends)
 
 

@@ -14,8 +14,9 @@ event asks for them, so the order of events can never change the numbers. Comput
 4. fading ``s[n] = ρ s[n−1] + sqrt(1−ρ²) w``, ``ρ = jakes_correlation(doppler_hz(v), T_b)``,
    ``h = h_LOS + a s`` — the model of :class:`channel_models.BlockFading`, drawn the same way
    (one ``[2, num_devices]`` float32 uniform draw per block from the channel stream, Box–Muller:
-   :func:`channel_models.complex_normal_parts`) but for a run of blocks per call and in float32
-   (tests check it against ``BlockFading.advance`` block by block);
+   :func:`channel_models.complex_normal_parts`) but for a run of blocks per call
+   (:func:`wsim.sim.kernels.fading_gains`; tests check it against ``BlockFading.advance``
+   block by block);
 5. ``g = 10^(−(PL + X)/10) |h|²`` into a device-major buffer ``[num_devices, blocks]`` (float32
    under random fading, float64 without).
 
@@ -157,7 +158,7 @@ class _Fading:
 
     def gains_into(
         self,
-        pieces: list[tuple[int, FloatArray | float, FloatArray | None]],
+        pieces: list[tuple[int, FloatArray, FloatArray | None]],
         advance_first: bool,
         out: npt.NDArray[np.floating],
         col: int,
@@ -181,9 +182,7 @@ class _Fading:
         one = np.ones(n)
         rhos = np.stack([one if rho is None else rho for _, _, rho in pieces])
         scales = np.sqrt(1.0 - rhos * rhos)
-        lins = np.stack(
-            [np.broadcast_to(np.asarray(lin, dtype=float), (n,)) for _, lin, _ in pieces]
-        )
+        lins = np.stack([lin for _, lin, _ in pieces])
         kernels.fading_gains(
             self.s, self.los, self.amp, w_re, w_im,
             np.array([count for count, _, _ in pieces], dtype=np.int64),
@@ -429,10 +428,7 @@ class CellChannel:
         if self.min_rate_bps > 0 and done.any():  # timed out: left to the scalar path
             idx = np.flatnonzero(done & (bits > 0))
             first = np.floor(t0_s[idx] / self.block_s + _BOUNDARY_TOL).astype(np.int64)
-            b, coef = (a[devices[idx]] for a in self._link_arrays[link])
-            r0 = b * np.log2(1.0 + coef * self._gains[devices[idx], first - self._base])
-            late = idx[self._timeouts_many(link, devices[idx], first, t0_s[idx], t_end[idx],
-                                           r0 < self.min_rate_bps)]  # fmt: skip
+            late = idx[self._timeouts_many(link, devices[idx], first, t0_s[idx], t_end[idx])]
             done[late] = False
         t_end[~done], blocks[~done], snr[~done] = np.nan, 0, np.nan
         return t_end, done, blocks, snr
@@ -513,8 +509,9 @@ class CellChannel:
     ) -> tuple[float, float, bool, int, float, bool, float]:
         """:meth:`link_transfer` with outage timeouts (``faults.min_rate_bps > 0``).
 
-        A block whose rate is below ``min_rate_bps`` carries no bits. A stall run that starts at ``s`` (``t0_s``, the start of a stalled block,
-        or ``stalled_since_s`` when the transfer continues a stall from an earlier call) times
+        A block whose rate is below ``min_rate_bps`` carries no bits. A stall run that starts at
+        ``s`` (``t0_s``, the start of a stalled block, or ``stalled_since_s`` when the transfer
+        continues a stall from an earlier call) times
         out at ``s + outage_timeout_s`` if every block that overlaps ``[s, s + timeout)`` is
         stalled and that instant comes before the transfer completes and before ``t_limit_s``
         (a limit at the same instant wins).
@@ -536,10 +533,7 @@ class CellChannel:
         bs = self.block_s
         first = int(t0_s / bs + _BOUNDARY_TOL)
         last = max(int(math.ceil(t_end / bs - _BOUNDARY_TOL)) - 1, first)
-        b, coef = (float(a[device]) for a in self._link_arrays[link])
-        r0 = b * math.log2(1.0 + coef * self._gains.item(device, first - self._base))
-        stalled = self._stall_mask(link, np.array([device]), first, last, np.array([first]),
-                                   np.array([r0 < self.min_rate_bps]))[0]  # fmt: skip
+        stalled = self._stall_mask(link, np.array([device]), first, last, np.array([first]))[0]
         t_out, start, tail = first_timeout(stalled, first, origin, t_end, bs, self.outage_timeout_s)
         if t_out is None:
             return (*res, False, tail if at_horizon else math.nan)
@@ -553,22 +547,19 @@ class CellChannel:
         w0: int,
         w1: int,
         first: npt.NDArray[np.int64],
-        first_stalled: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.bool_]:
         """Outage blocks ``w0 … w1`` of each transfer, ``[len(devices), w1 − w0 + 1]``.
 
-        A block after a transfer's ``first`` block is stalled where its rate is below
-        ``faults.min_rate_bps`` (exactly the blocks the integration makes no progress in); the
-        first block is ``first_stalled`` (the rate that transfer used there); blocks before
-        ``first`` are False.
+        A block from a transfer's ``first`` block on is stalled where its rate is below
+        ``faults.min_rate_bps`` (exactly the blocks the integration makes no progress in);
+        blocks before ``first`` are False.
         """
         b, coef = (a[devices, None] for a in self._link_arrays[link])
         g = self._gains[devices, w0 - self._base : w1 - self._base + 1]
         # [num, w1 - w0 + 1]
         stalled = b * np.log2(1.0 + coef * g) < self.min_rate_bps
         cols = np.arange(w0, w1 + 1)
-        stalled &= cols > first[:, None]
-        stalled[cols == first[:, None]] = first_stalled
+        stalled &= cols >= first[:, None]
         return stalled
 
     def _timeouts_many(
@@ -578,7 +569,6 @@ class CellChannel:
         first: npt.NDArray[np.int64],
         t0_s: FloatArray,
         t_end_s: FloatArray,
-        first_stalled: npt.NDArray[np.bool_],
     ) -> npt.NDArray[np.bool_]:
         """Which of these completed transfers (from ``t0_s`` to ``t_end_s``) hold a stall run
         that times out first (:func:`~wsim.sim.faults.any_timeout`)."""
@@ -589,7 +579,7 @@ class CellChannel:
             return out
         last = np.ceil(t_end_s[long] / bs - _BOUNDARY_TOL).astype(np.int64) - 1
         w0, w1 = int(first[long].min()), int(max(last.max(), first[long].max()))
-        stalled = self._stall_mask(link, devices[long], w0, w1, first[long], first_stalled[long])
+        stalled = self._stall_mask(link, devices[long], w0, w1, first[long])
         stalled &= np.arange(w0, w1 + 1) <= last[:, None]
         out[long] = any_timeout(stalled, w0, first[long], t0_s[long], t_end_s[long], bs, timeout)
         return out
