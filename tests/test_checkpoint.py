@@ -140,6 +140,27 @@ def test_cli_resume_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert "give no scenario" in capsys.readouterr().err
 
 
+def test_resume_before_the_first_checkpoint_starts_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run killed before its first checkpoint was complete (only the saved scenario and a
+    partial log part on disk): `--resume` starts it from round 0, says so in one line, and ends
+    with the uninterrupted run's files."""
+    args = ["--quiet", "--no-figures", *_sets(SURROGATE)]
+    full, killed = tmp_path / "full", tmp_path / "killed"
+    assert cli_main([*args, "--out", str(full)]) == 0
+    ckpt = killed / "checkpoint"
+    ckpt.mkdir(parents=True)
+    (ckpt / "scenario.toml").write_text((full / "scenario.toml").read_text())
+    (ckpt / "log-00000.pkl").write_bytes(b"\x80partial")  # killed while writing it
+    capsys.readouterr()
+    assert cli_main(["--resume", str(killed), "--quiet", "--no-figures"]) == 0
+    said = [ln for ln in capsys.readouterr().err.splitlines() if "round 0" in ln]
+    assert len(said) == 1 and "before its first checkpoint" in said[0]
+    _same_files(full, killed)
+    assert not ckpt.exists()
+
+
 def test_deadline_shorter_than_any_compute_is_a_config_error(
     capsys: pytest.CaptureFixture[str],
 ) -> None:

@@ -138,6 +138,17 @@ def run(
     if checkpoint_every < 0:
         raise ConfigError(f"--checkpoint-every: must be >= 0 rounds, got {checkpoint_every}")
     ckpt_dir = out / CHECKPOINT_DIR
+    if resume and not checkpoint_exists(ckpt_dir):
+        # Killed before its first checkpoint was complete (only the saved scenario, maybe a
+        # partial log part): nothing was lost, so the run starts over and ends as an
+        # uninterrupted one would.
+        print(
+            f"wsim run: --resume {out}: stopped before its first checkpoint was complete; "
+            "nothing was lost, starting the run from round 0",
+            file=sys.stderr,
+        )
+        shutil.rmtree(ckpt_dir)
+        resume = False
     if not resume and checkpoint_exists(ckpt_dir):
         raise ConfigError(
             f"{out} holds the checkpoint of an unfinished run: continue it with "

@@ -1,4 +1,11 @@
-"""Analytic FLOPs vs torch's FlopCounterMode; monotone in tokens; torch-free import."""
+"""Analytic FLOPs vs torch's FlopCounterMode; monotone in tokens; torch-free import.
+
+Counting runs under ``sdpa_kernel(SDPBackend.MATH)``: torch 2.14's FlopCounterMode has no entry
+for the fused CPU kernel (``aten._scaled_dot_product_flash_attention_for_cpu``) and counts timm's
+fused attention as 0 FLOPs, torch 2.15 registers it. The math backend decomposes attention into
+matmuls that every version counts, and :func:`test_attention_core_is_counted` fails loudly if a
+future torch hides the attention core from the counter again.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,8 @@ import sys
 
 import pytest
 import torch
+from timm.models.vision_transformer import Attention
+from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from wsim_training_helpers import TINY, tiny_model
 
@@ -16,9 +25,26 @@ BATCH = 2
 
 
 def _counted(fn, *args) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+    with (
+        torch.no_grad(),
+        sdpa_kernel(SDPBackend.MATH),
+        FlopCounterMode(display=False) as counter,
+    ):
         fn(*args)
     return counter.get_total_flops()
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_attention_core_is_counted(fused):
+    """One attention layer: counted FLOPs minus its two linears = the analytic 4·B·N²·d core."""
+    attn = Attention(TINY.embed_dim, num_heads=TINY.num_heads, qkv_bias=True)
+    attn.fused_attn = fused
+    n, d = TINY.num_tokens, TINY.embed_dim
+    tokens = torch.randn(BATCH, n, d)
+    linears = 2 * BATCH * n * d * (3 * d) + 2 * BATCH * n * d * d  # qkv + proj
+    core = _counted(attn, tokens) - linears
+    assert core > 0, "the counter saw no attention FLOPs (q·kᵀ, attn·v): torch hides an op"
+    assert core == 2 * 2 * BATCH * n * n * d
 
 
 @pytest.mark.parametrize("targets", [("qkv",), ("qkv", "proj", "fc1", "fc2")])
