@@ -1,13 +1,17 @@
-"""Speed and quality of wsim's round solver vs a generic SciPy solver.
+"""Speed and quality of ST-SFLora per problem family and size, and vs a generic SciPy solver.
 
-For N = 10, 100, 1,000, 10,000 devices (5 token options, ``random_problem``) it times every
-method of ``wsim.optimizer.SOLVERS`` (median and best of a few repeats: other work on the machine
-inflates the median, the best is the solver's own cost) and, for N <= 100, SLSQP over
-``(b, p, T)`` at ST-SFLora's chosen tokens (``wsim.optimizer.reference.generic_solve``, one start),
-printing the objectives and the speed ratio. Targets: ST-SFLora < 50 ms at 10,000 devices;
->= 100x faster than the generic solver at N = 100 at an equal or better objective.
+For every family of ``wsim.optimizer.families.FAMILIES`` (``random_problem``'s defaults, deep
+fades, 12 token options, ``mu_E = 5 /J``, a 0.6x deadline, the issue-#19 independent generator)
+and N = 10 ... 100,000 devices it solves ``--seeds`` drawn problems, each ``repeat`` times, and
+prints the median over the problems of each one's best time (the best of a few repeats is the
+solver's own cost; other work on a shared machine only adds to it) and the mean objective. At
+N = 100 it also runs SLSQP over ``(b, p, T)`` at ST-SFLora's tokens (``reference.generic_solve``,
+one start, finite-difference gradients) on the first problem and prints both objectives and the
+time ratio. ``--methods`` adds the baselines. The checks printed at the end are issue #19's:
+time(N=10) <= time(N=100), time(N=100,000) <= 12 time(N=10,000), < 50 ms at N = 10,000, >= 1,000x
+SLSQP at N = 100 at an equal or better objective.
 
-    .venv/bin/python bench/solver.py [--csv PATH] [--sizes 10 100] [--seed 0] [--repeat 21]
+    .venv/bin/python bench/solver.py [--csv PATH] [--sizes 10 100] [--families random] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -19,96 +23,150 @@ import time
 
 import numpy as np
 
-from wsim.optimizer import SOLVERS, random_problem, solve
+from wsim.optimizer import solve
+from wsim.optimizer.families import FAMILIES, family_problem
 from wsim.optimizer.reference import generic_solve
 
 COLUMNS = (
+    "family",
     "num_devices",
     "method",
-    "solve_time_s",
     "best_time_s",
     "objective",
+    "num_scheduled",
     "generic_time_s",
     "generic_objective",
     "speedup",
 )
-NUM_OPTIONS = 5
-GENERIC_MAX_DEVICES = 100
+GENERIC_DEVICES = 100
 
 
-def _timed(problem, method: str, repeats: int):  # type: ignore[no-untyped-def]
-    """Median and best wall-clock time (s) of ``repeats`` solves, and the last allocation."""
-    solve(problem, method)  # warm-up (imports, caches)
-    times, alloc = [], None
+def _best_time(problem, method: str, repeats: int):  # type: ignore[no-untyped-def]
+    """Best wall-clock time (s) of ``repeats`` solves after a warm-up, and the allocation."""
+    alloc = solve(problem, method)  # warm-up (imports, caches)
+    best = np.inf
     for _ in range(repeats):
         start = time.perf_counter()
         alloc = solve(problem, method)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), min(times), alloc
+        best = min(best, time.perf_counter() - start)
+    return best, alloc
+
+
+def _repeats(n: int) -> int:
+    return 7 if n <= 1000 else 5 if n <= 10_000 else 2
 
 
 def bench(
-    sizes: list[int], seed: int, repeat: int | None = None
+    families: list[str],
+    sizes: list[int],
+    seeds: int,
+    methods: list[str],
+    generic: bool = True,
+    repeat: int | None = None,
 ) -> list[dict[str, float | int | str]]:
-    """One row per (size, method); generic columns filled for ST-SFLora at N <= 100.
-
-    ``repeat`` timed solves per method (median and best); default 9 up to N = 1,000, else 7.
-    """
+    """One row per (family, size, method); generic columns for ST-SFLora at N = 100."""
     rows: list[dict[str, float | int | str]] = []
-    for n in sizes:
-        problem = random_problem(n, NUM_OPTIONS, np.random.default_rng(seed))
-        repeats = repeat or (9 if n <= 1000 else 7)
-        for method in SOLVERS:
-            seconds, best, alloc = _timed(problem, method, repeats)
-            row: dict[str, float | int | str] = {
-                "num_devices": n,
-                "method": method,
-                "solve_time_s": seconds,
-                "best_time_s": best,
-                "objective": alloc.objective,
-                "generic_time_s": float("nan"),
-                "generic_objective": float("nan"),
-                "speedup": float("nan"),
-            }
-            if method == "stsflora" and n <= GENERIC_MAX_DEVICES:
-                start = time.perf_counter()
-                ref = generic_solve(problem, alloc.token_option, num_starts=1)
-                generic_s = time.perf_counter() - start
-                row.update(
-                    generic_time_s=generic_s,
-                    speedup=generic_s / seconds,
-                    generic_objective=ref.objective if ref else float("nan"),
-                )
-            rows.append(row)
+    for family in families:
+        for n in sizes:
+            problems = [family_problem(family, n, np.random.default_rng(s)) for s in range(seeds)]
+            for method in methods:
+                runs = [_best_time(p, method, repeat or _repeats(n)) for p in problems]
+                row: dict[str, float | int | str] = {
+                    "family": family,
+                    "num_devices": n,
+                    "method": method,
+                    "best_time_s": statistics.median(t for t, _ in runs),
+                    "objective": float(np.mean([a.objective for _, a in runs])),
+                    "num_scheduled": float(np.mean([a.scheduled.sum() for _, a in runs])),
+                    "generic_time_s": np.nan,
+                    "generic_objective": np.nan,
+                    "speedup": np.nan,
+                }
+                if generic and method == "stsflora" and n == GENERIC_DEVICES:
+                    alloc = runs[0][1]
+                    start = time.perf_counter()
+                    ref = generic_solve(problems[0], alloc.token_option, num_starts=1)
+                    generic_s = time.perf_counter() - start
+                    row.update(
+                        generic_time_s=generic_s,
+                        speedup=generic_s / runs[0][0],
+                        generic_objective=ref.objective if ref else np.nan,
+                        objective_first=alloc.objective,
+                    )
+                rows.append(row)
     return rows
 
 
 def _print(rows: list[dict[str, float | int | str]]) -> None:
     print(
-        f"{'N':>6} {'method':<16} {'time_ms':>9} {'best_ms':>9} {'objective':>12} "
-        f"{'generic_ms':>11} {'generic_obj':>12} {'speedup':>8}"
+        f"{'family':<18} {'N':>7} {'method':<16} {'best_ms':>9} {'objective':>13} {'sched':>9} "
+        f"{'slsqp_ms':>9} {'obj_first':>13} {'slsqp_obj':>13} {'speedup':>8}"
     )
     for r in rows:
         print(
-            f"{r['num_devices']:>6} {r['method']:<16} {1e3 * float(r['solve_time_s']):>9.2f} "
-            f"{1e3 * float(r['best_time_s']):>9.2f} {float(r['objective']):>12.4f} "
-            f"{1e3 * float(r['generic_time_s']):>11.1f} {float(r['generic_objective']):>12.4f} "
-            f"{float(r['speedup']):>8.1f}"
+            f"{r['family']:<18} {r['num_devices']:>7} {r['method']:<16} "
+            f"{1e3 * float(r['best_time_s']):>9.2f} {float(r['objective']):>13.6f} "
+            f"{float(r['num_scheduled']):>9.1f} {1e3 * float(r['generic_time_s']):>9.0f} "
+            f"{float(r.get('objective_first', np.nan)):>13.6f} "
+            f"{float(r['generic_objective']):>13.6f} {float(r['speedup']):>8.0f}"
         )
+
+
+def _checks(rows: list[dict[str, float | int | str]]) -> list[str]:
+    """Issue #19's acceptance checks on the ST-SFLora rows, one line each."""
+    lines = []
+    times = {
+        (r["family"], r["num_devices"]): float(r["best_time_s"])
+        for r in rows
+        if r["method"] == "stsflora"
+    }
+    for family in dict.fromkeys(f for f, _ in times):
+        t = {n: v for (f, n), v in times.items() if f == family}
+        if 10 in t and 100 in t:
+            ok = t[10] <= t[100]
+            lines.append(
+                f"{family}: time(N=10) <= time(N=100): {ok} ({t[10]:.4f} s, {t[100]:.4f} s)"
+            )
+        if 10_000 in t:
+            ok = t[10_000] < 0.05
+            lines.append(f"{family}: time(N=10,000) < 50 ms: {ok} ({1e3 * t[10_000]:.1f} ms)")
+        if 10_000 in t and 100_000 in t:
+            ratio = t[100_000] / t[10_000]
+            lines.append(
+                f"{family}: time(N=100,000) <= 12 time(N=10,000): {ratio <= 12} ({ratio:.1f}x)"
+            )
+    for r in rows:
+        if r["method"] == "stsflora" and np.isfinite(float(r["speedup"])):
+            ours, ref = float(r["objective_first"]), float(r["generic_objective"])
+            equal = not ref > ours + 1e-9 * max(abs(ours), 1.0)
+            ok = float(r["speedup"]) >= 1000 and equal
+            lines.append(
+                f"{r['family']}: >= 1,000x SLSQP at N = 100, objective equal or better: {ok} "
+                f"({float(r['speedup']):.0f}x; J {ours:.9f} vs SLSQP {ref:.9f})"
+            )
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", help="write the table to this CSV file")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10000])
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--repeat", type=int, help="timed solves per method (median and best)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000, 10_000, 100_000])
+    parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
+    parser.add_argument("--seeds", type=int, default=3, help="problems drawn per family and N")
+    parser.add_argument("--methods", nargs="+", default=["stsflora"])
+    parser.add_argument("--repeat", type=int, help="timed solves per problem (best of)")
+    parser.add_argument("--no-generic", action="store_true", help="skip SLSQP at N = 100")
     args = parser.parse_args()
-    rows = bench(args.sizes, args.seed, args.repeat)
+    rows = bench(
+        args.families, args.sizes, args.seeds, args.methods, not args.no_generic, args.repeat
+    )
     _print(rows)
+    print("\nchecks (best-of-k wall times on this machine; noisy when it is shared):")
+    for line in _checks(rows):
+        print("  " + line)
     if args.csv:
         with open(args.csv, "w", newline="") as handle:
-            writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+            writer = csv.DictWriter(handle, fieldnames=COLUMNS, extrasaction="ignore")
             writer.writeheader()
             writer.writerows(rows)
 

@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from wsim.optimizer import RoundProblem, random_problem
+from wsim.optimizer import RoundProblem, random_problem, solve
 
 
 def _problem(**overrides: object) -> RoundProblem:
@@ -51,3 +51,26 @@ def test_unknown_override_is_rejected() -> None:
 def test_problem_is_frozen() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         _problem().deadline_s = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("deadline_s", [3.0, 10.0, 20.0])
+def test_deadline_override_prices_latency_at_that_deadline(deadline_s: float) -> None:
+    # issue #15: the price was 0.2 N / 1 s whatever the deadline, so at 10 s latency cost
+    # 4 /s x 10 s = 40 > sum of retention (<= 20) and nobody was scheduled
+    n = 20
+    default = random_problem(n, 3, np.random.default_rng(1))
+    problem = random_problem(n, 3, np.random.default_rng(1), deadline_s=deadline_s)
+    assert problem.deadline_s == deadline_s
+    assert problem.latency_price_per_s == pytest.approx(0.2 * n / deadline_s, rel=1e-15)
+    np.testing.assert_array_equal(problem.gain_lin, default.gain_lin)  # same draws
+    assert default.latency_price_per_s == pytest.approx(0.2 * n / default.deadline_s, rel=1e-15)
+    # latency costs at most 0.2 per device at T = deadline: the round is worth running
+    alloc = solve(problem, "stsflora")
+    on = alloc.token_option >= 0
+    assert np.count_nonzero(on) >= np.count_nonzero(alloc.feasible) // 2 > 0
+    assert alloc.objective > 0.0
+
+
+def test_explicit_latency_price_wins_over_the_default() -> None:
+    problem = _problem(deadline_s=5.0, latency_price_per_s=0.03)
+    assert problem.latency_price_per_s == 0.03

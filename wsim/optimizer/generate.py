@@ -76,11 +76,10 @@ def random_problem(
         "min_retention": 0.4,
         "energy_price_per_j": 0.1,
     }
-    values.update({k: v for k, v in overrides.items() if k in values})
-    if "deadline_s" not in overrides:
-        values["deadline_s"] = _default_deadline_s(values)
-    values.setdefault("latency_price_per_s", 0.2 * n / values.get("deadline_s", 1.0))
     values.update(overrides)
+    if "deadline_s" not in values:
+        values["deadline_s"] = _default_deadline_s(values)
+    values.setdefault("latency_price_per_s", 0.2 * n / float(values["deadline_s"]))
     return RoundProblem(**values)
 
 

@@ -23,7 +23,9 @@ metric and an alternating algorithm; the exact formulation is wsim's, DESIGN.md 
    tried once. The
    per-device token step cannot see this: a device that stretches the whole round makes every
    device look net-negative at that ``T``.
-``J`` therefore never decreases across iterations. Both starts are run; the better is returned.
+``J`` therefore never decreases across iterations. Both starts are run; the better is returned,
+or nobody (``J = 0``) when even the better one has ``J < 0``. Within one alternation a token
+choice is stepped at most once (``J`` only grows, so a choice stepped before cannot improve it).
 Under ``relax_deadline`` the soft latency bound is raised, if needed, until the most-retention
 start fits jointly (``_relax_for``).
 """
@@ -163,8 +165,9 @@ def _alternate(
     history = [step_objective(problem, options, step)]
     moved = problem.num_devices  # devices changed by the last accepted token move
     tried: set[bytes] = set()  # critical sets already tried
+    seen = {options.tobytes()}  # token choices already stepped: J only grows, so never again
     for _ in range(_MAX_ITERATIONS):
-        dropped = _drop_critical(ctx, options, step, history[-1], tried)
+        dropped = _drop_critical(ctx, options, step, history[-1], tried, seen)
         if dropped is not None:
             options, step, value = dropped
             history.append(value)
@@ -174,10 +177,10 @@ def _alternate(
         accepted = None
         if changed.any():
             accepted = _damped_accept(
-                ctx, options, proposal, changed, gain, history[-1], step, step.latency_s
+                ctx, options, proposal, changed, gain, history[-1], step, step.latency_s, seen
             )
         if accepted is None and moved >= _EXPLORE_MIN_CHANGED * np.count_nonzero(options >= 0):
-            accepted = _explore(ctx, options, step, history[-1])
+            accepted = _explore(ctx, options, step, history[-1], seen)
         if accepted is None:
             break
         moved = int(np.count_nonzero(accepted[0] != options))
@@ -192,11 +195,14 @@ def _drop_critical(
     step: ResourceStep,
     current: float,
     tried: set[bytes],
+    seen: set[bytes],
 ) -> tuple[np.ndarray, ResourceStep, float] | None:
     """Drop the devices that bind ``T`` on their own (slowest first); the best kept if J grows.
 
     Critical: scheduled devices whose single-device minimum latency at their option exceeds the
-    deadline (they force a relaxed round) or reaches the current ``T`` (they set it).
+    deadline (they force a relaxed round) or reaches the current ``T`` (they set it). Token
+    choices in ``seen`` (stepped before in this alternation, so worth at most the current
+    ``J``) are skipped; the others are added to it.
     """
     problem = ctx.problem
     on = options >= 0
@@ -219,6 +225,8 @@ def _drop_critical(
         tried.add(key)
         candidate = options.copy()
         candidate[drop] = -1
+        if not _unseen(candidate, seen):
+            continue
         new = ctx.step(candidate, step.price_j_per_hz)
         if new is None:
             continue
@@ -237,13 +245,15 @@ def _damped_accept(
     current: float,
     near: ResourceStep,
     latency_hint_s: float,
+    seen: set[bytes],
     price: float | None = None,
     fractions: tuple[float, ...] = _DAMPING,
 ) -> tuple[np.ndarray, ResourceStep, float] | None:
     """Apply all, then half, then a quarter of the changes (largest gains first) if J improves.
 
     ``near`` (the current step) warm-starts the resource steps, with ``latency_hint_s`` and
-    ``price`` (default ``near``'s) in place of its ``T`` and ``lambda``.
+    ``price`` (default ``near``'s) in place of its ``T`` and ``lambda``. Token choices in
+    ``seen`` are skipped (``_drop_critical``).
     """
     order = np.argsort(-np.where(changed, gain, -np.inf), kind="stable")
     num_changed = int(changed.sum())
@@ -252,6 +262,8 @@ def _damped_accept(
         take = order[: max(1, int(np.ceil(fraction * num_changed)))]
         candidate = options.copy()
         candidate[take] = proposal[take]
+        if not _unseen(candidate, seen):
+            continue
         step = ctx.step(candidate, price, latency_hint_s, near.min_latency_s)
         if step is None:
             continue
@@ -261,8 +273,17 @@ def _damped_accept(
     return None
 
 
+def _unseen(candidate: np.ndarray, seen: set[bytes]) -> bool:
+    """Whether ``candidate`` is new to ``seen`` (then it is added)."""
+    key = candidate.tobytes()
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
+
+
 def _explore(
-    ctx: _Context, options: np.ndarray, step: ResourceStep, current: float
+    ctx: _Context, options: np.ndarray, step: ResourceStep, current: float, seen: set[bytes]
 ) -> tuple[np.ndarray, ResourceStep, float] | None:
     """Token steps priced at a shorter / longer round (``T`` x 0.95, 0.85, 1.1), kept if J grows.
 
@@ -284,7 +305,7 @@ def _explore(
         changed = proposal != options
         if changed.any():
             accepted = _damped_accept(
-                ctx, options, proposal, changed, gain, current, step, t, price, fractions=(1.0,)
+                ctx, options, proposal, changed, gain, current, step, t, seen, price, (1.0,)
             )
             if accepted is not None:
                 return accepted
@@ -336,9 +357,12 @@ def solve_stsflora(problem: RoundProblem) -> Allocation:
     if best is None:  # admission guarantees the lean start fits; defensive only
         raise RuntimeError("no jointly feasible token choice after admission")
     options, step, history = best
-    on = options >= 0
     bandwidth, power = np.zeros(n), np.zeros(n)
-    bandwidth[on], power[on] = step.bandwidth_hz, step.power_w
+    if history[-1] < 0.0:  # no round beats no round (J = 0, T = 0)
+        options, history = np.full(n, -1), [*history, 0.0]
+    else:
+        on = options >= 0
+        bandwidth[on], power[on] = step.bandwidth_hz, step.power_w
     return build_allocation(
         problem,
         options,
