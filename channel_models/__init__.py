@@ -16,6 +16,7 @@ from channel_models.noise import noise_psd_w_per_hz, thermal_noise_psd_dbm_per_h
 from channel_models.pathloss import (
     PATHLOSS_MODELS,
     breakpoint_distance_m,
+    exponent_pathloss_db,
     free_space_pathloss_db,
     los_probability,
     macro_pathloss_db,
@@ -59,6 +60,7 @@ __all__ = [
     "dbm_to_w",
     "doppler_hz",
     "ergodic_capacity_rayleigh",
+    "exponent_pathloss_db",
     "free_space_pathloss_db",
     "jakes_correlation",
     "lin_to_db",

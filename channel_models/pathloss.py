@@ -3,6 +3,10 @@
 Models (``PATHLOSS_MODELS``):
 
 - ``"free_space"``: Friis, ``PL = 20 log10(4 pi d f_c / c)``.
+- ``"exponent"``: free space at 1 m, then ``d^alpha``:
+  ``PL = 20 log10(4 pi f_c / c) + 10 alpha log10(d / 1 m)`` (the log-distance model with a
+  1 m reference, Goldsmith eq. (2.40); ST-SFLora's "path-loss exponent 2.5"). ``alpha = 2``
+  is free space.
 - ``"3gpp_macro"``: ``PL = 128.1 + 37.6 log10(d / 1 km)``, the 2 GHz urban macro-cell model of
   3GPP TR 36.814 Annex A.2.1.1.2 used by most split-federated-learning papers. The carrier is
   not a parameter of this model (it is ignored). Valid for ``d >= 35 m``: shorter distances are
@@ -56,6 +60,34 @@ def free_space_pathloss_db(distance_m: ArrayLike, carrier_hz: ArrayLike = 2e9) -
     d = _positive(distance_m, "distance_m")
     fc = _positive(carrier_hz, "carrier_hz")
     return as_output(20.0 * np.log10(4.0 * np.pi * d * fc / SPEED_OF_LIGHT_MPS))
+
+
+def exponent_pathloss_db(
+    distance_m: ArrayLike, carrier_hz: ArrayLike = 2e9, exponent: ArrayLike = 2.0
+) -> FloatArray:
+    """Log-distance path loss ``PL = 20 log10(4 pi f_c / c) + 10 alpha log10(d / 1 m)`` in dB.
+
+    Free-space loss at the 1 m reference distance, then a power law of exponent ``alpha``.
+    Reference: Goldsmith, "Wireless Communications", eq. (2.40) (simplified path-loss model,
+    ``d0 = 1 m``, ``K`` the free-space gain at ``d0``).
+
+    Args:
+        distance_m: Distance d > 0 in m, any shape (below 1 m the loss falls under the
+            reference; the engine clips distances at ``cell.min_distance_m``).
+        carrier_hz: Carrier frequency f_c > 0 in Hz.
+        exponent: Path-loss exponent alpha > 0 (2 = free space; 2.5–4 urban).
+
+    Returns:
+        Path loss in dB, broadcast shape.
+
+    >>> print(f"{exponent_pathloss_db(100.0, 3.5e9, 2.5):.4f}")
+    93.3291
+    """
+    d = _positive(distance_m, "distance_m")
+    fc = _positive(carrier_hz, "carrier_hz")
+    alpha = _positive(exponent, "exponent")
+    at_1m_db = 20.0 * np.log10(4.0 * np.pi * fc / SPEED_OF_LIGHT_MPS)
+    return as_output(at_1m_db + 10.0 * alpha * np.log10(d))
 
 
 def macro_pathloss_db(distance_m: ArrayLike) -> FloatArray:
@@ -170,25 +202,30 @@ def urban_pathloss_db(
 
 
 PathlossModel = Callable[..., FloatArray]
-"""Registry signature: ``fn(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m) -> PL_db``."""
+"""Registry signature: ``fn(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m, exponent)``
+``-> PL_db`` (each model ignores the keywords it has no use for)."""
 
 
-def _free_space(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m):
+def _free_space(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m, exponent):
     return free_space_pathloss_db(distance_m, carrier_hz)
 
 
-def _macro(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m):
+def _exponent(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m, exponent):
+    return exponent_pathloss_db(distance_m, carrier_hz, exponent)
+
+
+def _macro(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m, exponent):
     _positive(carrier_hz, "carrier_hz")
     return macro_pathloss_db(distance_m)
 
 
-def _uma(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m):
+def _uma(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m, exponent):
     return urban_pathloss_db(
         distance_m, carrier_hz, UMA, is_los=is_los, h_bs_m=h_bs_m, h_ut_m=h_ut_m
     )
 
 
-def _umi(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m):
+def _umi(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m, exponent):
     return urban_pathloss_db(
         distance_m, carrier_hz, UMI, is_los=is_los, h_bs_m=h_bs_m, h_ut_m=h_ut_m
     )
@@ -196,6 +233,7 @@ def _umi(distance_m, carrier_hz, *, is_los, h_bs_m, h_ut_m):
 
 PATHLOSS_MODELS: dict[str, PathlossModel] = {
     "free_space": _free_space,
+    "exponent": _exponent,
     "3gpp_macro": _macro,
     "uma": _uma,
     "umi": _umi,
@@ -216,32 +254,38 @@ def pathloss_db(
     is_los: ArrayLike | None = None,
     h_bs_m: ArrayLike = 25.0,
     h_ut_m: ArrayLike = 1.5,
+    exponent: ArrayLike = 2.0,
 ) -> FloatArray:
     """Path loss in dB for a named model of ``PATHLOSS_MODELS`` (see the module docstring).
 
     Args:
         distance_m: Distance in m (> 0), any shape; 2-D ground distance for ``"uma"``/``"umi"``.
-        model: ``"free_space"``, ``"3gpp_macro"``, ``"uma"`` or ``"umi"``.
+        model: ``"free_space"``, ``"exponent"``, ``"3gpp_macro"``, ``"uma"`` or ``"umi"``.
         carrier_hz: Carrier frequency in Hz (ignored by ``"3gpp_macro"``, a 2 GHz model).
         is_los: LOS state, bool or bool array (UMa/UMi only; ``None`` = NLOS formula, which
             already takes the max with LOS). Ignored by free space and the macro model.
         h_bs_m: Base-station height in m (UMa/UMi; 25 m is UMa's, UMi's is 10 m).
         h_ut_m: User-terminal height in m (UMa/UMi).
+        exponent: Path-loss exponent alpha > 0 (``"exponent"`` only; 2 = free space).
 
     Returns:
         Path loss in dB (positive = loss), broadcast shape.
 
     Raises:
-        ValueError: Unknown model, or a non-positive distance / carrier.
+        ValueError: Unknown model, or a non-positive distance / carrier / exponent.
 
     >>> print(f"{pathloss_db(1000.0, 'free_space', 2e9):.2f}")
     98.47
     >>> pathloss_db([50.0, 500.0], "uma", 3.5e9, is_los=[True, False]).round(2).tolist()
     [77.21, 129.92]
+    >>> print(f"{pathloss_db(100.0, 'exponent', 3.5e9, exponent=2.5):.4f}")
+    93.3291
     """
     check_model(model, PATHLOSS_MODELS)
     fn = PATHLOSS_MODELS[model]
-    return fn(distance_m, carrier_hz, is_los=is_los, h_bs_m=h_bs_m, h_ut_m=h_ut_m)
+    return fn(
+        distance_m, carrier_hz, is_los=is_los, h_bs_m=h_bs_m, h_ut_m=h_ut_m, exponent=exponent
+    )
 
 
 LOS_MODELS = ("uma", "umi")

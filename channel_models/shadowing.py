@@ -12,6 +12,7 @@ from channel_models.units import ArrayLike, FloatArray, as_output
 # free_space: deterministic, no shadowing.
 SHADOWING_SIGMA_DB: dict[str, tuple[float, float]] = {
     "free_space": (0.0, 0.0),
+    "exponent": (0.0, 0.0),  # none built in: the scenario's cell.shadowing_sigma_db applies
     "3gpp_macro": (8.0, 8.0),
     "uma": (4.0, 6.0),
     "umi": (4.0, 7.82),

@@ -59,7 +59,11 @@ class SimConfig:
 
 @dataclass(frozen=True)
 class CellConfig:
-    """One cell: BS and edge server at the origin."""
+    """One cell: BS and edge server at the origin.
+
+    ``pathloss_exponent`` (α) is used by ``pathloss_model = "exponent"`` only:
+    ``PL = 20 log10(4π f_c / c) + 10 α log10(d / 1 m)`` dB (``channel_models.pathloss``).
+    """
 
     radius_m: float = _f(250.0, lo=0.0, lo_open=True)
     min_distance_m: float = _f(35.0, lo=0.0, lo_open=True)
@@ -69,7 +73,10 @@ class CellConfig:
     downlink_bandwidth_hz: float = _f(20e6, lo=0.0, lo_open=True)
     bs_power_w: float = _f(20.0, lo=0.0, lo_open=True)
     noise_figure_db: float = _f(7.0, lo=0.0)
-    pathloss_model: str = _f("3gpp_macro", choices=("free_space", "3gpp_macro", "uma", "umi"))
+    pathloss_model: str = _f(
+        "3gpp_macro", choices=("free_space", "exponent", "3gpp_macro", "uma", "umi")
+    )
+    pathloss_exponent: float = _f(2.0, lo=0.0, lo_open=True)
     shadowing_sigma_db: float = _f(8.0, lo=0.0)
     shadowing_decorrelation_m: float = _f(50.0, lo=0.0, lo_open=True)
     fading: str = _f("rayleigh", choices=("rayleigh", "rician", "none"))
@@ -87,11 +94,19 @@ class ServerConfig:
 
 @dataclass(frozen=True)
 class DevicesConfig:
-    """Device population; CPU frequency drawn uniformly in [cpu_hz_min, cpu_hz_max]."""
+    """Device population; CPU frequency drawn uniformly in [cpu_hz_min, cpu_hz_max].
+
+    ``cores_min``/``cores_max``: cores per device, an integer drawn uniformly in that range
+    (``devices.cores`` stream); the clock is per core. A device's cycles are spread over its
+    cores: compute time ``C / (f · cores)``, energy ``κ C f²`` (per core-cycle as for one core,
+    so power ``cores · κ f³``) — ST-SFLora's "1.0–1.5 GHz, 4–6 cores" [S].
+    """
 
     num_devices: int = _f(20, lo=1)
     cpu_hz_min: float = _f(0.5e9, lo=0.0, lo_open=True)
     cpu_hz_max: float = _f(2.0e9, lo=0.0, lo_open=True)
+    cores_min: int = _f(1, lo=1)
+    cores_max: int = _f(1, lo=1)
     cycles_per_flop: float = _f(0.25, lo=0.0, lo_open=True)
     kappa: float = _f(1e-28, lo=0.0)
     max_power_w: float = _f(0.2, lo=0.0, lo_open=True)
@@ -337,6 +352,7 @@ def _check_cross_fields(s: Scenario) -> None:
     d, c, m = s.devices, s.cell, s.mobility
     checks = [
         (d.cpu_hz_min <= d.cpu_hz_max, "devices.cpu_hz_min", f"<= devices.cpu_hz_max ({d.cpu_hz_max:g})", d.cpu_hz_min),
+        (d.cores_min <= d.cores_max, "devices.cores_min", f"<= devices.cores_max ({d.cores_max})", d.cores_min),
         (c.min_distance_m < c.radius_m, "cell.min_distance_m", f"< cell.radius_m ({c.radius_m:g})", c.min_distance_m),
         (m.speed_mps <= m.max_speed_mps, "mobility.speed_mps", f"<= mobility.max_speed_mps ({m.max_speed_mps:g})", m.speed_mps),
         (m.model == "static" or m.speed_mps > 0, "mobility.speed_mps", f"> 0 for model {m.model!r}", m.speed_mps),

@@ -85,7 +85,7 @@ def test_reference_values() -> None:
 
 
 def test_pathloss_rejects_bad_input() -> None:
-    with pytest.raises(ValueError, match="valid: 3gpp_macro, free_space, uma, umi"):
+    with pytest.raises(ValueError, match="valid: 3gpp_macro, exponent, free_space, uma, umi"):
         cm.pathloss_db(100.0, "cost231")
     for model in cm.PATHLOSS_MODELS:
         with pytest.raises(ValueError, match="distance_m must be > 0"):
@@ -141,3 +141,35 @@ def test_pathloss_nondecreasing_in_distance(model, los, d1, d2, fc, h_ut) -> Non
 
 def test_every_model_has_a_shadowing_sigma() -> None:
     assert set(cm.SHADOWING_SIGMA_DB) == set(cm.PATHLOSS_MODELS)
+
+
+def test_exponent_pathloss_closed_form() -> None:
+    # PL(d) = 20 log10(4 pi f_c / c) + 10 alpha log10(d / 1 m): free space at 1 m, then d^alpha.
+    at_1m = 20 * math.log10(4 * math.pi * 3.5e9 / C_MPS)
+    # d = 100 m, alpha = 2.5: 10 * 2.5 * log10(100) = 50 dB above the 1 m loss
+    assert (
+        abs(cm.pathloss_db(100.0, model="exponent", carrier_hz=3.5e9, exponent=2.5) - (at_1m + 50))
+        < 1e-9
+    )
+    # d = 10 m: 25 dB above it (the "+ 25" of issue 18's acceptance line is this distance)
+    assert (
+        abs(cm.pathloss_db(10.0, model="exponent", carrier_hz=3.5e9, exponent=2.5) - (at_1m + 25))
+        < 1e-9
+    )
+    assert (
+        abs(cm.pathloss_db(1.0, model="exponent", carrier_hz=3.5e9, exponent=3.7) - at_1m) < 1e-12
+    )
+    # alpha = 2 is free space at every distance
+    d = np.array([1.0, 35.0, 480.0, 3e3])
+    np.testing.assert_allclose(
+        cm.pathloss_db(d, "exponent", 2e9, exponent=2.0),
+        cm.free_space_pathloss_db(d, 2e9),
+        rtol=1e-13,
+    )
+    # vectorized over the exponent too
+    np.testing.assert_allclose(
+        cm.pathloss_db(100.0, "exponent", 3.5e9, exponent=np.array([2.0, 3.0])),
+        at_1m + np.array([40.0, 60.0]),
+    )
+    with pytest.raises(ValueError, match="exponent must be > 0"):
+        cm.pathloss_db(100.0, "exponent", 3.5e9, exponent=0.0)

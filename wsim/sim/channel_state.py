@@ -283,6 +283,7 @@ class CellChannel:
             is_los=is_los,
             h_bs_m=self.cell.bs_height_m,
             h_ut_m=self.ut_height_m,
+            exponent=self.cell.pathloss_exponent,
         )
         return pl + sigma * shadow_unit
 

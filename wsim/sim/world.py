@@ -127,7 +127,7 @@ def build_world(
         env=env,
         streams=streams,
         channel=CellChannel(scenario, streams),
-        fleet=draw_fleet(scenario.devices, streams.devices),
+        fleet=draw_fleet(scenario.devices, streams.devices, streams.child("devices.cores")),
         server=EdgeServer(env, scenario.server),
         workload=workload if workload is not None else default_workload(scenario, streams),
         allocator=allocator if allocator is not None else get_allocator(scenario.optimizer.solver),
