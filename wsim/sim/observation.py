@@ -8,6 +8,7 @@ applies. Allocators are ``Callable[[RoundObservation], RoundDecision]``, registe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -99,18 +100,57 @@ class RoundDecision:
 Allocator = Callable[[RoundObservation], RoundDecision]
 
 
-def floor_to_resource_blocks(bandwidth_hz: FloatArray, resource_block_hz: float) -> FloatArray:
-    """Floor each share to whole resource blocks (``resource_block_hz = 0``: unchanged)."""
-    if resource_block_hz <= 0:
-        return np.asarray(bandwidth_hz, dtype=float)
-    # tiny tolerance so that an exact multiple computed in floating point is not lost
-    return np.floor(np.asarray(bandwidth_hz) / resource_block_hz * (1 + 1e-12)) * resource_block_hz
-
-
-def check_decision(
-    decision: RoundDecision, obs: RoundObservation, resource_block_hz: float = 0.0
+def grant_resource_blocks(
+    decision: RoundDecision, obs: RoundObservation, resource_block_hz: float
 ) -> RoundDecision:
-    """Validate a decision (shapes, feasibility of b and p) and apply resource-block flooring.
+    """The allocation in whole resource blocks (``cell.resource_block_hz``; 0 = continuous).
+
+    Solvers plan continuous shares ``b_i``. Each scheduled device gets ``floor(b_i / W_RB)``
+    blocks, then the blocks left of the cell's ``floor(B / W_RB)`` go one each to the largest
+    remainders (Hamilton's largest-remainder rule; ties by device index), so the blocks sum to
+    at most the cell's. The power is recomputed for the granted ``b'_i`` to keep the planned
+    rate ``r_i = b_i log2(1 + p_i g_i / (N0 b_i))`` (same upload time, so the same latency
+    target): ``p'_i = (2^(r_i / b'_i) - 1) N0 b'_i / g_i``, capped at ``p_max,i`` (then the
+    device is slower than planned). A device granted no block is not scheduled, reason
+    ``"resource_block"``. The engine executes exactly the returned shares and powers.
+    """
+    if resource_block_hz <= 0:
+        return decision
+    sched = np.asarray(decision.scheduled, dtype=bool)
+    share = np.where(sched, np.asarray(decision.bandwidth_hz, dtype=float), 0.0)
+    exact = share / resource_block_hz * (1 + 1e-12)  # an exact multiple is not lost to round-off
+    blocks = np.floor(exact).astype(np.int64)
+    total = int(math.floor(obs.total_bandwidth_hz / resource_block_hz * (1 + 1e-12)))
+    left = total - int(blocks.sum())
+    remainder = np.where(sched, exact - blocks, -1.0)
+    if left > 0:
+        order = np.argsort(-remainder, kind="stable")[:left]
+        blocks[order[remainder[order] > 0]] += 1
+    granted = sched & (blocks > 0)
+    bw = np.where(granted, blocks * resource_block_hz, 0.0)
+    n0 = obs.noise_psd_w_per_hz
+    power = np.asarray(decision.power_w, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rate = shannon_rate_bps(np.where(granted, share, 1.0), power, obs.gain_lin, n0)
+        need = np.expm1(rate / bw * math.log(2.0)) * n0 * bw / obs.gain_lin
+    power = np.where(granted, np.minimum(need, obs.max_power_w), 0.0)
+    reason = (
+        np.asarray(decision.reason, dtype=object).copy()
+        if decision.reason is not None
+        else np.full(len(sched), "", dtype=object)
+    )
+    reason[sched & ~granted] = "resource_block"
+    return RoundDecision(
+        scheduled=granted,
+        token_option=np.where(granted, decision.token_option, -1).astype(np.int64),
+        bandwidth_hz=bw,
+        power_w=power,
+        reason=reason,
+    )
+
+
+def check_decision(decision: RoundDecision, obs: RoundObservation) -> RoundDecision:
+    """Validate a decision (shapes, feasibility of b and p); the engine executes it as is.
 
     Raises:
         SimulationError: A scheduled device's bandwidth or power is NaN or inf.
@@ -129,12 +169,12 @@ def check_decision(
             f"{np.flatnonzero(nonfinite)[:10].tolist()}; the run is stopped"
         )
     opt = np.where(sched, np.asarray(decision.token_option, dtype=np.int64), -1)
-    bw = np.where(sched, floor_to_resource_blocks(decision.bandwidth_hz, resource_block_hz), 0.0)
+    bw = np.where(sched, np.asarray(decision.bandwidth_hz, dtype=float), 0.0)
     power = np.where(sched, np.asarray(decision.power_w, dtype=float), 0.0)
     problems = {
         "scheduled a dead device": sched & ~obs.is_alive,
         "token option out of range": sched & ((opt < 0) | (opt >= num_options)),
-        "bandwidth_hz <= 0 (after resource-block flooring)": sched & ~(bw > 0),
+        "bandwidth_hz <= 0": sched & ~(bw > 0),
         "power_w not in (0, max_power_w]": sched & ~((power > 0) & (power <= obs.max_power_w * (1 + 1e-9))),
     }  # fmt: skip
     for text, bad in problems.items():
