@@ -54,7 +54,7 @@ def decision_from_allocation(
     option[devices] = alloc.token_option
     bandwidth, power = np.zeros(n), np.zeros(n)
     bandwidth[devices], power[devices] = alloc.bandwidth_hz, alloc.power_w
-    reason = np.where(obs.is_alive, "no_energy", "dead").astype(object)
+    reason = obs.reason_not_candidate()
     reason[devices] = np.where(
         alloc.token_option >= 0, "", np.where(alloc.reason == "", "not_selected", alloc.reason)
     )
@@ -76,7 +76,7 @@ def optimizer_allocator(method: str) -> Allocator:
     """
 
     def allocate(obs: RoundObservation) -> RoundDecision:
-        devices = np.flatnonzero(obs.is_alive & (obs.energy_budget_j > 0))
+        devices = np.flatnonzero(obs.candidates)
         if devices.size == 0:
             return decision_from_allocation(obs, devices, _empty_allocation())
         problem = problem_from_observation(obs, devices)
@@ -106,7 +106,7 @@ def equal_share_max_power_allocator(obs: RoundObservation) -> RoundDecision:
     """Fixed reference allocation: every live device with energy left, an equal share of the
     uplink, maximum power, all tokens. Not a solver (no deadline or budget is considered); the
     engine's exact-trace tests and users' reference runs pass it as ``allocator=``."""
-    scheduled = obs.is_alive & (obs.energy_budget_j > 0)
+    scheduled = obs.candidates
     num = int(scheduled.sum())
     share = obs.total_bandwidth_hz / num if num else 0.0
     all_tokens = int(np.argmax(obs.token_counts))

@@ -44,7 +44,7 @@ from wsim.records import KIND_CODE
 from wsim.sim import batched
 from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.sim.faults import RoundFaults, draw_round_faults
-from wsim.sim.observation import build_observation, check_decision, grant_resource_blocks
+from wsim.sim.observation import build_observation, plan_round
 from wsim.sim.world import RoundContext, World
 from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32, gain_to_db
 
@@ -498,9 +498,11 @@ def round_process(world: World, r: int) -> Proc:
     profile = world.workload.profile()
     # the gain the solver plans with (optimizer.csi); devices.csv records it as gain_db
     gain = state.gain_lin if sc.optimizer.csi == "instantaneous" else state.large_scale_lin
-    obs = build_observation(r, fleet, gain, profile, sc, world.noise_psd_w_per_hz)
-    planned = grant_resource_blocks(world.allocator(obs), obs, sc.cell.resource_block_hz)
-    decision = check_decision(planned, obs)
+
+    def observe(selected: np.ndarray | None):
+        return build_observation(r, fleet, gain, profile, sc, world.noise_psd_w_per_hz, selected)
+
+    obs, decision = plan_round(observe, world.allocator, sc.cell.resource_block_hz)
     world.workload.begin_round(r, decision)
     ctx = RoundContext.start(world, r, decision)
     alive_at_start = fleet.is_alive.copy()
