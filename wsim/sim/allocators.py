@@ -8,21 +8,15 @@ reason ``"dead"`` or ``"no_energy"``. Pure numpy (no simpy).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from wsim.config import SOLVERS, ConfigError
 from wsim.optimizer import Allocation, RoundProblem, check_allocation, solve
 from wsim.sim.observation import Allocator, RoundDecision, RoundObservation
 
-NO_DEADLINE_HORIZON_S = 1.0e4
-"""Upper end of the round-latency search when the scenario sets no deadline (``inf``), s."""
-
 
 def problem_from_observation(obs: RoundObservation, devices: np.ndarray) -> RoundProblem:
     """The optimizer's problem restricted to ``devices`` (indices into the observation)."""
-    deadline = obs.deadline_s if math.isfinite(obs.deadline_s) else NO_DEADLINE_HORIZON_S
     return RoundProblem(
         gain_lin=obs.gain_lin[devices],
         cpu_hz=obs.cpu_hz[devices],
@@ -36,7 +30,7 @@ def problem_from_observation(obs: RoundObservation, devices: np.ndarray) -> Roun
         fixed_latency_s=obs.fixed_latency_s[devices],
         total_bandwidth_hz=obs.total_bandwidth_hz,
         noise_psd_w_per_hz=obs.noise_psd_w_per_hz,
-        deadline_s=deadline,
+        deadline_s=obs.deadline_s,  # inf = no deadline (RoundProblem.latency_bound_s)
         energy_price_per_j=obs.energy_price_per_j,
         latency_price_per_s=obs.latency_price_per_s,
         min_retention=obs.min_retention,
