@@ -1,13 +1,14 @@
 """The ``wsim`` command: a thin dispatcher to each subcommand's ``cli_main(argv) -> int``.
 
 Every subcommand lives in its own module and builds its own argparse parser, so ``wsim --help``
-stays fast (nothing heavy is imported until a command runs).
+stays fast (nothing heavy is imported until a command runs). Help lists every command; a command
+whose module fails to import is an error naming the command and the module (exit 1), never
+hidden.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 from collections.abc import Sequence
 
@@ -30,20 +31,25 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _available(module: str) -> bool:
-    try:
-        return importlib.util.find_spec(module) is not None
-    except ModuleNotFoundError:  # a parent package that does not exist (yet)
-        return False
-
-
 def _usage() -> str:
     lines = ["usage: wsim <command> [options]", "", "commands:"]
-    for name, (module, text) in COMMANDS.items():
-        if _available(module):
-            lines.append(f"  {name:<10} {text}")
+    lines += [f"  {name:<10} {text}" for name, (_, text) in COMMANDS.items()]
     lines += ["", "Run 'wsim <command> --help' for the options of a command."]
     return "\n".join(lines)
+
+
+def load_command(name: str):
+    """The module of command ``name`` (imported now).
+
+    Raises:
+        ImportError: The module (or something it imports) failed to import; the message names
+            the command and the module.
+    """
+    module = COMMANDS[name][0]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(f"command {name!r}: importing its module {module} failed: {exc}") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -58,10 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"wsim {__version__}")
         return 0
     name, rest = args[0], args[1:]
-    if name not in COMMANDS or not _available(COMMANDS[name][0]):
+    if name not in COMMANDS:
         print(f"wsim: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    try:
+        module = load_command(name)
+    except ImportError as exc:
+        print(f"wsim: {exc}", file=sys.stderr)
+        return 1
     return int(module.cli_main(rest) or 0)
 
 

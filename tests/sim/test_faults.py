@@ -449,3 +449,20 @@ def test_real_training_aggregates_only_the_devices_that_completed() -> None:
     assert aggregated == done
     assert not wl._pending and not wl.trainer._pending  # the left devices' graphs were dropped
     assert np.isfinite(r["accuracy"]).all()
+
+
+def test_timeout_cut_on_a_block_boundary_spans_no_extra_block() -> None:
+    """A cut at ``start + timeout`` that lands a few ulp past a block boundary (0.0357 + 0.0023
+    = 0.038000000000000006 with 1 ms blocks) spans the blocks up to the boundary, not one more:
+    a sliver below the clock's resolution is no block (issue 15)."""
+    over = MOBILE + ["faults.min_rate_bps=1.55e7", "faults.outage_timeout_s=0.0023"]
+    ch = CellChannel(load_scenario(None, over), make_streams(11))
+    ch.set_links(np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05]), 3e6, 1.0, 1e-20, 0.0)
+    for k in range(1, 60):  # device 2 is always in outage: every transfer times out
+        t0 = k * 0.0007
+        t_end, _, complete, num_blocks, _, timed_out, _ = ch.link_transfer_outage(
+            0, 2, 1e6, t0, math.inf, 0.0
+        )
+        assert timed_out and not complete
+        want = math.ceil(t_end / 0.001 - 1e-9) - math.floor(t0 / 0.001 + 1e-9)
+        assert num_blocks == want, (k, t0, t_end)

@@ -118,7 +118,7 @@ def solve_equal_bandwidth(problem: RoundProblem) -> Allocation:
         links = links_for(problem, options)
         share = problem.total_bandwidth_hz / links.payload_bits.size
         need = _required_latency_s(links, share, n0)
-        late = ~(need <= adm.t_hi)
+        late = ~(need <= adm.t_hi) if problem.has_deadline else ~np.isfinite(need)
         if not late.any():
             t = float(need.max())
             break

@@ -105,7 +105,7 @@ def _fit_jointly(
     floor = row_min(floor_all)
     if np.sum(floor[ok]) <= bw * (1.0 + BAND_SLACK):
         return ok, t_hi
-    if problem.infeasible_policy == "skip":
+    if not problem.relaxes_deadline:
         order = np.argsort(np.where(ok, floor, np.inf), kind="stable")
         keep = np.cumsum(floor[order]) <= bw
         ok = ok.copy()
@@ -135,12 +135,12 @@ def admit(
     t_min = np.where(allowed, t_min_all, np.inf)
     best_t = row_min(t_min)
     reason = _reasons(problem, allowed, t_min, power_binds, busy)
-    if problem.infeasible_policy == "relax_deadline":
+    if problem.relaxes_deadline:  # relax_deadline, or no deadline (nobody misses it)
         ok = np.isfinite(best_t)
         # method-independent soft bound: every floor-meeting option of every device that some
         # finite latency can save becomes usable; mu_T then prices the extra latency
         rescuable = np.where(meets_floor & np.isfinite(t_min_all), t_min_all, 0.0)
-        t_hi = max(problem.deadline_s, float(rescuable.max(initial=0.0)) * (1.0 + 1e-9))
+        t_hi = max(problem.latency_bound_s, float(rescuable.max(initial=0.0)) * (1.0 + 1e-9))
     else:
         ok = best_t <= problem.deadline_s
         t_hi = problem.deadline_s

@@ -19,6 +19,7 @@ REASONS = ("", "deadline", "energy_budget", "power_limit", "retention_floor")
 _DEVICE_FIELDS = ("gain_lin", "cpu_hz", "max_power_w", "energy_budget_j", "fixed_latency_s")
 _OPTION_FIELDS = ("payload_bits", "device_cycles", "retention")
 _POSITIVE_SCALARS = ("total_bandwidth_hz", "noise_psd_w_per_hz", "deadline_s")
+_MAY_BE_INF = ("deadline_s",)
 _NONNEG_SCALARS = ("energy_price_per_j", "latency_price_per_s")
 
 
@@ -49,7 +50,8 @@ class RoundProblem:
         fixed_latency_s: server compute + download ``T_fix,i`` (s), ``[N]``, >= 0.
         total_bandwidth_hz: uplink bandwidth ``B`` (Hz), > 0.
         noise_psd_w_per_hz: noise power spectral density ``N0`` (W/Hz), > 0.
-        deadline_s: round deadline ``T_max`` (s), > 0.
+        deadline_s: round deadline ``T_max`` (s), > 0; ``inf`` = no deadline (nobody misses it:
+            the solvers' latency bound is :attr:`latency_bound_s`).
         energy_price_per_j: ``mu_E`` (1/J), >= 0.
         latency_price_per_s: ``mu_T`` (1/s), >= 0.
         min_retention: retention floor ``rho_min``.
@@ -93,7 +95,7 @@ class RoundProblem:
         setter(self, "kappa", kappa)
         for name in (*_POSITIVE_SCALARS, *_NONNEG_SCALARS, "min_retention"):
             value = float(getattr(self, name))
-            if not np.isfinite(value):
+            if not np.isfinite(value) and not (name in _MAY_BE_INF and value == np.inf):
                 raise ValueError(f"{name}: must be finite, got {value}")
             setter(self, name, value)
         setter(self, "latency_energy_weight", float(self.latency_energy_weight))
@@ -139,6 +141,36 @@ class RoundProblem:
     def num_options(self) -> int:
         """Number of token options ``J``."""
         return int(self.token_counts.shape[0])
+
+    @property
+    def has_deadline(self) -> bool:
+        """Whether the round has a (finite) deadline."""
+        return bool(np.isfinite(self.deadline_s))
+
+    @property
+    def latency_bound_s(self) -> float:
+        """Where the solvers' search for the round latency ``T`` starts its upper end (s).
+
+        The deadline when there is one. Without one (``deadline_s = inf``), the break-even
+        latency ``sum_i max_j rho_ij / mu_T`` (0 when ``mu_T = 0``): beyond it
+        ``J <= sum rho - mu_T T < 0``, worse than scheduling nobody, so no solution worth
+        taking is cut off. Admission then raises the bound as far as the devices need, as under
+        ``relax_deadline`` (:func:`wsim.optimizer.feasibility.admit`): without a deadline nobody
+        is dropped for latency.
+        """
+        if self.has_deadline:
+            return self.deadline_s
+        if self.latency_price_per_s <= 0.0:
+            return 0.0
+        meets = self.retention >= self.min_retention
+        best = np.max(np.where(meets, self.retention, 0.0), axis=1)
+        return float(np.sum(best)) / self.latency_price_per_s
+
+    @property
+    def relaxes_deadline(self) -> bool:
+        """Whether admission may raise the latency bound past :attr:`latency_bound_s`
+        (``relax_deadline``, or no deadline)."""
+        return self.infeasible_policy == "relax_deadline" or not self.has_deadline
 
     @property
     def compute_time_s(self) -> np.ndarray:

@@ -8,21 +8,15 @@ reason ``"dead"`` or ``"no_energy"``. Pure numpy (no simpy).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from wsim.config import SOLVERS, ConfigError
 from wsim.optimizer import Allocation, RoundProblem, check_allocation, solve
 from wsim.sim.observation import Allocator, RoundDecision, RoundObservation
 
-NO_DEADLINE_HORIZON_S = 1.0e4
-"""Upper end of the round-latency search when the scenario sets no deadline (``inf``), s."""
-
 
 def problem_from_observation(obs: RoundObservation, devices: np.ndarray) -> RoundProblem:
     """The optimizer's problem restricted to ``devices`` (indices into the observation)."""
-    deadline = obs.deadline_s if math.isfinite(obs.deadline_s) else NO_DEADLINE_HORIZON_S
     return RoundProblem(
         gain_lin=obs.gain_lin[devices],
         cpu_hz=obs.cpu_hz[devices],
@@ -36,7 +30,7 @@ def problem_from_observation(obs: RoundObservation, devices: np.ndarray) -> Roun
         fixed_latency_s=obs.fixed_latency_s[devices],
         total_bandwidth_hz=obs.total_bandwidth_hz,
         noise_psd_w_per_hz=obs.noise_psd_w_per_hz,
-        deadline_s=deadline,
+        deadline_s=obs.deadline_s,  # inf = no deadline (RoundProblem.latency_bound_s)
         energy_price_per_j=obs.energy_price_per_j,
         latency_price_per_s=obs.latency_price_per_s,
         min_retention=obs.min_retention,
@@ -54,7 +48,7 @@ def decision_from_allocation(
     option[devices] = alloc.token_option
     bandwidth, power = np.zeros(n), np.zeros(n)
     bandwidth[devices], power[devices] = alloc.bandwidth_hz, alloc.power_w
-    reason = np.where(obs.is_alive, "no_energy", "dead").astype(object)
+    reason = obs.reason_not_candidate()
     reason[devices] = np.where(
         alloc.token_option >= 0, "", np.where(alloc.reason == "", "not_selected", alloc.reason)
     )
@@ -76,7 +70,7 @@ def optimizer_allocator(method: str) -> Allocator:
     """
 
     def allocate(obs: RoundObservation) -> RoundDecision:
-        devices = np.flatnonzero(obs.is_alive & (obs.energy_budget_j > 0))
+        devices = np.flatnonzero(obs.candidates)
         if devices.size == 0:
             return decision_from_allocation(obs, devices, _empty_allocation())
         problem = problem_from_observation(obs, devices)
@@ -106,7 +100,7 @@ def equal_share_max_power_allocator(obs: RoundObservation) -> RoundDecision:
     """Fixed reference allocation: every live device with energy left, an equal share of the
     uplink, maximum power, all tokens. Not a solver (no deadline or budget is considered); the
     engine's exact-trace tests and users' reference runs pass it as ``allocator=``."""
-    scheduled = obs.is_alive & (obs.energy_budget_j > 0)
+    scheduled = obs.candidates
     num = int(scheduled.sum())
     share = obs.total_bandwidth_hz / num if num else 0.0
     all_tokens = int(np.argmax(obs.token_counts))

@@ -79,7 +79,7 @@ _CELL_BUDGET = 2**21  # horizon_blocks × num_devices aimed at
 HORIZON_BLOCKS = 1024  # upper bound of the horizon (small cells)
 _MIN_HORIZON_BLOCKS = 64
 _SHIFT_ROWS = 256  # devices per chunk when the buffer shifts
-_BOUNDARY_TOL = 1e-9  # a time this close (in blocks) below a boundary belongs to the next block
+_BOUNDARY_TOL = kernels.BOUNDARY_TOL  # clock resolution, in blocks
 UPLINK, DOWNLINK = 0, 1
 
 
@@ -682,7 +682,7 @@ class CellChannel:
                 busy += float(part.sum())
                 num_blocks += k + 1
                 return TransferResult(t_end, float(bits), True, num_blocks, snr_time / busy)
-            used = dur > 0
+            used = dur > _BOUNDARY_TOL * self.block_s
             num_blocks += int(used.sum())
             snr_time += float(np.dot(snrs, dur))
             busy += float(dur.sum())

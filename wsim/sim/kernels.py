@@ -22,6 +22,9 @@ import numpy.typing as npt
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
+BOUNDARY_TOL = 1e-9
+"""Clock resolution in blocks: a time this close below a block boundary belongs to the next
+block, and a part of a block shorter than ``BOUNDARY_TOL`` blocks is not counted as spanned."""
 
 
 @numba.njit(cache=True, nogil=True)
@@ -102,6 +105,7 @@ def integrate(
         ``snr_time`` = ``∫ coef g dt`` over the transfer (the mean SNR times its airtime).
     """
     m = dev.shape[0]
+    sliver_s = BOUNDARY_TOL * block_s
     t_end, sent, snr_time = np.empty(m), np.empty(m), np.empty(m)
     complete, blocks = np.zeros(m, dtype=np.bool_), np.zeros(m, dtype=np.int64)
     for j in range(m):
@@ -130,7 +134,7 @@ def integrate(
                 break
             need -= done
             gain_time += g * dur
-            if dur > 0.0:
+            if dur > sliver_s:  # a sliver below the clock's resolution is no block
                 count += 1
             if n >= last[j]:  # cut at its stop
                 t_end[j], sent[j] = stop_j, bits[j] - need

@@ -6,8 +6,9 @@ aggregate (device −1) → adapter_down → record. The physics lives in pure f
 (``wsim.energy``, ``channel_models``) and in :class:`~wsim.sim.channel_state.CellChannel`.
 
 A device's process wakes only where something outside the device can matter: when its upload
-ARRIVES at the edge server (``server_step`` is called then, in simulated arrival order, and the
-FIFO queue is served in that order) and when its gradient download has arrived
+ARRIVES at the edge server (the step's cost is asked then, in simulated arrival order, the FIFO
+queue is served in that order, and ``server_step`` trains only once the slot is granted and the
+step completes within the device's round) and when its gradient download has arrived
 (``client_backward``; with more local iterations, when the next ``client_forward`` starts). The
 stretch between two wake-ups depends on nothing but the device's own state and the channel
 (computed in block order, independent of queries), so it is resolved in closed form: compute
@@ -44,9 +45,10 @@ from wsim.records import KIND_CODE
 from wsim.sim import batched
 from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.sim.faults import RoundFaults, draw_round_faults
-from wsim.sim.observation import build_observation, check_decision
+from wsim.sim.observation import build_observation, plan_round
 from wsim.sim.world import RoundContext, World
 from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32, gain_to_db
+from wsim.workload.protocol import server_cost, trains_on_server_step
 
 Proc = Generator[Any, Any, Any]
 NAN, INF = math.nan, math.inf
@@ -334,6 +336,7 @@ def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc
     """
     env, wl, r = run.env, run.world.workload, run.round
     iters = run.world.scenario.sim.local_iters
+    trains = trains_on_server_step(wl)
     t = float(env.now)
     for it in range(iters):
         if start is None or it > 0:
@@ -352,10 +355,12 @@ def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc
                 return
         if t > env.now:
             yield env.timeout(t - env.now)  # the upload arrives
-        srv = wl.server_step(device, r, it)  # simulated arrival order
+        srv = server_cost(wl, device, r, it)  # simulated arrival order
         t = run.serve(device, srv.flops, t)
         if t < 0:
-            return
+            return  # cut in the queue or in the step: the server model is not trained
+        if trains:
+            srv = wl.server_step(device, r, it)  # granted a slot and done within the round
         t = run.send(device, _K["download"], srv.download_bits, 0, t)
         if t.__class__ is not float:
             t = yield from t
@@ -498,8 +503,11 @@ def round_process(world: World, r: int) -> Proc:
     profile = world.workload.profile()
     # the gain the solver plans with (optimizer.csi); devices.csv records it as gain_db
     gain = state.gain_lin if sc.optimizer.csi == "instantaneous" else state.large_scale_lin
-    obs = build_observation(r, fleet, gain, profile, sc, world.noise_psd_w_per_hz)
-    decision = check_decision(world.allocator(obs), obs, sc.cell.resource_block_hz)
+
+    def observe(selected: np.ndarray | None):
+        return build_observation(r, fleet, gain, profile, sc, world.noise_psd_w_per_hz, selected)
+
+    obs, decision = plan_round(observe, world.allocator, sc.cell.resource_block_hz)
     world.workload.begin_round(r, decision)
     ctx = RoundContext.start(world, r, decision)
     alive_at_start = fleet.is_alive.copy()

@@ -15,7 +15,7 @@ from wsim.rng import RngStreams, make_streams
 from wsim.sim.allocators import get_allocator
 from wsim.sim.channel_state import CellChannel
 from wsim.sim.entities import DeviceArrays, EdgeServer, draw_fleet
-from wsim.sim.observation import Allocator, RoundDecision
+from wsim.sim.observation import Allocator, RoundDecision, downlink_share
 from wsim.workload.profile import model_config, resolve_profile
 from wsim.workload.protocol import Workload
 from wsim.workload.surrogate import SurrogateWorkload
@@ -43,8 +43,8 @@ class RoundContext:
     """One round's shared state: its decision, downlink share, deadline and outcomes.
 
     The downlink (gradients and the adapter broadcast) uses ``bs_power_w`` over
-    ``downlink_bandwidth_hz``, shared equally among the round's scheduled devices: each gets
-    ``B_dl / n`` Hz at ``P_bs / n`` W (a constant PSD, so the downlink SNR does not depend on n).
+    ``downlink_bandwidth_hz``, each device getting the round's
+    :func:`~wsim.sim.observation.downlink_share` (the one the solver planned with).
     """
 
     round: int
@@ -57,17 +57,21 @@ class RoundContext:
 
     @classmethod
     def start(cls, world: World, round: int, decision: RoundDecision) -> RoundContext:
-        """Context of a round that starts now."""
+        """Context of a round that starts now (the downlink split among the scheduled
+        devices, which :func:`~wsim.sim.observation.plan_round` made the planned split)."""
         cell = world.scenario.cell
-        num = max(int(np.count_nonzero(decision.scheduled)), 1)
+        num = int(np.count_nonzero(decision.scheduled))
+        dl_bandwidth_hz, dl_power_w = downlink_share(
+            cell.downlink_bandwidth_hz, cell.bs_power_w, num
+        )
         now = float(world.env.now)
         return cls(
             round=round,
             t_start_s=now,
             deadline_s=now + world.scenario.sim.round_deadline_s,
             decision=decision,
-            dl_bandwidth_hz=cell.downlink_bandwidth_hz / num,
-            dl_power_w=cell.bs_power_w / num,
+            dl_bandwidth_hz=dl_bandwidth_hz,
+            dl_power_w=dl_power_w,
         )
 
 

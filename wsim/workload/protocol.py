@@ -6,8 +6,11 @@ called) and the surrogate (which only reads a profile) fit the same engine uncha
 
 1. ``begin_round(round, decision)`` once per round, after the allocation is decided;
 2. per scheduled device and local iteration: ``client_forward`` (before the upload),
-   ``server_step`` (when the upload ARRIVES at the edge server, in simulated arrival order),
-   ``client_backward`` (when the gradient download has arrived);
+   ``server_cost`` (when the upload ARRIVES at the edge server, in simulated arrival order:
+   what the step will cost, without training), ``server_step`` (only once the FIFO queue has
+   granted the upload a slot and the step completes within the device's round: a step cut at
+   the deadline or a leave does not train the model), ``client_backward`` (when the gradient
+   download has arrived);
 3. ``adapter_up_bits(device)`` when a device uploads its LoRA adapter, ``adapter_down_bits()``
    for the broadcast of the aggregate;
 4. ``end_round(round, completed_devices)``: aggregation (FedAvg) happens here, then evaluation.
@@ -87,8 +90,29 @@ class Workload(Protocol):
         ...
 
     def server_step(self, device: int, round: int, it: int) -> ServerStep:
-        """Server step for ``device``'s upload, called when the upload arrives."""
+        """Server step for ``device``'s upload (trains the server model): called only for a
+        step that was granted a slot and completes within the round; returns what
+        :func:`server_cost` returned for it."""
         ...
+
+
+def server_cost(workload: Workload, device: int, round: int, it: int) -> ServerStep:
+    """What ``device``'s server step will cost, asked when the upload arrives, before the queue.
+
+    A workload whose ``server_step`` has side effects (the real one trains the server model)
+    implements ``server_cost(device, round, it) -> ServerStep`` without side effects; for one
+    without it (surrogate, test fakes) ``server_step`` is pure and is asked instead.
+    """
+    cost = getattr(workload, "server_cost", None)
+    if cost is not None:
+        return cost(device, round, it)
+    return workload.server_step(device, round, it)
+
+
+def trains_on_server_step(workload: Workload) -> bool:
+    """Whether ``workload.server_step`` must be called (again) once a step is granted and done
+    (it has ``server_cost``, so its ``server_step`` trains)."""
+    return getattr(workload, "server_cost", None) is not None
 
     def client_backward(self, device: int, round: int, it: int) -> float:
         """Device backward pass after the gradient arrives; returns its FLOPs (> 0)."""

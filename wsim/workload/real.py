@@ -324,8 +324,19 @@ class RealWorkload:
         _, extra_up = ushape_bits(out.compressed)
         return ClientStep(flops=flops, upload_bits=float(out.payload_bits + extra_up), tokens=k)
 
+    def server_cost(self, device: int, round: int, it: int) -> ServerStep:
+        """What the server step on the arrived upload will cost (no torch work): FLOPs of the
+        shape it receives and the gradient download's size; ``server_step`` returns the same."""
+        pending = self._pending[device]
+        out = pending.out
+        tokens = int(out.server_input.shape[1])
+        flops = server_flops(self.config, len(pending.labels), tokens).total_flops
+        extra_down, _ = ushape_bits(out.compressed)
+        return ServerStep(flops=flops, download_bits=float(out.grad_payload_bits + extra_down))
+
     def server_step(self, device: int, round: int, it: int) -> ServerStep:
-        """Server forward + backward on the arrived upload (simulated arrival order)."""
+        """Server forward + backward on the arrived upload, once the engine's FIFO queue has
+        granted it a slot and the step completes within the round (simulated order)."""
         pending = self._pending[device]
         out = pending.out
         srv = self._timed(
