@@ -205,8 +205,8 @@ def test_the_solver_plans_with_the_gain_optimizer_csi_names(fake_workload, csi: 
     for r, obs in enumerate(seen):
         state = ref.state_at(float(res.rounds["t_start_s"].iloc[r]))
         want = state.gain_lin if csi == "instantaneous" else state.large_scale_lin
-        np.testing.assert_allclose(obs.gain_lin, want, rtol=1e-12)
+        np.testing.assert_allclose(obs.problem.gain_lin, want, rtol=1e-12)
         got_db = res.devices[res.devices["round"] == r]["gain_db"].to_numpy()
         np.testing.assert_allclose(got_db, 10 * np.log10(want), rtol=1e-12)
-    fading = np.asarray(seen[0].gain_lin) / ref.state_at(0.0).large_scale_lin
+    fading = np.asarray(seen[0].problem.gain_lin) / ref.state_at(0.0).large_scale_lin
     assert np.allclose(fading, 1.0) == (csi == "average")

@@ -9,6 +9,7 @@ per-round totals over the device's local iterations.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -141,6 +142,14 @@ class RoundProblem:
     def num_options(self) -> int:
         """Number of token options ``J``."""
         return int(self.token_counts.shape[0])
+
+    def subset(self, devices: np.ndarray) -> RoundProblem:
+        """The same round restricted to ``devices`` (indices or a ``[N]`` mask)."""
+        per_device = {
+            name: getattr(self, name)[devices]
+            for name in (*_DEVICE_FIELDS, *_OPTION_FIELDS, "kappa")
+        }
+        return dataclasses.replace(self, **per_device)
 
     @property
     def has_deadline(self) -> bool:

@@ -1,7 +1,7 @@
 """Batched round resolution: the scalar round of :mod:`wsim.sim.processes`, vectorized over
 devices (issue 8).
 
-The hook in :func:`wsim.sim.processes.round_process` calls :func:`start_round` instead of
+The hook in :func:`wsim.sim.round.round_process` calls :func:`start_round` instead of
 ``start_devices`` when :func:`eligible` says so: the workload implements
 :class:`~wsim.workload.protocol.BatchWorkload` (its figures are pure functions of ``(device,
 round, it)``) and no fault option is on. The result equals the scalar path's: the same rows in

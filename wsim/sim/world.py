@@ -12,10 +12,11 @@ from channel_models import noise_psd_w_per_hz
 from wsim.config import ConfigError, Scenario
 from wsim.records import EventLog, RoundLog
 from wsim.rng import RngStreams, make_streams
+from wsim.round_api import Allocator, RoundDecision
 from wsim.sim.allocators import get_allocator
 from wsim.sim.channel_state import CellChannel
 from wsim.sim.entities import DeviceArrays, EdgeServer, draw_fleet
-from wsim.sim.observation import Allocator, RoundDecision, downlink_share
+from wsim.sim.plan import downlink_share
 from wsim.workload.profile import model_config, resolve_profile
 from wsim.workload.protocol import Workload
 from wsim.workload.surrogate import SurrogateWorkload
@@ -44,7 +45,7 @@ class RoundContext:
 
     The downlink (gradients and the adapter broadcast) uses ``bs_power_w`` over
     ``downlink_bandwidth_hz``, each device getting the round's
-    :func:`~wsim.sim.observation.downlink_share` (the one the solver planned with).
+    :func:`~wsim.sim.plan.downlink_share` (the one the solver planned with).
     """
 
     round: int
@@ -58,7 +59,7 @@ class RoundContext:
     @classmethod
     def start(cls, world: World, round: int, decision: RoundDecision) -> RoundContext:
         """Context of a round that starts now (the downlink split among the scheduled
-        devices, which :func:`~wsim.sim.observation.plan_round` made the planned split)."""
+        devices, which :func:`~wsim.sim.plan.plan_round` made the planned split)."""
         cell = world.scenario.cell
         num = int(np.count_nonzero(decision.scheduled))
         dl_bandwidth_hz, dl_power_w = downlink_share(

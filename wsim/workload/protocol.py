@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from wsim.sim.observation import RoundDecision
+    from wsim.round_api import RoundDecision
     from wsim.workload.profile import WorkloadProfile
 
 
