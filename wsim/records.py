@@ -44,7 +44,7 @@ ROUND_COLUMNS = (
 DEVICE_COLUMNS = (
     "round", "device", "status", "tokens", "bandwidth_hz", "power_w", "latency_s", "energy_j",
     "compute_energy_j", "tx_energy_j", "battery_j", "bytes_up", "bytes_down", "distance_m",
-    "speed_mps", "gain_db", "ste", "solver_reason", "num_timeouts",
+    "speed_mps", "gain_db", "ste", "solver_reason", "num_timeouts", "selected",
 )  # fmt: skip
 DEVICE_STATUSES = ("completed", "skipped", "straggler", "dropout", "dead", "left", "outage")
 COMPUTE_KINDS = ("client_fwd", "client_bwd")
@@ -240,7 +240,8 @@ class RoundLog:
         """Append one round: scalars (round, t_start_s, t_end_s, accuracy, loss, optional
         server_slowdown) and
         ``[num_devices]`` arrays (is_alive, scheduled, tokens, bandwidth_hz, power_w,
-        solver_reason, distance_m, speed_mps, gain_db, battery_j, retention)."""
+        solver_reason, distance_m, speed_mps, gain_db, battery_j, retention; optional
+        is_selected: the round's device sampling, all True when absent)."""
         self.rounds.append(fields)
 
 

@@ -43,7 +43,7 @@ from wsim.records import EVENT_KINDS, KIND_CODE
 from wsim.sim.batched_trace import LATER, Rows, Wakes
 from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.units import BITS_PER_BYTE
-from wsim.workload.protocol import BatchWorkload
+from wsim.workload.protocol import BatchWorkload, device_trains
 
 if TYPE_CHECKING:
     from wsim.sim.processes import RoundRun
@@ -72,8 +72,13 @@ _MARGIN = 0.999  # window bound a + 0.999·L: safe against round-off in the summ
 
 def eligible(world: World) -> bool:
     """Whether this world's rounds may be resolved by the batched path: a
-    :class:`~wsim.workload.protocol.BatchWorkload` and no fault option."""
-    return isinstance(world.workload, BatchWorkload) and not world.scenario.faults.any
+    :class:`~wsim.workload.protocol.BatchWorkload` whose device stage trains, and no fault
+    option."""
+    return (
+        isinstance(world.workload, BatchWorkload)
+        and device_trains(world.workload)
+        and not world.scenario.faults.any
+    )
 
 
 def start_round(run: RoundRun, devices: list[int]) -> None:

@@ -140,6 +140,10 @@ def build_observation(
     scenario: Scenario,
     noise_psd_w_per_hz: float,
     is_selected: npt.NDArray[np.bool_] | None = None,
+    *,
+    distance_m: FloatArray | None = None,
+    speed_mps: FloatArray | None = None,
+    device_trains: bool = True,
 ) -> RoundObservation:
     """Assemble the round's observation from the fleet, the channel and the profile.
 
@@ -147,11 +151,20 @@ def build_observation(
     ``payload = E B S_up[j] + S_adapter``; ``cycles = E B (F_fwd[j] + F_bwd[j]) c_i``;
     ``T_fix = E B (F_srv[j*] / F_server + S_down[j*] / r_dl,i)`` with ``j*`` the largest token
     option and ``r_dl,i`` the downlink rate at the round's :func:`downlink_share`.
+
+    A workload whose device stage does not train (``device_trains`` False: a frozen device
+    stage, ST-SFLora's recipe) has no gradient download, backward or adapter exchange:
+    ``payload = E B S_up[j]``, ``cycles = E B F_fwd[j] c_i``, ``T_fix = E B F_srv[j*] / F_server``.
+
+    With ``distance_m`` and ``speed_mps`` (``[N]``, at the round start) the problem carries
+    ST-SFLora's standing time ``min((R_cell - d_i) / v_i, T_max)`` (:func:`standing_time_s`).
     """
     iters, batch = scenario.sim.local_iters, float(profile.batch_size)
     per_round = iters * batch
     cpf = fleet.cycles_per_flop[:, None]
-    flops = profile.array("client_fwd_flops") + profile.array("client_bwd_flops")
+    flops = profile.array("client_fwd_flops")
+    if device_trains:
+        flops = flops + profile.array("client_bwd_flops")
     alive = fleet.is_alive.copy()
     cell = scenario.cell
     budget = np.minimum(fleet.energy_budget_j, fleet.battery_j)
@@ -165,6 +178,9 @@ def build_observation(
     server_s = per_round * profile.server_flops[j_max] / scenario.server.flops_per_s
     with np.errstate(divide="ignore"):
         download_s = per_round * profile.download_bits[j_max] / dl_rate
+    if not device_trains:
+        download_s = np.zeros_like(download_s)
+    adapter_bits = profile.adapter_up_bits if device_trains else 0.0
     num_options = profile.num_options
     problem = RoundProblem(
         gain_lin=np.asarray(gain_lin, dtype=float).copy(),
@@ -174,7 +190,7 @@ def build_observation(
         energy_budget_j=np.where(alive, budget, 0.0),
         token_counts=np.asarray(profile.token_counts, dtype=np.int64),
         payload_bits=np.broadcast_to(
-            per_round * profile.array("upload_bits") + profile.adapter_up_bits,
+            per_round * profile.array("upload_bits") + adapter_bits,
             (fleet.num_devices, num_options),
         ).copy(),
         device_cycles=per_round * flops[None, :] * cpf,
@@ -190,6 +206,9 @@ def build_observation(
         min_retention=scenario.optimizer.min_retention,
         infeasible_policy=scenario.optimizer.infeasible_policy,
         latency_energy_weight=scenario.optimizer.latency_energy_weight,
+        standing_time_s=None
+        if distance_m is None or speed_mps is None
+        else standing_time_s(distance_m, speed_mps, cell.radius_m, scenario.sim.round_deadline_s),
     )
     return RoundObservation(
         round=round,
@@ -198,6 +217,22 @@ def build_observation(
         is_selected=None if is_selected is None else np.asarray(is_selected, dtype=bool).copy(),
         debug=scenario.sim.debug,
     )
+
+
+def standing_time_s(
+    distance_m: FloatArray, speed_mps: FloatArray, radius_m: float, deadline_s: float
+) -> FloatArray:
+    """ST-SFLora's standing time ``min((R_cell - d_i) / v_i, T_max)`` (s), ``[N]`` (PAPERS.md,
+    mobility gate): how long a device moving at ``v_i`` from distance ``d_i`` could stay in a
+    cell of radius ``R_cell`` in the worst case (moving straight out), capped at the deadline
+    ``T_max``. A static device (``v_i = 0``) stays ``T_max`` (``inf`` without deadline); a device
+    at or past the edge, 0.
+    """
+    left_m = np.maximum(radius_m - np.asarray(distance_m, dtype=float), 0.0)
+    speed = np.asarray(speed_mps, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        leave_s = np.where(speed > 0, left_m / np.where(speed > 0, speed, 1.0), np.inf)
+    return np.minimum(leave_s, deadline_s)
 
 
 def plan_round(
@@ -226,32 +261,37 @@ def plan_round(
     Returns:
         The final observation (the one the decision was planned on) and the checked decision.
     """
-    reason: npt.NDArray[np.object_] | None = None
+    first: RoundObservation | None = None
+    left_out_reason: npt.NDArray[np.object_] | None = None  # of devices dropped in a pass
     while True:
         obs = observe(is_selected)
         decision = check_decision(
             grant_resource_blocks(allocator(obs), obs, resource_block_hz), obs
         )
-        if reason is None:
-            reason = (
-                np.asarray(decision.reason, dtype=object).copy()
-                if decision.reason is not None
-                else np.full(obs.num_devices, "", dtype=object)
-            )
+        given = (
+            np.asarray(decision.reason, dtype=object)
+            if decision.reason is not None
+            else np.full(obs.num_devices, "", dtype=object)
+        )
+        if first is None:
+            first, left_out_reason = obs, np.full(obs.num_devices, "", dtype=object)
         candidates = obs.candidates
         scheduled = decision.scheduled & candidates
-        if np.array_equal(scheduled, candidates) or not scheduled.any():
+        left_out = candidates & ~scheduled
+        left_out_reason[left_out] = given[left_out]
+        if not left_out.any() or not scheduled.any():
             break
-        if decision.reason is not None:  # the reasons of the devices left out in this pass
-            left_out = candidates & ~scheduled
-            reason[left_out] = np.asarray(decision.reason, dtype=object)[left_out]
         is_selected = scheduled
-    if decision.reason is not None:
-        keep = obs.reason_not_candidate() == "not_selected"
-        final = np.asarray(decision.reason, dtype=object).copy()
-        final[keep] = reason[keep]
-        decision = RoundDecision(
-            scheduled=decision.scheduled, token_option=decision.token_option,
-            bandwidth_hz=decision.bandwidth_hz, power_w=decision.power_w, reason=final,
-        )  # fmt: skip
+    # reasons: the solver's for this pass, the first pass's for the non-candidates (dead, no
+    # energy, not sampled), and the pass's that left a device out for the re-planned ones
+    reason = given.copy()
+    outside = first.reason_not_candidate()
+    reason[outside != ""] = outside[outside != ""]
+    dropped = first.candidates & ~obs.candidates
+    reason[dropped] = left_out_reason[dropped]
+    reason[decision.scheduled] = ""
+    decision = RoundDecision(
+        scheduled=decision.scheduled, token_option=decision.token_option,
+        bandwidth_hz=decision.bandwidth_hz, power_w=decision.power_w, reason=reason,
+    )  # fmt: skip
     return obs, decision

@@ -46,7 +46,7 @@ from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.sim.faults import RoundFaults
 from wsim.sim.world import RoundContext, World
 from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32
-from wsim.workload.protocol import server_cost, trains_on_server_step
+from wsim.workload.protocol import device_trains, server_cost, trains_on_server_step
 
 Proc = Generator[Any, Any, Any]
 NAN, INF = math.nan, math.inf
@@ -328,13 +328,17 @@ class RoundRun:
 def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc:
     """One scheduled device's round: local iterations, then the adapter upload.
 
+    A frozen device stage (``device_trains`` False): per iteration forward, upload and the
+    server step only (the next forward starts when the server step is done), no adapter upload;
+    the device's round ends with its last server step.
+
     ``start``: what the round process already resolved of the first iteration (see
     :func:`start_devices`): ``(t, step, uploaded)`` — the forward ended at ``t`` and, if
     ``uploaded``, the upload too (``t`` is then its arrival).
     """
     env, wl, r = run.env, run.world.workload, run.round
     iters = run.world.scenario.sim.local_iters
-    trains = trains_on_server_step(wl)
+    trains, frozen = trains_on_server_step(wl), not device_trains(wl)
     t = float(env.now)
     for it in range(iters):
         if start is None or it > 0:
@@ -359,6 +363,10 @@ def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc
             return  # cut in the queue or in the step: the server model is not trained
         if trains:
             srv = wl.server_step(device, r, it)  # granted a slot and done within the round
+        if frozen:  # a frozen device stage: nothing comes back; the next forward follows
+            if it + 1 < iters and t > env.now:
+                yield env.timeout(t - env.now)
+            continue
         t = run.send(device, _K["download"], srv.download_bits, 0, t)
         if t.__class__ is not float:
             t = yield from t
@@ -371,6 +379,9 @@ def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc
             return
         if it + 1 < iters and t > env.now:
             yield env.timeout(t - env.now)  # the next forward starts
+    if frozen:
+        run.finish(device, t, True)
+        return
     t = run.send(device, _ADAPTER_UP, wl.adapter_up_bits(device), 0, t)
     if t.__class__ is not float:
         t = yield from t

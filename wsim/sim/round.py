@@ -14,8 +14,10 @@ from wsim.sim import batched
 from wsim.sim.faults import draw_round_faults
 from wsim.sim.plan import build_observation, plan_round
 from wsim.sim.processes import Proc, RoundRun, aggregate, start_devices
+from wsim.sim.selection import draw_selection
 from wsim.sim.world import RoundContext, World
 from wsim.units import gain_to_db
+from wsim.workload.protocol import device_trains
 
 
 def round_process(world: World, r: int) -> Proc:
@@ -25,11 +27,18 @@ def round_process(world: World, r: int) -> Proc:
     profile = world.workload.profile()
     # the gain the solver plans with (optimizer.csi); devices.csv records it as gain_db
     gain = state.gain_lin if sc.optimizer.csi == "instantaneous" else state.large_scale_lin
+    trains = device_trains(world.workload)
 
     def observe(selected: np.ndarray | None):
-        return build_observation(r, fleet, gain, profile, sc, world.noise_psd_w_per_hz, selected)
+        return build_observation(
+            r, fleet, gain, profile, sc, world.noise_psd_w_per_hz, selected,
+            distance_m=state.distance_m, speed_mps=state.speed_mps, device_trains=trains,
+        )  # fmt: skip
 
-    obs, decision = plan_round(observe, world.allocator, sc.cell.resource_block_hz)
+    selected = draw_selection(
+        sc.sim.selection, sc.sim.devices_per_round, fleet.num_devices, world.selection_rng
+    )
+    obs, decision = plan_round(observe, world.allocator, sc.cell.resource_block_hz, selected)
     world.workload.begin_round(r, decision)
     ctx = RoundContext.start(world, r, decision)
     alive_at_start = fleet.is_alive.copy()
@@ -45,7 +54,7 @@ def round_process(world: World, r: int) -> Proc:
         yield env.timeout(run.last_end - env.now)  # the last adapter (or cut) is in
     run.completed.sort()
     ctx.completed[:] = run.completed
-    if run.completed:
+    if run.completed and trains:  # a frozen device stage has no device adapters to average
         yield from aggregate(world, run)
     run.write_back()
     world.events.flush()
@@ -65,4 +74,5 @@ def round_process(world: World, r: int) -> Proc:
         battery_j=fleet.battery_j.copy(),
         retention=np.where(opt >= 0, obs.problem.retention[np.arange(len(opt)), np.maximum(opt, 0)], np.nan),
         server_slowdown=run.slowdown,
+        is_selected=np.ones(len(opt), dtype=bool) if selected is None else selected,
     )  # fmt: skip

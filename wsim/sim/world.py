@@ -17,6 +17,7 @@ from wsim.sim.allocators import get_allocator
 from wsim.sim.channel_state import CellChannel
 from wsim.sim.entities import DeviceArrays, EdgeServer, draw_fleet
 from wsim.sim.plan import downlink_share
+from wsim.sim.selection import SELECTION_STREAM
 from wsim.workload.profile import model_config, resolve_profile
 from wsim.workload.protocol import Workload
 from wsim.workload.surrogate import SurrogateWorkload
@@ -35,6 +36,7 @@ class World:
     workload: Workload
     allocator: Allocator
     noise_psd_w_per_hz: float
+    selection_rng: np.random.Generator | None = None  # the "selection" stream (sampling)
     events: EventLog = field(default_factory=EventLog)
     rounds: RoundLog = field(default_factory=RoundLog)
 
@@ -137,4 +139,5 @@ def build_world(
         workload=workload if workload is not None else default_workload(scenario, streams),
         allocator=allocator if allocator is not None else get_allocator(scenario.optimizer.solver),
         noise_psd_w_per_hz=float(noise_psd_w_per_hz(scenario.cell.noise_figure_db)),
+        selection_rng=streams.child(SELECTION_STREAM),
     )

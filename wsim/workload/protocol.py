@@ -109,6 +109,14 @@ def server_cost(workload: Workload, device: int, round: int, it: int) -> ServerS
     return workload.server_step(device, round, it)
 
 
+def device_trains(workload: Workload) -> bool:
+    """Whether the workload's device stage trains (its ``device_trains`` attribute; True when
+    absent). A frozen device stage (ST-SFLora's recipe) sends its activations and nothing more:
+    no gradient download, no ``client_backward``, no adapter upload or broadcast; the engine
+    emits none of those events and the solver plans without them."""
+    return bool(getattr(workload, "device_trains", True))
+
+
 def trains_on_server_step(workload: Workload) -> bool:
     """Whether ``workload.server_step`` must be called (again) once a step is granted and done
     (it has ``server_cost``, so its ``server_step`` trains)."""
