@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from wsim.energy import run_compute
 from wsim.records import EVENT_KINDS, KIND_CODE
 from wsim.sim.batched_trace import LATER, Rows, Wakes
 from wsim.sim.channel_state import DOWNLINK, UPLINK
@@ -276,30 +277,18 @@ class _Round:
         if not dev.size:
             return dev, t0
         _check_flops(flops, "flops")
-        f, kappa = self.cpu_hz[dev], self.kappa[dev]
-        cycles = flops * self.cpf[dev]
-        duration = cycles / f
-        power = kappa * f**3
-        battery = self.battery[dev]
-        with np.errstate(divide="ignore"):
-            t_dead = np.where(power > 0, t0 + battery / np.where(power > 0, power, 1.0), INF)
-        t_full = t0 + duration
-        t_end = np.minimum(np.minimum(t_full, self.deadline), t_dead)
-        done = t_end >= t_full
-        dropped = ~done & (t_dead <= self.deadline)
-        energy = np.where(
-            done, kappa * cycles * (f * f), np.where(dropped, battery, power * (t_end - t0))
-        )
-        row = done | (t_end > t0)
-        frac = np.where(done, 1.0, (t_end - t0) / duration)
+        run = run_compute(
+            flops, self.cpf[dev], self.cpu_hz[dev], self.kappa[dev], t0, self.deadline,
+            self.battery[dev],
+        )  # fmt: skip
+        t_end, done, dropped, row = run.t_end_s, run.is_done, run.is_dropped, run.has_row
         # forwards at the round start: completed ones first (phase 0), then the cut ones (2)
         phase = np.where(self.wakes.count[dev] == 1, np.where(done, 0, 2), LATER)
         self.rows.add(
             EVENT_KINDS[kind], _SEQ[kind], phase[row], dev[row], t0[row], t_end[row],
-            tokens=tokens[row], energy_j=energy[row], flops=(flops * frac)[row],
+            tokens=tokens[row], energy_j=run.energy_j[row], flops=run.flops_done[row],
         )  # fmt: skip
-        left = np.where(dropped, 0.0, np.maximum(battery - energy, 0.0))
-        self.battery[dev[row]] = left[row]
+        self.battery[dev[row]] = run.battery_j[row]
         cut = ~done
         self._interrupt(dev[cut], t_end[cut], dropped[cut], _SEQ[kind] + 1, phase[cut])
         return dev[done], t_end[done]

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from wsim.energy import run_compute
 from wsim.records import KIND_CODE
 from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.sim.faults import RoundFaults
@@ -134,28 +135,15 @@ class RoundRun:
     def compute(self, device: int, kind: int, flops: float, tokens: int, t0: float) -> float:
         """Device compute from ``t0``: ``t = FLOPs·c / f``, ``E = κ C f²``; returns the end
         time, or -1 if cut (cut-off or battery; the device's round is then over)."""
-        if not (flops is not None and flops > 0 and flops < INF):
-            raise ValueError(
-                f"flops must be finite and > 0 (compute time is never zero), got {flops!r}"
-            )
-        f, kappa = self.cpu_hz[device], self.kappa[device]
-        cycles = flops * self.cycles_per_flop[device]
-        duration = cycles / f
-        power = kappa * f**3
-        battery, stop = self.battery[device], self.stop_at[device]
-        t_dead = t0 + battery / power if power > 0 else INF
-        t_end = min(t0 + duration, stop, t_dead)
-        done = t_end >= t0 + duration
-        dropped = not done and t_dead <= stop
-        if done:
-            energy = kappa * cycles * (f * f)
-        else:
-            energy = battery if dropped else power * (t_end - t0)
-        if done or t_end > t0:
-            frac = 1.0 if done else (t_end - t0) / duration
+        run = run_compute(
+            flops, self.cycles_per_flop[device], self.cpu_hz[device], self.kappa[device], t0,
+            self.stop_at[device], self.battery[device],
+        )  # fmt: skip
+        t_end, done, dropped = float(run.t_end_s), bool(run.is_done), bool(run.is_dropped)
+        if run.has_row:
             self.append((self.round, device, kind, t0, t_end, 0.0, tokens, NAN, NAN, NAN, NAN,
-                         energy, flops * frac, 0))  # fmt: skip
-            self.battery[device] = 0.0 if dropped else max(battery - energy, 0.0)
+                         float(run.energy_j), float(run.flops_done), 0))  # fmt: skip
+            self.battery[device] = float(run.battery_j)
         if done:
             return t_end
         self.interrupted(device, t_end, dropped)
@@ -402,17 +390,13 @@ def start_devices(run: RoundRun, devices: list[int]) -> None:
     if not np.all((flops > 0) & np.isfinite(flops)):
         bad = flops[~((flops > 0) & np.isfinite(flops))][0]
         raise ValueError(f"flops must be finite and > 0 (compute time is never zero), got {bad!r}")
-    f, kappa = fleet.cpu_hz[dev], fleet.kappa[dev]
-    cycles = flops * fleet.cycles_per_flop[dev]
-    power = kappa * f**3
     battery = np.asarray(run.battery)[dev]
-    with np.errstate(divide="ignore"):
-        t_dead = np.where(power > 0, t0 + battery / np.where(power > 0, power, 1.0), INF)
-    t_fwd = t0 + cycles / f
     stop = run.stop_arr[dev]  # each device's cut-off (deadline, or its leave time)
-    ok = (t_fwd <= stop) & (t_fwd <= t_dead)
-    energy = kappa * cycles * (f * f)
-    battery = np.where(ok, np.maximum(battery - energy, 0.0), battery)
+    fwd_run = run_compute(
+        flops, fleet.cycles_per_flop[dev], fleet.cpu_hz[dev], fleet.kappa[dev], t0, stop, battery
+    )
+    ok, t_fwd, energy = fwd_run.is_done, fwd_run.t_end_s, fwd_run.energy_j
+    battery = np.where(ok, fwd_run.battery_j, battery)
     tokens = np.array([s.tokens for s in steps], dtype=np.int64)
     fwd = np.flatnonzero(ok)
     run.world.events.add_columns(run.round, dev[fwd], "client_fwd", t0, t_fwd[fwd],
