@@ -19,7 +19,7 @@ from collections.abc import Callable
 from importlib import metadata
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,26 @@ COMPUTE_KINDS = ("client_fwd", "client_bwd")
 TX_KINDS = ("upload", "adapter_up")
 DOWN_KINDS = ("download", "adapter_down")
 _INT_EVENT_COLUMNS = ("round", "device", "tokens", "num_blocks")
+
+
+class EventRow(NamedTuple):
+    """One trace row, its fields in :data:`EVENT_COLUMNS` order (``kind`` as its code in
+    :data:`EVENT_KINDS`); columns that do not apply: 0 for amounts, NaN for rates."""
+
+    round: int
+    device: int
+    kind: int
+    t_start_s: float
+    t_end_s: float
+    bytes: float = 0.0
+    tokens: int = 0
+    bandwidth_hz: float = math.nan
+    power_w: float = math.nan
+    rate_bps: float = math.nan
+    snr_db: float = math.nan
+    energy_j: float = 0.0
+    flops: float = 0.0
+    num_blocks: int = 0
 
 
 KIND_CODE = {kind: code for code, kind in enumerate(EVENT_KINDS)}

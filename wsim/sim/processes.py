@@ -43,6 +43,7 @@ import numpy as np
 
 from wsim.energy import run_compute
 from wsim.records import KIND_CODE
+from wsim.records import EventRow as Row
 from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.sim.faults import RoundFaults
 from wsim.sim.world import RoundContext, World
@@ -88,8 +89,7 @@ class RoundRun:
             world.noise_psd_w_per_hz, float(world.env.now),
         )  # fmt: skip
         cfg = world.scenario.faults
-        if cfg.min_rate_bps > 0:  # outages on: every transfer takes the outage-aware path
-            self.send = self._send_outage  # type: ignore[method-assign]
+        self.outages = cfg.min_rate_bps > 0  # every transfer takes the outage-aware path
         self.retries = cfg.max_retries if cfg.outage_policy == "retry" else 0
         self.slowdown, self.leave_at = 1.0, None
         # [num_devices]: each device's cut-off, s
@@ -99,8 +99,7 @@ class RoundRun:
             self.stop_arr = np.minimum(faults.leave_at_s, self.deadline)
             if self.slowdown != 1.0:
                 t = float(world.env.now)
-                self.append((self.round, -1, _K["server_slowdown"], t, t, 0.0, 0, NAN, NAN, NAN,
-                             NAN, 0.0, 0.0, 0))  # fmt: skip
+                self.append(Row(self.round, -1, _K["server_slowdown"], t, t))
         self.stop_at = self.stop_arr.tolist()
 
     def write_back(self) -> None:
@@ -129,7 +128,7 @@ class RoundRun:
             kind = _K["leave"]
         else:
             kind = _K["straggler"]
-        self.append((self.round, device, kind, t_s, t_s, 0.0, 0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0))
+        self.append(Row(self.round, device, kind, t_s, t_s))
         self.finish(device, t_s, False)
 
     def compute(self, device: int, kind: int, flops: float, tokens: int, t0: float) -> float:
@@ -141,8 +140,8 @@ class RoundRun:
         )  # fmt: skip
         t_end, done, dropped = float(run.t_end_s), bool(run.is_done), bool(run.is_dropped)
         if run.has_row:
-            self.append((self.round, device, kind, t0, t_end, 0.0, tokens, NAN, NAN, NAN, NAN,
-                         float(run.energy_j), float(run.flops_done), 0))  # fmt: skip
+            self.append(Row(self.round, device, kind, t0, t_end, tokens=tokens,
+                            energy_j=float(run.energy_j), flops=float(run.flops_done)))  # fmt: skip
             self.battery[device] = float(run.battery_j)
         if done:
             return t_end
@@ -158,6 +157,8 @@ class RoundRun:
         horizon, a generator to ``yield from`` (it waits, continues, and returns the same).
         With outages on (``faults.min_rate_bps > 0``) see :meth:`_send_outage`.
         """
+        if self.outages:
+            return self._send_outage(device, kind, bits, tokens, t0)
         is_up = kind == _UPLOAD or kind == _ADAPTER_UP
         if is_up:
             power, battery = self.power[0][device], self.battery[device]
@@ -204,11 +205,11 @@ class RoundRun:
         airtime = t_end - t0
         energy = (battery if dropped else power * airtime) if is_up else 0.0
         if complete or airtime > 0:
-            self.append((
-                self.round, device, kind, t0, t_end, sent / BITS_PER_BYTE, tokens, bw, power,
-                sent / airtime if airtime > 0 else NAN,
-                10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN,
-                energy, 0.0, blocks,
+            self.append(Row(
+                self.round, device, kind, t0, t_end, bytes=sent / BITS_PER_BYTE, tokens=tokens,
+                bandwidth_hz=bw, power_w=power, rate_bps=sent / airtime if airtime > 0 else NAN,
+                snr_db=10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN, energy_j=energy,
+                num_blocks=blocks,
             ))  # fmt: skip
             if is_up:
                 self.battery[device] = 0.0 if dropped else max(battery - energy, 0.0)
@@ -265,19 +266,19 @@ class RoundRun:
                 res = (t_end, sent, complete, blocks, snr_mean)
                 return self._sent(device, kind, bits, tokens, t0, stop, t_dead, battery, res)
             energy = power * airtime if is_up else 0.0
-            self.append((
-                r, device, kind, t0, t_end, sent / BITS_PER_BYTE, tokens, bw, power,
-                sent / airtime, 10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN,
-                energy, 0.0, blocks,
+            self.append(Row(
+                r, device, kind, t0, t_end, bytes=sent / BITS_PER_BYTE, tokens=tokens,
+                bandwidth_hz=bw, power_w=power, rate_bps=sent / airtime,
+                snr_db=10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN, energy_j=energy,
+                num_blocks=blocks,
             ))  # fmt: skip
             if is_up:
                 self.battery[device] = max(battery - energy, 0.0)
-            self.append((r, device, _K["timeout"], since, t_end, 0.0, 0, NAN, NAN, NAN, NAN, 0.0,
-                         0.0, 0))  # fmt: skip
+            self.append(Row(r, device, _K["timeout"], since, t_end))
             t0 = t_end  # the next attempt starts from scratch now
         if kind == _ADAPTER_DOWN:
             return t0
-        self.append((r, device, _K["outage"], t0, t0, 0.0, 0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0))
+        self.append(Row(r, device, _K["outage"], t0, t0))
         self.finish(device, t0, False)
         return -1.0
 
@@ -294,19 +295,16 @@ class RoundRun:
         deadline, r = self.stop_at[device], self.round
         if start >= deadline:  # never granted before the deadline
             if deadline > t_arrive:
-                self.append((r, device, _K["server_wait"], t_arrive, deadline, 0.0, 0, NAN, NAN,
-                             NAN, NAN, 0.0, 0.0, 0))  # fmt: skip
+                self.append(Row(r, device, _K["server_wait"], t_arrive, deadline))
             self.interrupted(device, max(deadline, t_arrive), False)
             return -1.0
         t_end = min(start + service, deadline)
         heapq.heapreplace(self.slots, t_end)
         if start > t_arrive:
-            self.append((r, device, _K["server_wait"], t_arrive, start, 0.0, 0, NAN, NAN, NAN,
-                         NAN, 0.0, 0.0, 0))  # fmt: skip
+            self.append(Row(r, device, _K["server_wait"], t_arrive, start))
         if t_end > start:
             frac = min((t_end - start) / service, 1.0)
-            self.append((r, device, _K["server"], start, t_end, 0.0, 0, NAN, NAN, NAN, NAN, 0.0,
-                         flops * frac, 0))  # fmt: skip
+            self.append(Row(r, device, _K["server"], start, t_end, flops=flops * frac))
         if t_end >= start + service:
             return t_end
         self.interrupted(device, t_end, False)
@@ -459,8 +457,7 @@ def aggregate(world: World, run: RoundRun) -> Proc:
     t0 = float(env.now)
     yield env.timeout(world.server.compute_time_s(flops) * run.slowdown)
     t_agg = float(env.now)
-    run.append((run.round, -1, _K["aggregate"], t0, t_agg, 0.0, 0, NAN, NAN, NAN, NAN,
-                          0.0, flops, 0))  # fmt: skip
+    run.append(Row(run.round, -1, _K["aggregate"], t0, t_agg, flops=flops))
     dev = np.asarray(run.completed, dtype=np.int64)
     bits = np.full(len(dev), float(down_bits))
     t_end, ok, blocks, snr = world.channel.link_transfer_many(
