@@ -23,8 +23,8 @@ import numpy as np
 import torch
 
 from wsim.config import load_scenario
+from wsim.round_api import RoundDecision
 from wsim.sim.engine import run_simulation
-from wsim.sim.observation import RoundDecision
 from wsim.workload.real import RealWorkload
 
 

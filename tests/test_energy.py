@@ -43,3 +43,22 @@ def test_battery_never_negative(battery: float, spends: list[float]) -> None:
     for e in spends:
         battery = float(drain_battery(battery, e))
         assert battery >= 0
+
+
+def test_run_compute_completes_or_cuts_at_the_stop_or_the_battery() -> None:
+    from wsim.energy import run_compute
+
+    # f = 1 GHz, kappa = 1e-28: P = 0.1 W; 1e9 cycles take 1 s and 0.1 J
+    run = run_compute(
+        flops=[1e9, 1e9, 1e9, 1e9], cycles_per_flop=1.0, cpu_hz=1e9, kappa=1e-28,
+        t0_s=[2.0, 2.0, 2.0, 2.0], stop_s=[np.inf, 2.5, np.inf, 2.0], battery_j=[1.0, 1.0, 0.04, 1.0],
+    )  # fmt: skip
+    np.testing.assert_allclose(run.t_end_s, [3.0, 2.5, 2.4, 2.0], rtol=1e-12)
+    np.testing.assert_allclose(run.energy_j, [0.1, 0.05, 0.04, 0.0], rtol=1e-12)
+    np.testing.assert_allclose(run.flops_done, [1e9, 5e8, 4e8, 0.0], rtol=1e-12)
+    assert run.is_done.tolist() == [True, False, False, False]
+    assert run.is_dropped.tolist() == [False, False, True, False]
+    np.testing.assert_allclose(run.battery_j, [0.9, 0.95, 0.0, 1.0], rtol=1e-12)
+    assert run.has_row.tolist() == [True, True, True, False]
+    with pytest.raises(ValueError, match="never zero"):
+        run_compute([0.0], 1.0, 1e9, 1e-28, [0.0], [1.0], [1.0])

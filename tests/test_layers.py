@@ -11,6 +11,8 @@ import pytest
 # module -> top-level packages/modules it must not load
 LAYERS: dict[str, tuple[str, ...]] = {
     "channel_models": ("torch", "simpy", "wsim"),
+    "wsim.round_api": ("torch", "simpy", "wsim.sim", "wsim.workload"),
+    "wsim.workload.protocol": ("torch", "simpy", "wsim.sim"),
     "wsim.optimizer": ("torch", "simpy"),
     "wsim.mobility": ("torch", "simpy"),
     "wsim.energy": ("torch", "simpy"),

@@ -338,3 +338,12 @@ def test_tables_of_an_empty_log() -> None:
     assert dev["energy_j"].dtype == np.float64 and dev["num_timeouts"].dtype == np.int64
     rnd = rounds_frame(dev, RoundLog())
     assert tuple(rnd.columns) == ROUND_COLUMNS and len(rnd) == 0
+
+
+def test_event_row_fields_are_the_event_columns() -> None:
+    from wsim.records import EVENT_COLUMNS, EventRow
+
+    assert EventRow._fields == EVENT_COLUMNS
+    row = EventRow(3, 1, 0, 1.0, 2.0, flops=5.0)
+    assert row[:7] == (3, 1, 0, 1.0, 2.0, 0.0, 0) and row[11:] == (0.0, 5.0, 0)
+    assert all(x != x for x in row[7:11])  # rates and SNR: NaN when they do not apply

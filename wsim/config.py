@@ -55,6 +55,10 @@ class SimConfig:
     eval_every: int = _f(1, lo=1)
     workload: str = _f("real", choices=("surrogate", "real"))
     debug: bool = _f(False)
+    # device sampling per round (issue 18): "all" = every device; "uniform" = devices_per_round
+    # of them without replacement; "poisson" = Poisson(devices_per_round) of them (ST-SFLora)
+    selection: str = _f("all", choices=("all", "uniform", "poisson"))
+    devices_per_round: int = _f(0, lo=0)
 
 
 @dataclass(frozen=True)
@@ -362,6 +366,8 @@ def _check_cross_fields(s: Scenario) -> None:
         (len(set(s.method.token_counts)) == len(s.method.token_counts), "method.token_counts", "without duplicates", s.method.token_counts),
         (bool(s.model.lora_targets), "model.lora_targets", "a non-empty list", s.model.lora_targets),
         (bool(s.name), "name", "a non-empty string", s.name),
+        ((s.sim.selection == "all") == (s.sim.devices_per_round == 0), "sim.devices_per_round", f"0 with sim.selection = 'all' and >= 1 otherwise (got selection {s.sim.selection!r})", s.sim.devices_per_round),
+        (s.sim.selection != "uniform" or s.sim.devices_per_round <= d.num_devices, "sim.devices_per_round", f"<= devices.num_devices ({d.num_devices}) for uniform selection", s.sim.devices_per_round),
         (s.faults.min_rate_bps == 0 or math.isfinite(s.faults.outage_timeout_s), "faults.outage_timeout_s", f"finite when faults.min_rate_bps > 0 ({s.faults.min_rate_bps:g}; a transfer on a channel that never recovers would never end)", s.faults.outage_timeout_s),
     ]  # fmt: skip
     for ok, name, rule, got in checks:

@@ -14,6 +14,8 @@ error: compute time is never silently zero.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -87,3 +89,67 @@ def drain_battery(battery_j: npt.ArrayLike, energy_j: npt.ArrayLike) -> FloatArr
     if np.any(energy < 0):
         raise ValueError("energy_j must be >= 0")
     return np.maximum(np.asarray(battery_j, dtype=float) - energy, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class ComputeRun:
+    """Device computations from ``t0_s``, each cut at its stop time or an empty battery
+    (:func:`run_compute`); arrays ``[m]``.
+
+    Attributes:
+        t_end_s: End (completed) or cut time, s.
+        energy_j: Energy spent, J (the whole battery when it emptied).
+        flops_done: FLOPs done (all of them when completed, pro rata when cut).
+        is_done: Completed.
+        is_dropped: Cut by the battery (it is then empty: the device is dead).
+        battery_j: The battery after it, J.
+        has_row: Whether the computation took any time (completed or cut after ``t0_s``): it
+            gets a trace row.
+    """
+
+    t_end_s: FloatArray
+    energy_j: FloatArray
+    flops_done: FloatArray
+    is_done: npt.NDArray[np.bool_]
+    is_dropped: npt.NDArray[np.bool_]
+    battery_j: FloatArray
+    has_row: npt.NDArray[np.bool_]
+
+
+def run_compute(
+    flops: npt.ArrayLike,
+    cycles_per_flop: npt.ArrayLike,
+    cpu_hz: npt.ArrayLike,
+    kappa: npt.ArrayLike,
+    t0_s: npt.ArrayLike,
+    stop_s: npt.ArrayLike,
+    battery_j: npt.ArrayLike,
+) -> ComputeRun:
+    """Computations of ``flops`` from ``t0_s``, vectorized: ``t = C / f`` with ``C = FLOPs · c``,
+    ``E = κ C f²`` when completed; cut at ``stop_s`` (deadline, leave time) or when the battery
+    empties at the constant draw ``P = κ f³`` (:func:`depletion_time_s`), whichever comes first
+    (a battery that empties exactly at the stop counts as a dropout); a cut one spent
+    ``P · (t_end − t0)`` (or the whole battery).
+
+    Raises:
+        ValueError: A FLOP figure is missing, not finite or <= 0 (compute time is never zero).
+    """
+    flops = _positive_finite(flops, "flops") if np.size(flops) else np.zeros(0)
+    f, kappa = np.asarray(cpu_hz, dtype=float), np.asarray(kappa, dtype=float)
+    t0, stop = np.asarray(t0_s, dtype=float), np.asarray(stop_s, dtype=float)
+    battery = np.asarray(battery_j, dtype=float)
+    cycles = flops * np.asarray(cycles_per_flop, dtype=float)
+    duration = cycles / f
+    power = kappa * f**3
+    with np.errstate(divide="ignore"):
+        t_dead = np.where(power > 0, t0 + battery / np.where(power > 0, power, 1.0), np.inf)
+    t_full = t0 + duration
+    t_end = np.minimum(np.minimum(t_full, stop), t_dead)
+    done = t_end >= t_full
+    dropped = ~done & (t_dead <= stop)
+    energy = np.where(
+        done, kappa * cycles * (f * f), np.where(dropped, battery, power * (t_end - t0))
+    )
+    frac = np.where(done, 1.0, (t_end - t0) / duration)
+    left = np.where(dropped, 0.0, np.maximum(battery - energy, 0.0))
+    return ComputeRun(t_end, energy, flops * frac, done, dropped, left, done | (t_end > t0))

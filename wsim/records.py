@@ -19,7 +19,7 @@ from collections.abc import Callable
 from importlib import metadata
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -44,13 +44,33 @@ ROUND_COLUMNS = (
 DEVICE_COLUMNS = (
     "round", "device", "status", "tokens", "bandwidth_hz", "power_w", "latency_s", "energy_j",
     "compute_energy_j", "tx_energy_j", "battery_j", "bytes_up", "bytes_down", "distance_m",
-    "speed_mps", "gain_db", "ste", "solver_reason", "num_timeouts",
+    "speed_mps", "gain_db", "ste", "solver_reason", "num_timeouts", "selected",
 )  # fmt: skip
 DEVICE_STATUSES = ("completed", "skipped", "straggler", "dropout", "dead", "left", "outage")
 COMPUTE_KINDS = ("client_fwd", "client_bwd")
 TX_KINDS = ("upload", "adapter_up")
 DOWN_KINDS = ("download", "adapter_down")
 _INT_EVENT_COLUMNS = ("round", "device", "tokens", "num_blocks")
+
+
+class EventRow(NamedTuple):
+    """One trace row, its fields in :data:`EVENT_COLUMNS` order (``kind`` as its code in
+    :data:`EVENT_KINDS`); columns that do not apply: 0 for amounts, NaN for rates."""
+
+    round: int
+    device: int
+    kind: int
+    t_start_s: float
+    t_end_s: float
+    bytes: float = 0.0
+    tokens: int = 0
+    bandwidth_hz: float = math.nan
+    power_w: float = math.nan
+    rate_bps: float = math.nan
+    snr_db: float = math.nan
+    energy_j: float = 0.0
+    flops: float = 0.0
+    num_blocks: int = 0
 
 
 KIND_CODE = {kind: code for code, kind in enumerate(EVENT_KINDS)}
@@ -240,7 +260,8 @@ class RoundLog:
         """Append one round: scalars (round, t_start_s, t_end_s, accuracy, loss, optional
         server_slowdown) and
         ``[num_devices]`` arrays (is_alive, scheduled, tokens, bandwidth_hz, power_w,
-        solver_reason, distance_m, speed_mps, gain_db, battery_j, retention)."""
+        solver_reason, distance_m, speed_mps, gain_db, battery_j, retention; optional
+        is_selected: the round's device sampling, all True when absent)."""
         self.rounds.append(fields)
 
 

@@ -155,6 +155,10 @@ def _round_fields(log: RoundLog) -> dict[str, np.ndarray]:
         return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
 
     fields = {k: stack([np.asarray(rec[k]) for rec in log.rounds]) for k in _BASE_FIELDS}
+    fields["is_selected"] = stack(
+        [np.asarray(rec.get("is_selected", np.ones(n, dtype=bool))) for rec, n in zip(log.rounds, sizes, strict=True)],
+        bool,
+    )  # fmt: skip
     return fields | {
         "round": np.repeat(rounds, sizes),
         "device": stack([np.arange(n, dtype=np.int64) for n in sizes], np.int64),
@@ -225,6 +229,7 @@ def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
         "ste": ste,
         "solver_reason": _reason_column(fields["solver_reason"]),
         "num_timeouts": total("count", ("timeout",)).astype(np.int64, copy=False),
+        "selected": fields["is_selected"].astype(bool, copy=False),
         "client_compute_s": total("duration_s", COMPUTE_KINDS),
         "upload_s": total("duration_s", ("upload",)),
         "server_s": total("duration_s", ("server",)),

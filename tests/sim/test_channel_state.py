@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from tests.sim.oracle import integrate as oracle_integrate
 from wsim.config import load_scenario
 from wsim.rng import make_streams
 from wsim.sim.channel_state import CellChannel
@@ -26,7 +27,7 @@ def _channel(overrides: list[str]) -> CellChannel:
 
 def test_transfer_end_equals_independent_piecewise_integral() -> None:
     bits, t0, bw, p, device = 3e6, 0.01234, 1e6, 0.2, 1
-    res = _channel(MOBILE).integrate(device, bits, t0, bw, p, N0)
+    res = oracle_integrate(_channel(MOBILE), device, bits, t0, bw, p, N0)
     ref = _channel(MOBILE)  # same seed: the same block sequence
     block_s = ref.block_s
     n, t, left, blocks = int(t0 // block_s), t0, bits, 0
@@ -47,14 +48,14 @@ def test_transfer_end_equals_independent_piecewise_integral() -> None:
 
 def test_transfer_is_cut_at_the_limit() -> None:
     ch = _channel(MOBILE)
-    res = ch.integrate(0, 1e12, 0.0, 1e6, 0.2, N0, t_limit_s=0.0105)
+    res = oracle_integrate(ch, 0, 1e12, 0.0, 1e6, 0.2, N0, t_limit_s=0.0105)
     assert not res.is_complete and res.t_end_s == 0.0105 and 0 < res.bits < 1e12
     assert res.num_blocks == 11
 
 
 def test_block_state_does_not_depend_on_query_order() -> None:
     a, b = _channel(MOBILE), _channel(MOBILE)
-    a.integrate(2, 5e5, 0.0, 1e6, 0.2, N0)  # a transfer computes blocks ahead
+    oracle_integrate(a, 2, 5e5, 0.0, 1e6, 0.2, N0)  # a transfer computes blocks ahead
     late_a = a.state_at(0.05).gain_lin
     late_b = b.state_at(0.05).gain_lin
     np.testing.assert_array_equal(late_a, late_b)
@@ -119,13 +120,13 @@ def test_link_paths_agree_with_the_generic_integral() -> None:
     assert many[1].all()
     for i in range(3):
         one = ch.link_transfer(0, i, bits[i], t0[i], np.inf, 0.0)
-        want = ref.integrate(i, bits[i], t0[i], bw[i], p[i], N0)
+        want = oracle_integrate(ref, i, bits[i], t0[i], bw[i], p[i], N0)
         assert one[2] and one[0] == pytest.approx(want.t_end_s, rel=1e-12)
         assert many[0][i] == pytest.approx(want.t_end_s, rel=1e-12)
         assert one[3] == many[2][i] == want.num_blocks
         assert one[4] == pytest.approx(want.mean_snr_lin, rel=1e-9)
     cut = ch.link_transfer(0, 0, 1e12, 0.0005, 0.0105, 0.0)
-    want = _channel(MOBILE).integrate(0, 1e12, 0.0005, bw[0], p[0], N0, t_limit_s=0.0105)
+    want = oracle_integrate(_channel(MOBILE), 0, 1e12, 0.0005, bw[0], p[0], N0, t_limit_s=0.0105)
     assert not cut[2] and cut[0] == 0.0105 and cut[3] == want.num_blocks == 11
     # the generic path reports 1e12 - remaining: ulp(1e12) ~ 1e-4 bits of round-off there
     assert cut[1] == pytest.approx(want.bits, rel=1e-8)
@@ -148,7 +149,7 @@ def test_batch_of_transfers_equals_the_generic_integral_case_by_case() -> None:
         if bits[j] <= 0 or stop <= t0[j]:  # nothing sent: empty (complete) or unstartable
             assert (t_end[j], sent[j], complete[j], blocks[j]) == (t0[j], 0.0, bits[j] <= 0, 0)
             continue
-        ref = _channel(MOBILE).integrate(int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]],
+        ref = oracle_integrate(_channel(MOBILE), int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]],
                                          N0, t_limit_s=stop)  # fmt: skip
         assert complete[j] == ref.is_complete and blocks[j] == ref.num_blocks
         assert t_end[j] == pytest.approx(ref.t_end_s, rel=1e-12)
@@ -184,8 +185,8 @@ def test_generic_integral_without_progress_or_limit_is_an_error() -> None:
     ch = _channel(["devices.num_devices=1", "mobility.model=static", "mobility.speed_mps=0.0",
                    "cell.fading=none", "faults.min_rate_bps=1e12", "faults.outage_timeout_s=1.0"])  # fmt: skip
     with pytest.raises(ValueError, match="no progress"):
-        ch.integrate(0, 1e6, 0.0, 1e6, 0.2, N0)
-    cut = ch.integrate(0, 1e6, 0.0, 1e6, 0.2, N0, t_limit_s=2.0)  # a limit ends it
+        oracle_integrate(ch, 0, 1e6, 0.0, 1e6, 0.2, N0)
+    cut = oracle_integrate(ch, 0, 1e6, 0.0, 1e6, 0.2, N0, t_limit_s=2.0)  # a limit ends it
     assert not cut.is_complete and cut.bits == 0.0 and cut.t_end_s == 2.0
 
 
@@ -205,8 +206,8 @@ def test_the_solver_plans_with_the_gain_optimizer_csi_names(fake_workload, csi: 
     for r, obs in enumerate(seen):
         state = ref.state_at(float(res.rounds["t_start_s"].iloc[r]))
         want = state.gain_lin if csi == "instantaneous" else state.large_scale_lin
-        np.testing.assert_allclose(obs.gain_lin, want, rtol=1e-12)
+        np.testing.assert_allclose(obs.problem.gain_lin, want, rtol=1e-12)
         got_db = res.devices[res.devices["round"] == r]["gain_db"].to_numpy()
         np.testing.assert_allclose(got_db, 10 * np.log10(want), rtol=1e-12)
-    fading = np.asarray(seen[0].gain_lin) / ref.state_at(0.0).large_scale_lin
+    fading = np.asarray(seen[0].problem.gain_lin) / ref.state_at(0.0).large_scale_lin
     assert np.allclose(fading, 1.0) == (csi == "average")

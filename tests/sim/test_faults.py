@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.sim.oracle import integrate as oracle_integrate
 from wsim.config import ConfigError, load_scenario
 from wsim.rng import make_stream, make_streams
 from wsim.sim.allocators import equal_share_max_power_allocator as FIXED
@@ -318,10 +319,10 @@ def test_link_paths_with_outages_agree(fake_workload) -> None:
             assert not one[2] and one[0] == pytest.approx(one[6] + 0.0023, rel=1e-12)
             continue
         kinds["done"][dev[j]] += 1
-        want = gen.integrate(int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]], 1e-20)
+        want = oracle_integrate(gen, int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]], 1e-20)
         assert one[0] == pytest.approx(want.t_end_s, rel=1e-12) == t_end[j]
         assert one[3] == blocks[j] == want.num_blocks
-        no_stall = free.integrate(int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]], 1e-20)
+        no_stall = oracle_integrate(free, int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]], 1e-20)
         kinds["paused"][dev[j]] += one[0] > no_stall.t_end_s * (1 + 1e-9)
     assert kinds["done"].tolist()[1:] == [40, 0] and kinds["timeout"].tolist()[1:] == [0, 40]
     assert kinds["done"][0] >= 10 and kinds["timeout"][0] >= 10

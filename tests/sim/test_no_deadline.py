@@ -8,24 +8,25 @@ import numpy as np
 import pytest
 
 from wsim.config import SOLVERS
-from wsim.optimizer import check_allocation, solve
+from wsim.optimizer import RoundProblem, check_allocation, solve
 from wsim.optimizer.generate import random_problem
+from wsim.round_api import RoundObservation
 from wsim.sim.allocators import get_allocator
-from wsim.sim.observation import RoundObservation
 
 
 def _slow_device_obs() -> RoundObservation:
     """One device whose upload alone takes ~6.4e4 s (1e12 bits at ~15.6 Mbit/s at p_max, 12.8 kJ
     within its 20 kJ budget)."""
     one = np.ones(1)
-    return RoundObservation(
-        round=0, is_alive=one > 0, gain_lin=one * 1e-9, cpu_hz=one * 1e9, kappa=one * 1e-28,
+    problem = RoundProblem(
+        gain_lin=one * 1e-9, cpu_hz=one * 1e9, kappa=one * 1e-28,
         max_power_w=one * 0.2, energy_budget_j=one * 2e4, token_counts=np.array([8]),
         payload_bits=one[:, None] * 1e12, device_cycles=one[:, None] * 1e9,
         retention=one[:, None], fixed_latency_s=one * 0.0, total_bandwidth_hz=1e6,
         noise_psd_w_per_hz=4e-21, deadline_s=math.inf, energy_price_per_j=0.0,
         latency_price_per_s=0.0, min_retention=0.0,
     )  # fmt: skip
+    return RoundObservation(round=0, problem=problem, is_alive=one > 0)
 
 
 @pytest.mark.parametrize("solver", SOLVERS)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from wsim.config import load_scenario
+from wsim.round_api import RoundDecision, RoundObservation
 from wsim.sim.allocators import equal_share_max_power_allocator as FIXED
 from wsim.sim.engine import run_simulation
-from wsim.sim.observation import RoundDecision, RoundObservation
 
 STATIC = [
     "devices.num_devices=3", "sim.num_rounds=1", "sim.local_iters=1", "mobility.model=static",
@@ -46,7 +46,7 @@ def test_downlink_share_planned_is_the_share_executed(fake_workload) -> None:
     assert seen[1].candidates.tolist() == [True, False, False]
     assert res.devices["solver_reason"].tolist() == ["", "deadline", "deadline"]
     obs = seen[-1]
-    planned_download_s = obs.fixed_latency_s[0] - wl.server_flops / sc.server.flops_per_s
+    planned_download_s = obs.problem.fixed_latency_s[0] - wl.server_flops / sc.server.flops_per_s
     executed_s = float(down["t_end_s"].iloc[0] - down["t_start_s"].iloc[0])
     assert executed_s == pytest.approx(planned_download_s, rel=1e-9)
 

@@ -10,22 +10,25 @@ import pytest
 
 from channel_models import shannon_rate_bps
 from wsim.config import load_scenario
+from wsim.optimizer import RoundProblem
+from wsim.round_api import RoundDecision, RoundObservation
 from wsim.sim.engine import run_simulation
-from wsim.sim.observation import RoundDecision, RoundObservation, grant_resource_blocks
+from wsim.sim.plan import grant_resource_blocks
 
 RB_HZ = 180e3
 
 
 def _obs(n: int, bandwidth_hz: float) -> RoundObservation:
     one = np.ones(n)
-    return RoundObservation(
-        round=0, is_alive=one > 0, gain_lin=np.geomspace(1e-11, 1e-9, n), cpu_hz=one * 1e9,
+    problem = RoundProblem(
+        gain_lin=np.geomspace(1e-11, 1e-9, n), cpu_hz=one * 1e9,
         kappa=one * 1e-28, max_power_w=one * 0.2, energy_budget_j=one, token_counts=np.array([8]),
         payload_bits=one[:, None] * 1e6, device_cycles=one[:, None] * 1e9,
         retention=one[:, None], fixed_latency_s=one * 0.0, total_bandwidth_hz=bandwidth_hz,
         noise_psd_w_per_hz=4e-21, deadline_s=math.inf, energy_price_per_j=0.0,
         latency_price_per_s=0.0, min_retention=0.0,
     )  # fmt: skip
+    return RoundObservation(round=0, problem=problem, is_alive=one > 0)
 
 
 def test_grant_whole_blocks_keeps_the_planned_rate_and_unschedules_blockless_devices() -> None:
@@ -43,11 +46,12 @@ def test_grant_whole_blocks_keeps_the_planned_rate_and_unschedules_blockless_dev
     assert list(out.reason) == ["", "", "", "resource_block"]
     assert out.token_option[3] == -1 and out.power_w[3] == 0.0
     granted = out.scheduled
-    planned = shannon_rate_bps(share, power, obs.gain_lin, obs.noise_psd_w_per_hz)
-    got = shannon_rate_bps(out.bandwidth_hz, out.power_w, obs.gain_lin, obs.noise_psd_w_per_hz)
-    capped = out.power_w >= obs.max_power_w * (1 - 1e-12)
+    pb = obs.problem
+    planned = shannon_rate_bps(share, power, pb.gain_lin, pb.noise_psd_w_per_hz)
+    got = shannon_rate_bps(out.bandwidth_hz, out.power_w, pb.gain_lin, pb.noise_psd_w_per_hz)
+    capped = out.power_w >= pb.max_power_w * (1 - 1e-12)
     np.testing.assert_allclose(got[granted & ~capped], planned[granted & ~capped], rtol=1e-9)
-    assert np.all(out.power_w <= obs.max_power_w)
+    assert np.all(out.power_w <= pb.max_power_w)
 
 
 def test_grant_with_no_granularity_is_the_identity() -> None:

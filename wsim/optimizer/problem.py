@@ -9,6 +9,7 @@ per-round totals over the device's local iterations.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -59,6 +60,10 @@ class RoundProblem:
             ``"relax_deadline"`` lets ``T`` exceed ``deadline_s`` to serve every device that some
             finite round latency makes feasible.
         latency_energy_weight: SFLAM's weight ``w`` in [0, 1] on latency vs energy.
+        standing_time_s: ST-SFLora's mobility gate (PAPERS.md): how long each device is
+            expected to stay in the cell, ``min((R_cell - d_i) / v_i, T_max)`` (s), ``[N]``,
+            ``>= 0`` (``inf`` for a static device without deadline); None = no gate. Read
+            by the solvers that use the gate; the others ignore it.
     """
 
     gain_lin: np.ndarray
@@ -79,6 +84,7 @@ class RoundProblem:
     min_retention: float
     infeasible_policy: str = "skip"
     latency_energy_weight: float = 0.5
+    standing_time_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         setter = object.__setattr__
@@ -99,6 +105,15 @@ class RoundProblem:
                 raise ValueError(f"{name}: must be finite, got {value}")
             setter(self, name, value)
         setter(self, "latency_energy_weight", float(self.latency_energy_weight))
+        if self.standing_time_s is not None:
+            standing = np.array(self.standing_time_s, dtype=np.float64)
+            if standing.shape != self.payload_bits.shape[:1]:
+                raise ValueError(
+                    f"standing_time_s: shape {standing.shape}, expected ({self.payload_bits.shape[0]},)"
+                )
+            if np.any(np.isnan(standing)) or np.any(standing < 0.0):
+                raise ValueError("standing_time_s: must be >= 0 (inf allowed), not NaN")
+            setter(self, "standing_time_s", standing)
         self._check_shapes()
         self._check_ranges()
 
@@ -141,6 +156,16 @@ class RoundProblem:
     def num_options(self) -> int:
         """Number of token options ``J``."""
         return int(self.token_counts.shape[0])
+
+    def subset(self, devices: np.ndarray) -> RoundProblem:
+        """The same round restricted to ``devices`` (indices or a ``[N]`` mask)."""
+        per_device = {
+            name: getattr(self, name)[devices]
+            for name in (*_DEVICE_FIELDS, *_OPTION_FIELDS, "kappa")
+        }
+        if self.standing_time_s is not None:
+            per_device["standing_time_s"] = self.standing_time_s[devices]
+        return dataclasses.replace(self, **per_device)
 
     @property
     def has_deadline(self) -> bool:

@@ -1,4 +1,4 @@
-"""The per-round solvers as engine allocators: ``RoundObservation`` -> ``RoundProblem`` -> ``Allocation``
+"""The per-round solvers as engine allocators: ``RoundObservation`` -> its ``RoundProblem`` -> ``Allocation``
 -> ``RoundDecision`` (DESIGN.md §4 step 2, §5).
 
 Every ``optimizer.solver`` name maps to :func:`wsim.optimizer.solve` with that method. Only live
@@ -12,31 +12,12 @@ import numpy as np
 
 from wsim.config import SOLVERS, ConfigError
 from wsim.optimizer import Allocation, RoundProblem, check_allocation, solve
-from wsim.sim.observation import Allocator, RoundDecision, RoundObservation
+from wsim.round_api import Allocator, RoundDecision, RoundObservation
 
 
 def problem_from_observation(obs: RoundObservation, devices: np.ndarray) -> RoundProblem:
     """The optimizer's problem restricted to ``devices`` (indices into the observation)."""
-    return RoundProblem(
-        gain_lin=obs.gain_lin[devices],
-        cpu_hz=obs.cpu_hz[devices],
-        kappa=obs.kappa[devices],
-        max_power_w=obs.max_power_w[devices],
-        energy_budget_j=obs.energy_budget_j[devices],
-        token_counts=obs.token_counts,
-        payload_bits=obs.payload_bits[devices],
-        device_cycles=obs.device_cycles[devices],
-        retention=obs.retention[devices],
-        fixed_latency_s=obs.fixed_latency_s[devices],
-        total_bandwidth_hz=obs.total_bandwidth_hz,
-        noise_psd_w_per_hz=obs.noise_psd_w_per_hz,
-        deadline_s=obs.deadline_s,  # inf = no deadline (RoundProblem.latency_bound_s)
-        energy_price_per_j=obs.energy_price_per_j,
-        latency_price_per_s=obs.latency_price_per_s,
-        min_retention=obs.min_retention,
-        infeasible_policy=obs.infeasible_policy,
-        latency_energy_weight=obs.latency_energy_weight,
-    )
+    return obs.problem.subset(devices)
 
 
 def decision_from_allocation(
@@ -102,13 +83,13 @@ def equal_share_max_power_allocator(obs: RoundObservation) -> RoundDecision:
     engine's exact-trace tests and users' reference runs pass it as ``allocator=``."""
     scheduled = obs.candidates
     num = int(scheduled.sum())
-    share = obs.total_bandwidth_hz / num if num else 0.0
-    all_tokens = int(np.argmax(obs.token_counts))
+    share = obs.problem.total_bandwidth_hz / num if num else 0.0
+    all_tokens = int(np.argmax(obs.problem.token_counts))
     return RoundDecision(
         scheduled=scheduled,
         token_option=np.where(scheduled, all_tokens, -1).astype(np.int64),
         bandwidth_hz=np.where(scheduled, share, 0.0),
-        power_w=np.where(scheduled, obs.max_power_w, 0.0),
+        power_w=np.where(scheduled, obs.problem.max_power_w, 0.0),
     )
 
 

@@ -1,7 +1,7 @@
 """Batched round resolution: the scalar round of :mod:`wsim.sim.processes`, vectorized over
 devices (issue 8).
 
-The hook in :func:`wsim.sim.processes.round_process` calls :func:`start_round` instead of
+The hook in :func:`wsim.sim.round.round_process` calls :func:`start_round` instead of
 ``start_devices`` when :func:`eligible` says so: the workload implements
 :class:`~wsim.workload.protocol.BatchWorkload` (its figures are pure functions of ``(device,
 round, it)``) and no fault option is on. The result equals the scalar path's: the same rows in
@@ -39,11 +39,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from wsim.energy import run_compute
 from wsim.records import EVENT_KINDS, KIND_CODE
 from wsim.sim.batched_trace import LATER, Rows, Wakes
 from wsim.sim.channel_state import DOWNLINK, UPLINK
 from wsim.units import BITS_PER_BYTE
-from wsim.workload.protocol import BatchWorkload
+from wsim.workload.protocol import BatchWorkload, device_trains
 
 if TYPE_CHECKING:
     from wsim.sim.processes import RoundRun
@@ -72,8 +73,13 @@ _MARGIN = 0.999  # window bound a + 0.999·L: safe against round-off in the summ
 
 def eligible(world: World) -> bool:
     """Whether this world's rounds may be resolved by the batched path: a
-    :class:`~wsim.workload.protocol.BatchWorkload` and no fault option."""
-    return isinstance(world.workload, BatchWorkload) and not world.scenario.faults.any
+    :class:`~wsim.workload.protocol.BatchWorkload` whose device stage trains, and no fault
+    option."""
+    return (
+        isinstance(world.workload, BatchWorkload)
+        and device_trains(world.workload)
+        and not world.scenario.faults.any
+    )
 
 
 def start_round(run: RoundRun, devices: list[int]) -> None:
@@ -271,30 +277,18 @@ class _Round:
         if not dev.size:
             return dev, t0
         _check_flops(flops, "flops")
-        f, kappa = self.cpu_hz[dev], self.kappa[dev]
-        cycles = flops * self.cpf[dev]
-        duration = cycles / f
-        power = kappa * f**3
-        battery = self.battery[dev]
-        with np.errstate(divide="ignore"):
-            t_dead = np.where(power > 0, t0 + battery / np.where(power > 0, power, 1.0), INF)
-        t_full = t0 + duration
-        t_end = np.minimum(np.minimum(t_full, self.deadline), t_dead)
-        done = t_end >= t_full
-        dropped = ~done & (t_dead <= self.deadline)
-        energy = np.where(
-            done, kappa * cycles * (f * f), np.where(dropped, battery, power * (t_end - t0))
-        )
-        row = done | (t_end > t0)
-        frac = np.where(done, 1.0, (t_end - t0) / duration)
+        run = run_compute(
+            flops, self.cpf[dev], self.cpu_hz[dev], self.kappa[dev], t0, self.deadline,
+            self.battery[dev],
+        )  # fmt: skip
+        t_end, done, dropped, row = run.t_end_s, run.is_done, run.is_dropped, run.has_row
         # forwards at the round start: completed ones first (phase 0), then the cut ones (2)
         phase = np.where(self.wakes.count[dev] == 1, np.where(done, 0, 2), LATER)
         self.rows.add(
             EVENT_KINDS[kind], _SEQ[kind], phase[row], dev[row], t0[row], t_end[row],
-            tokens=tokens[row], energy_j=energy[row], flops=(flops * frac)[row],
+            tokens=tokens[row], energy_j=run.energy_j[row], flops=run.flops_done[row],
         )  # fmt: skip
-        left = np.where(dropped, 0.0, np.maximum(battery - energy, 0.0))
-        self.battery[dev[row]] = left[row]
+        self.battery[dev[row]] = run.battery_j[row]
         cut = ~done
         self._interrupt(dev[cut], t_end[cut], dropped[cut], _SEQ[kind] + 1, phase[cut])
         return dev[done], t_end[done]

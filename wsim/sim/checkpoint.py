@@ -36,7 +36,7 @@ import simpy
 from wsim.records import EventLog, RoundLog, atomic_write
 
 if TYPE_CHECKING:
-    from wsim.sim.observation import Allocator
+    from wsim.round_api import Allocator
     from wsim.sim.world import World
 
 STATE_FILE = "state.pkl"

@@ -15,10 +15,10 @@ import numpy as np
 import pandas as pd
 
 from wsim.config import Scenario
+from wsim.round_api import Allocator
 from wsim.sim.checkpoint import Checkpointer, Resumed
 from wsim.sim.memory import LARGE_RUN_DEVICES, keep_freed_memory
-from wsim.sim.observation import Allocator
-from wsim.sim.processes import round_process
+from wsim.sim.round import round_process
 from wsim.sim.safety import check_deadline, check_round_finite
 from wsim.sim.world import World, build_world
 from wsim.tables import devices_frame, rounds_frame

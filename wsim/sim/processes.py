@@ -41,14 +41,14 @@ from typing import Any
 
 import numpy as np
 
+from wsim.energy import run_compute
 from wsim.records import KIND_CODE
-from wsim.sim import batched
+from wsim.records import EventRow as Row
 from wsim.sim.channel_state import DOWNLINK, UPLINK
-from wsim.sim.faults import RoundFaults, draw_round_faults
-from wsim.sim.observation import build_observation, plan_round
+from wsim.sim.faults import RoundFaults
 from wsim.sim.world import RoundContext, World
-from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32, gain_to_db
-from wsim.workload.protocol import server_cost, trains_on_server_step
+from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32
+from wsim.workload.protocol import device_trains, server_cost, trains_on_server_step
 
 Proc = Generator[Any, Any, Any]
 NAN, INF = math.nan, math.inf
@@ -89,8 +89,7 @@ class RoundRun:
             world.noise_psd_w_per_hz, float(world.env.now),
         )  # fmt: skip
         cfg = world.scenario.faults
-        if cfg.min_rate_bps > 0:  # outages on: every transfer takes the outage-aware path
-            self.send = self._send_outage  # type: ignore[method-assign]
+        self.outages = cfg.min_rate_bps > 0  # every transfer takes the outage-aware path
         self.retries = cfg.max_retries if cfg.outage_policy == "retry" else 0
         self.slowdown, self.leave_at = 1.0, None
         # [num_devices]: each device's cut-off, s
@@ -100,8 +99,7 @@ class RoundRun:
             self.stop_arr = np.minimum(faults.leave_at_s, self.deadline)
             if self.slowdown != 1.0:
                 t = float(world.env.now)
-                self.append((self.round, -1, _K["server_slowdown"], t, t, 0.0, 0, NAN, NAN, NAN,
-                             NAN, 0.0, 0.0, 0))  # fmt: skip
+                self.append(Row(self.round, -1, _K["server_slowdown"], t, t))
         self.stop_at = self.stop_arr.tolist()
 
     def write_back(self) -> None:
@@ -130,34 +128,21 @@ class RoundRun:
             kind = _K["leave"]
         else:
             kind = _K["straggler"]
-        self.append((self.round, device, kind, t_s, t_s, 0.0, 0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0))
+        self.append(Row(self.round, device, kind, t_s, t_s))
         self.finish(device, t_s, False)
 
     def compute(self, device: int, kind: int, flops: float, tokens: int, t0: float) -> float:
         """Device compute from ``t0``: ``t = FLOPs·c / f``, ``E = κ C f²``; returns the end
         time, or -1 if cut (cut-off or battery; the device's round is then over)."""
-        if not (flops is not None and flops > 0 and flops < INF):
-            raise ValueError(
-                f"flops must be finite and > 0 (compute time is never zero), got {flops!r}"
-            )
-        f, kappa = self.cpu_hz[device], self.kappa[device]
-        cycles = flops * self.cycles_per_flop[device]
-        duration = cycles / f
-        power = kappa * f**3
-        battery, stop = self.battery[device], self.stop_at[device]
-        t_dead = t0 + battery / power if power > 0 else INF
-        t_end = min(t0 + duration, stop, t_dead)
-        done = t_end >= t0 + duration
-        dropped = not done and t_dead <= stop
-        if done:
-            energy = kappa * cycles * (f * f)
-        else:
-            energy = battery if dropped else power * (t_end - t0)
-        if done or t_end > t0:
-            frac = 1.0 if done else (t_end - t0) / duration
-            self.append((self.round, device, kind, t0, t_end, 0.0, tokens, NAN, NAN, NAN, NAN,
-                         energy, flops * frac, 0))  # fmt: skip
-            self.battery[device] = 0.0 if dropped else max(battery - energy, 0.0)
+        run = run_compute(
+            flops, self.cycles_per_flop[device], self.cpu_hz[device], self.kappa[device], t0,
+            self.stop_at[device], self.battery[device],
+        )  # fmt: skip
+        t_end, done, dropped = float(run.t_end_s), bool(run.is_done), bool(run.is_dropped)
+        if run.has_row:
+            self.append(Row(self.round, device, kind, t0, t_end, tokens=tokens,
+                            energy_j=float(run.energy_j), flops=float(run.flops_done)))  # fmt: skip
+            self.battery[device] = float(run.battery_j)
         if done:
             return t_end
         self.interrupted(device, t_end, dropped)
@@ -172,6 +157,8 @@ class RoundRun:
         horizon, a generator to ``yield from`` (it waits, continues, and returns the same).
         With outages on (``faults.min_rate_bps > 0``) see :meth:`_send_outage`.
         """
+        if self.outages:
+            return self._send_outage(device, kind, bits, tokens, t0)
         is_up = kind == _UPLOAD or kind == _ADAPTER_UP
         if is_up:
             power, battery = self.power[0][device], self.battery[device]
@@ -218,11 +205,11 @@ class RoundRun:
         airtime = t_end - t0
         energy = (battery if dropped else power * airtime) if is_up else 0.0
         if complete or airtime > 0:
-            self.append((
-                self.round, device, kind, t0, t_end, sent / BITS_PER_BYTE, tokens, bw, power,
-                sent / airtime if airtime > 0 else NAN,
-                10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN,
-                energy, 0.0, blocks,
+            self.append(Row(
+                self.round, device, kind, t0, t_end, bytes=sent / BITS_PER_BYTE, tokens=tokens,
+                bandwidth_hz=bw, power_w=power, rate_bps=sent / airtime if airtime > 0 else NAN,
+                snr_db=10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN, energy_j=energy,
+                num_blocks=blocks,
             ))  # fmt: skip
             if is_up:
                 self.battery[device] = 0.0 if dropped else max(battery - energy, 0.0)
@@ -279,19 +266,19 @@ class RoundRun:
                 res = (t_end, sent, complete, blocks, snr_mean)
                 return self._sent(device, kind, bits, tokens, t0, stop, t_dead, battery, res)
             energy = power * airtime if is_up else 0.0
-            self.append((
-                r, device, kind, t0, t_end, sent / BITS_PER_BYTE, tokens, bw, power,
-                sent / airtime, 10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN,
-                energy, 0.0, blocks,
+            self.append(Row(
+                r, device, kind, t0, t_end, bytes=sent / BITS_PER_BYTE, tokens=tokens,
+                bandwidth_hz=bw, power_w=power, rate_bps=sent / airtime,
+                snr_db=10.0 * math.log10(snr_mean) if snr_mean > 0 else NAN, energy_j=energy,
+                num_blocks=blocks,
             ))  # fmt: skip
             if is_up:
                 self.battery[device] = max(battery - energy, 0.0)
-            self.append((r, device, _K["timeout"], since, t_end, 0.0, 0, NAN, NAN, NAN, NAN, 0.0,
-                         0.0, 0))  # fmt: skip
+            self.append(Row(r, device, _K["timeout"], since, t_end))
             t0 = t_end  # the next attempt starts from scratch now
         if kind == _ADAPTER_DOWN:
             return t0
-        self.append((r, device, _K["outage"], t0, t0, 0.0, 0, NAN, NAN, NAN, NAN, 0.0, 0.0, 0))
+        self.append(Row(r, device, _K["outage"], t0, t0))
         self.finish(device, t0, False)
         return -1.0
 
@@ -308,19 +295,16 @@ class RoundRun:
         deadline, r = self.stop_at[device], self.round
         if start >= deadline:  # never granted before the deadline
             if deadline > t_arrive:
-                self.append((r, device, _K["server_wait"], t_arrive, deadline, 0.0, 0, NAN, NAN,
-                             NAN, NAN, 0.0, 0.0, 0))  # fmt: skip
+                self.append(Row(r, device, _K["server_wait"], t_arrive, deadline))
             self.interrupted(device, max(deadline, t_arrive), False)
             return -1.0
         t_end = min(start + service, deadline)
         heapq.heapreplace(self.slots, t_end)
         if start > t_arrive:
-            self.append((r, device, _K["server_wait"], t_arrive, start, 0.0, 0, NAN, NAN, NAN,
-                         NAN, 0.0, 0.0, 0))  # fmt: skip
+            self.append(Row(r, device, _K["server_wait"], t_arrive, start))
         if t_end > start:
             frac = min((t_end - start) / service, 1.0)
-            self.append((r, device, _K["server"], start, t_end, 0.0, 0, NAN, NAN, NAN, NAN, 0.0,
-                         flops * frac, 0))  # fmt: skip
+            self.append(Row(r, device, _K["server"], start, t_end, flops=flops * frac))
         if t_end >= start + service:
             return t_end
         self.interrupted(device, t_end, False)
@@ -330,13 +314,17 @@ class RoundRun:
 def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc:
     """One scheduled device's round: local iterations, then the adapter upload.
 
+    A frozen device stage (``device_trains`` False): per iteration forward, upload and the
+    server step only (the next forward starts when the server step is done), no adapter upload;
+    the device's round ends with its last server step.
+
     ``start``: what the round process already resolved of the first iteration (see
     :func:`start_devices`): ``(t, step, uploaded)`` — the forward ended at ``t`` and, if
     ``uploaded``, the upload too (``t`` is then its arrival).
     """
     env, wl, r = run.env, run.world.workload, run.round
     iters = run.world.scenario.sim.local_iters
-    trains = trains_on_server_step(wl)
+    trains, frozen = trains_on_server_step(wl), not device_trains(wl)
     t = float(env.now)
     for it in range(iters):
         if start is None or it > 0:
@@ -361,6 +349,10 @@ def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc
             return  # cut in the queue or in the step: the server model is not trained
         if trains:
             srv = wl.server_step(device, r, it)  # granted a slot and done within the round
+        if frozen:  # a frozen device stage: nothing comes back; the next forward follows
+            if it + 1 < iters and t > env.now:
+                yield env.timeout(t - env.now)
+            continue
         t = run.send(device, _K["download"], srv.download_bits, 0, t)
         if t.__class__ is not float:
             t = yield from t
@@ -373,6 +365,9 @@ def device_round(run: RoundRun, device: int, start: tuple | None = None) -> Proc
             return
         if it + 1 < iters and t > env.now:
             yield env.timeout(t - env.now)  # the next forward starts
+    if frozen:
+        run.finish(device, t, True)
+        return
     t = run.send(device, _ADAPTER_UP, wl.adapter_up_bits(device), 0, t)
     if t.__class__ is not float:
         t = yield from t
@@ -393,17 +388,13 @@ def start_devices(run: RoundRun, devices: list[int]) -> None:
     if not np.all((flops > 0) & np.isfinite(flops)):
         bad = flops[~((flops > 0) & np.isfinite(flops))][0]
         raise ValueError(f"flops must be finite and > 0 (compute time is never zero), got {bad!r}")
-    f, kappa = fleet.cpu_hz[dev], fleet.kappa[dev]
-    cycles = flops * fleet.cycles_per_flop[dev]
-    power = kappa * f**3
     battery = np.asarray(run.battery)[dev]
-    with np.errstate(divide="ignore"):
-        t_dead = np.where(power > 0, t0 + battery / np.where(power > 0, power, 1.0), INF)
-    t_fwd = t0 + cycles / f
     stop = run.stop_arr[dev]  # each device's cut-off (deadline, or its leave time)
-    ok = (t_fwd <= stop) & (t_fwd <= t_dead)
-    energy = kappa * cycles * (f * f)
-    battery = np.where(ok, np.maximum(battery - energy, 0.0), battery)
+    fwd_run = run_compute(
+        flops, fleet.cycles_per_flop[dev], fleet.cpu_hz[dev], fleet.kappa[dev], t0, stop, battery
+    )
+    ok, t_fwd, energy = fwd_run.is_done, fwd_run.t_end_s, fwd_run.energy_j
+    battery = np.where(ok, fwd_run.battery_j, battery)
     tokens = np.array([s.tokens for s in steps], dtype=np.int64)
     fwd = np.flatnonzero(ok)
     run.world.events.add_columns(run.round, dev[fwd], "client_fwd", t0, t_fwd[fwd],
@@ -466,8 +457,7 @@ def aggregate(world: World, run: RoundRun) -> Proc:
     t0 = float(env.now)
     yield env.timeout(world.server.compute_time_s(flops) * run.slowdown)
     t_agg = float(env.now)
-    run.append((run.round, -1, _K["aggregate"], t0, t_agg, 0.0, 0, NAN, NAN, NAN, NAN,
-                          0.0, flops, 0))  # fmt: skip
+    run.append(Row(run.round, -1, _K["aggregate"], t0, t_agg, flops=flops))
     dev = np.asarray(run.completed, dtype=np.int64)
     bits = np.full(len(dev), float(down_bits))
     t_end, ok, blocks, snr = world.channel.link_transfer_many(
@@ -494,53 +484,3 @@ def aggregate(world: World, run: RoundRun) -> Proc:
     last = max(ends)
     if last > env.now:
         yield env.timeout(last - env.now)
-
-
-def round_process(world: World, r: int) -> Proc:
-    """Round ``r``: observe → decide → train → aggregate → broadcast → record."""
-    env, fleet, sc = world.env, world.fleet, world.scenario
-    state = world.channel.state_at(float(env.now))
-    profile = world.workload.profile()
-    # the gain the solver plans with (optimizer.csi); devices.csv records it as gain_db
-    gain = state.gain_lin if sc.optimizer.csi == "instantaneous" else state.large_scale_lin
-
-    def observe(selected: np.ndarray | None):
-        return build_observation(r, fleet, gain, profile, sc, world.noise_psd_w_per_hz, selected)
-
-    obs, decision = plan_round(observe, world.allocator, sc.cell.resource_block_hz)
-    world.workload.begin_round(r, decision)
-    ctx = RoundContext.start(world, r, decision)
-    alive_at_start = fleet.is_alive.copy()
-    devices = np.flatnonzero(decision.scheduled).tolist()
-    faults = draw_round_faults(sc.faults, world.streams.faults, fleet.num_devices, ctx.t_start_s)
-    run = RoundRun(world, ctx, devices, faults)
-    if batched.eligible(world):
-        batched.start_round(run, devices)
-    else:
-        start_devices(run, devices)
-    yield run.trained
-    if run.last_end > env.now:
-        yield env.timeout(run.last_end - env.now)  # the last adapter (or cut) is in
-    run.completed.sort()
-    ctx.completed[:] = run.completed
-    if run.completed:
-        yield from aggregate(world, run)
-    run.write_back()
-    world.events.flush()
-    last = r == sc.sim.num_rounds - 1
-    metrics = world.workload.end_round(
-        r, list(ctx.completed), evaluate=last or (r + 1) % sc.sim.eval_every == 0
-    )
-    opt = decision.token_option
-    world.rounds.add(
-        round=r, t_start_s=ctx.t_start_s, t_end_s=float(env.now),
-        accuracy=metrics.accuracy, loss=metrics.loss,
-        is_alive=alive_at_start, scheduled=decision.scheduled,
-        tokens=np.where(opt >= 0, obs.token_counts[np.maximum(opt, 0)], 0),
-        bandwidth_hz=decision.bandwidth_hz, power_w=decision.power_w,
-        solver_reason=decision.reason if decision.reason is not None else np.full(len(opt), ""),
-        distance_m=state.distance_m, speed_mps=state.speed_mps, gain_db=gain_to_db(gain),
-        battery_j=fleet.battery_j.copy(),
-        retention=np.where(opt >= 0, obs.retention[np.arange(len(opt)), np.maximum(opt, 0)], np.nan),
-        server_slowdown=run.slowdown,
-    )  # fmt: skip

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from wsim.config import ConfigError
+from wsim.round_api import SimulationError
 
 if TYPE_CHECKING:
     from wsim.sim.world import World
@@ -26,8 +27,7 @@ _NOT_INF_EVENT_COLUMNS = ("bandwidth_hz", "power_w", "rate_bps", "snr_db")
 _FINITE_ROUND_FIELDS = ("t_start_s", "t_end_s", "battery_j", "bandwidth_hz", "power_w")
 
 
-class SimulationError(RuntimeError):
-    """The run cannot go on (a non-finite number appeared); the message names the round."""
+__all__ = ["SimulationError", "check_deadline", "check_round_finite", "shortest_round_compute_s"]
 
 
 def shortest_round_compute_s(world: World) -> float:

@@ -12,10 +12,12 @@ from channel_models import noise_psd_w_per_hz
 from wsim.config import ConfigError, Scenario
 from wsim.records import EventLog, RoundLog
 from wsim.rng import RngStreams, make_streams
+from wsim.round_api import Allocator, RoundDecision
 from wsim.sim.allocators import get_allocator
 from wsim.sim.channel_state import CellChannel
 from wsim.sim.entities import DeviceArrays, EdgeServer, draw_fleet
-from wsim.sim.observation import Allocator, RoundDecision, downlink_share
+from wsim.sim.plan import downlink_share
+from wsim.sim.selection import SELECTION_STREAM
 from wsim.workload.profile import model_config, resolve_profile
 from wsim.workload.protocol import Workload
 from wsim.workload.surrogate import SurrogateWorkload
@@ -34,6 +36,7 @@ class World:
     workload: Workload
     allocator: Allocator
     noise_psd_w_per_hz: float
+    selection_rng: np.random.Generator | None = None  # the "selection" stream (sampling)
     events: EventLog = field(default_factory=EventLog)
     rounds: RoundLog = field(default_factory=RoundLog)
 
@@ -44,7 +47,7 @@ class RoundContext:
 
     The downlink (gradients and the adapter broadcast) uses ``bs_power_w`` over
     ``downlink_bandwidth_hz``, each device getting the round's
-    :func:`~wsim.sim.observation.downlink_share` (the one the solver planned with).
+    :func:`~wsim.sim.plan.downlink_share` (the one the solver planned with).
     """
 
     round: int
@@ -58,7 +61,7 @@ class RoundContext:
     @classmethod
     def start(cls, world: World, round: int, decision: RoundDecision) -> RoundContext:
         """Context of a round that starts now (the downlink split among the scheduled
-        devices, which :func:`~wsim.sim.observation.plan_round` made the planned split)."""
+        devices, which :func:`~wsim.sim.plan.plan_round` made the planned split)."""
         cell = world.scenario.cell
         num = int(np.count_nonzero(decision.scheduled))
         dl_bandwidth_hz, dl_power_w = downlink_share(
@@ -136,4 +139,5 @@ def build_world(
         workload=workload if workload is not None else default_workload(scenario, streams),
         allocator=allocator if allocator is not None else get_allocator(scenario.optimizer.solver),
         noise_psd_w_per_hz=float(noise_psd_w_per_hz(scenario.cell.noise_figure_db)),
+        selection_rng=streams.child(SELECTION_STREAM),
     )

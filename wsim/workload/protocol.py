@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    from wsim.sim.observation import RoundDecision
+    from wsim.round_api import RoundDecision
     from wsim.workload.profile import WorkloadProfile
 
 
@@ -107,6 +107,14 @@ def server_cost(workload: Workload, device: int, round: int, it: int) -> ServerS
     if cost is not None:
         return cost(device, round, it)
     return workload.server_step(device, round, it)
+
+
+def device_trains(workload: Workload) -> bool:
+    """Whether the workload's device stage trains (its ``device_trains`` attribute; True when
+    absent). A frozen device stage (ST-SFLora's recipe) sends its activations and nothing more:
+    no gradient download, no ``client_backward``, no adapter upload or broadcast; the engine
+    emits none of those events and the solver plans without them."""
+    return bool(getattr(workload, "device_trains", True))
 
 
 def trains_on_server_step(workload: Workload) -> bool:

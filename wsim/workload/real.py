@@ -81,7 +81,7 @@ from wsim.workload.protocol import ClientStep, RoundMetrics, ServerStep
 
 if TYPE_CHECKING:
     from wsim.config import MethodConfig, Scenario
-    from wsim.sim.observation import RoundDecision
+    from wsim.round_api import RoundDecision
 
 DIGITS_SPLIT_SEED = 0
 """Seed of the digits pretrain/train/test split: the one the shipped backbone was pretrained
