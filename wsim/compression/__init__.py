@@ -13,6 +13,7 @@ from typing import Any
 from wsim.compression.base import CompressContext, Compressed, Compressor
 from wsim.compression.controllers import BangBangController, DDPGController
 from wsim.compression.methods import SFLAM, SFT, NoCompression, RandomTokens, STSFLora, TSFLora
+from wsim.compression.paper_tokens import STSFLoraPaper, paper_payload_bits, paper_retention_curve
 from wsim.compression.quant import WeightQuantReport, quantize_module_weights
 from wsim.compression.temporal import SplitCom, ushape_bits, ushape_extra_bits
 from wsim.compression.tokens import (
@@ -34,13 +35,17 @@ __all__ = [
     "Compressor",
     "DDPGController",
     "NoCompression",
+    "PAPER_COMPRESSORS",
     "RandomTokens",
     "STSFLora",
+    "STSFLoraPaper",
     "SplitCom",
     "TSFLora",
     "WeightQuantReport",
     "cls_attention",
     "make_compressor",
+    "paper_payload_bits",
+    "paper_retention_curve",
     "quantize_module_weights",
     "received_attention",
     "retention_curve",
@@ -53,17 +58,26 @@ COMPRESSORS: dict[str, type] = {
     cls.name: cls for cls in (NoCompression, STSFLora, TSFLora, SFLAM, SFT, SplitCom, RandomTokens)
 }
 
+PAPER_COMPRESSORS: dict[str, type] = {cls.name: cls for cls in (STSFLoraPaper,)}
+"""The ``method.recipe = "paper"`` compressors (PAPERS.md, "Recovered method details")."""
 
-def make_compressor(name: str, **params: Any) -> Compressor:
-    """Build the compressor registered as ``name`` from its parameters.
+
+def make_compressor(name: str, recipe: str = "wsim", **params: Any) -> Compressor:
+    """Build the compressor registered as ``name`` (``recipe`` "wsim" or "paper") from its
+    parameters.
 
     Raises:
         ValueError: naming the valid methods for an unknown ``name``, the valid parameters for an
             unknown parameter, or (the class's own error) the parameter with a bad value.
     """
-    if name not in COMPRESSORS:
-        raise ValueError(f"unknown compression method {name!r}; valid: {sorted(COMPRESSORS)}")
-    cls = COMPRESSORS[name]
+    registry = {"wsim": COMPRESSORS, "paper": PAPER_COMPRESSORS}.get(recipe)
+    if registry is None:
+        raise ValueError(f"unknown recipe {recipe!r}; valid: ['paper', 'wsim']")
+    if name not in registry:
+        raise ValueError(
+            f"unknown compression method {name!r} for recipe {recipe!r}; valid: {sorted(registry)}"
+        )
+    cls = registry[name]
     valid = set(inspect.signature(cls).parameters)
     unknown = sorted(set(params) - valid)
     if unknown:

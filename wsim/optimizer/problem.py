@@ -57,6 +57,8 @@ class RoundProblem:
             ``"relax_deadline"`` lets ``T`` exceed ``deadline_s`` to serve every device that some
             finite round latency makes feasible.
         latency_energy_weight: SFLAM's weight ``w`` in [0, 1] on latency vs energy.
+        standing_time_s: ST-SFLora's mobility gate ``T^stand = min((R_cell - d)/v, T_max)`` (s),
+            ``[N]``, >= 0, or None (no gate); read by the ``stsflora_paper`` solver.
     """
 
     gain_lin: np.ndarray
@@ -77,9 +79,15 @@ class RoundProblem:
     min_retention: float
     infeasible_policy: str = "skip"
     latency_energy_weight: float = 0.5
+    standing_time_s: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         setter = object.__setattr__
+        if self.standing_time_s is not None:
+            stand = np.array(self.standing_time_s, dtype=np.float64)
+            if stand.shape != np.shape(self.gain_lin) or np.any(np.isnan(stand) | (stand < 0)):
+                raise ValueError("standing_time_s: expected [N] values >= 0 (or None)")
+            setter(self, "standing_time_s", stand)
         for name in _DEVICE_FIELDS:
             setter(self, name, _as_array(name, getattr(self, name), 1))
         for name in _OPTION_FIELDS:

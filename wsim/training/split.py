@@ -119,18 +119,27 @@ def reset_head(vit: VisionTransformer, generator: torch.Generator) -> None:
         nn.init.zeros_(vit.head.bias)
 
 
-def add_lora(vit: VisionTransformer, config: SplitViTConfig, generator: torch.Generator) -> None:
-    """Inject peft LoRA on ``config.lora_targets`` of every block; freeze all but LoRA + head.
+def add_lora(
+    vit: VisionTransformer,
+    config: SplitViTConfig,
+    generator: torch.Generator,
+    first_block: int = 0,
+) -> None:
+    """Inject peft LoRA on ``config.lora_targets`` of blocks ``first_block…``; freeze all but
+    LoRA + head.
 
     A ~ Kaiming-uniform(a=√5) (peft's default, drawn from ``generator``), B = 0, so the
     adapted model starts equal to the backbone. Scale = lora_alpha / lora_rank.
+    ``first_block = cut_layer`` gives ST-SFLora's paper split: LoRA on the server blocks only,
+    the device stage frozen (PAPERS.md, ST-SFLora [T][S]).
     """
     names = "|".join(re.escape(_TARGET_PATHS[t]) for t in config.lora_targets)
+    blocks = "|".join(str(i) for i in range(first_block, config.depth))
     lora = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=0.0,
-        target_modules=rf"blocks\.\d+\.({names})",
+        target_modules=rf"blocks\.({blocks})\.({names})",
         bias="none",
     )
     inject_adapter_in_model(lora, vit)
@@ -344,14 +353,17 @@ class SplitViT:
         return {n: own[n] for n in names}
 
 
-def build_split_vit(config: SplitViTConfig, generator: torch.Generator) -> SplitViT:
+def build_split_vit(
+    config: SplitViTConfig, generator: torch.Generator, device_lora: bool = True
+) -> SplitViT:
     """Backbone (``config.weights``) + fresh classifier head + LoRA, split at ``cut_layer``.
 
     The head is always re-initialised: fine-tuning starts near chance accuracy, so the
     rise measured during federated fine-tuning is the adapters' and head's own work.
+    ``device_lora=False``: no adapters on the device blocks (a frozen device stage).
     """
     vit = create_vit(config, generator)
     reset_head(vit, generator)
-    add_lora(vit, config, generator)
+    add_lora(vit, config, generator, first_block=0 if device_lora else config.cut_layer)
     vit.train()
     return SplitViT(vit, config)

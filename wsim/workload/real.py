@@ -42,6 +42,15 @@ arithmetic is unchanged, the head's parameters are still one shared copy). The d
 compressor's gradient payload. ``device_memory_bytes`` is the device stage's parameters and
 buffers as stored.
 
+ST-SFLora ``paper`` recipe (``method.recipe = "paper"``, PAPERS.md [T][S]): the device stage
+is FROZEN — the model gets LoRA on the server blocks only (``build_split_vit(device_lora=False)``),
+the trainer is ``FrozenDeviceTrainer`` (device forward under no_grad), and the workload reports
+``device_trains = False``: ``server_step``'s download is 0 bits, ``adapter_up_bits`` /
+``adapter_down_bits`` are 0, and ``client_backward`` raises (an engine that honours
+``device_trains`` schedules no download, client_bwd, adapter_up or adapter_down events). The
+candidate K are ``method.token_counts``, or every integer in ``[method.min_tokens, num_patches]``
+when that is empty; the compressor is ``STSFLoraPaper`` ([CLS] score, K + 2 tokens).
+
 Cut activities: if the deadline or the battery cuts a device mid-iteration, its pending device
 graph is dropped at ``end_round`` and its adapters are overwritten by the broadcast. A server
 step whose simulated service is cut has already updated the server model (it ran on arrival).
@@ -58,6 +67,7 @@ import numpy as np
 import torch
 
 from wsim.compression import (
+    PAPER_COMPRESSORS,
     BangBangController,
     CompressContext,
     DDPGController,
@@ -71,6 +81,7 @@ from wsim.training.config import SplitViTConfig
 from wsim.training.data import ImageSet, digits_splits, iterate_batches, load_dataset, model_input
 from wsim.training.fedavg import broadcast
 from wsim.training.flops import client_flops, server_flops
+from wsim.training.frozen import FrozenDeviceTrainer
 from wsim.training.partition import BatchStream, dirichlet_partition, iid_partition
 from wsim.training.seeding import training_streams
 from wsim.training.split import build_split_vit
@@ -91,6 +102,37 @@ EVAL_BATCH = 256
 """Samples per evaluation batch."""
 
 TOKEN_METHODS = ("stsflora", "random_tokens", "tsflora")
+
+FROZEN_DEVICE = (("stsflora", "paper"),)
+"""(method, recipe) pairs whose device stage is frozen (forward only, PAPERS.md)."""
+
+
+def is_frozen_device(method: MethodConfig) -> bool:
+    """Whether ``method``'s recipe freezes the device stage (ST-SFLora paper)."""
+    return (method.name, method.recipe) in FROZEN_DEVICE
+
+
+def candidate_token_counts(method: MethodConfig, num_patches: int) -> list[int]:
+    """The kept-token candidates of a run: ``method.token_counts``; if empty, every integer K
+    in ``[min_tokens, num_patches]`` for the ST-SFLora paper recipe, else all patches.
+
+    Raises:
+        ValueError: naming ``method.min_tokens`` / ``method.token_counts`` when out of range.
+    """
+    if method.token_counts:
+        if max(method.token_counts) > num_patches:
+            raise ValueError(
+                f"method.token_counts: at most {num_patches} patches, got {method.token_counts}"
+            )
+        return sorted(method.token_counts)
+    if is_frozen_device(method):
+        if method.min_tokens > num_patches:
+            raise ValueError(
+                f"method.min_tokens: must be <= {num_patches} patches, got {method.min_tokens}"
+            )
+        return list(range(method.min_tokens, num_patches + 1))
+    return [num_patches]
+
 
 SPLITCOM_TARGET_UPLOAD = 0.1
 """Upload share of a batch above which SplitCom's bang-bang controller switches τ to 2τ."""
@@ -117,6 +159,8 @@ def build_compressor(
             ``make_compressor``) an unknown or bad extra parameter.
     """
     params = compressor_params(method) | dict(extra_params or {})
+    if method.recipe == "paper":
+        return make_compressor(method.name, recipe="paper", **params)
     if method.name != "splitcom":
         return make_compressor(method.name, **params)
     params["u_shaped"] = method.u_shaped
@@ -174,7 +218,8 @@ def compressor_params(method: MethodConfig) -> dict[str, Any]:
         candidates["quant_bits"] = method.quant_bits
     if method.rank > 0:
         candidates["rank"] = method.rank
-    valid = set(inspect.signature(COMPRESSORS[method.name]).parameters)
+    registry = PAPER_COMPRESSORS if method.recipe == "paper" else COMPRESSORS
+    valid = set(inspect.signature(registry[method.name]).parameters)
     return {k: v for k, v in candidates.items() if k in valid}
 
 
@@ -206,6 +251,8 @@ class RealWorkload:
         torch_time_s: Wall seconds spent inside torch calls, by phase.
         weight_quant: SFLAM's device-weight quantization report (None for other methods).
         device_memory_bytes: Device-stage parameters and buffers as stored (LoRA included).
+        device_trains: False for a frozen device stage (ST-SFLora paper recipe): no gradient
+            download, no client backward, no device adapters (module docstring).
     """
 
     def __init__(
@@ -242,7 +289,12 @@ class RealWorkload:
             for p, c in zip(parts, children, strict=True)
         ]
         self.num_samples = [len(p) for p in parts]
-        model = build_split_vit(self.config, torch.Generator().manual_seed(torch_seed(seed)))
+        self.device_trains = not is_frozen_device(scenario.method)
+        model = build_split_vit(
+            self.config,
+            torch.Generator().manual_seed(torch_seed(seed)),
+            device_lora=self.device_trains,
+        )
         self.weight_quant: WeightQuantReport | None = None
         on_device, loose_bytes = device_modules(model)
         if scenario.method.name == "sflam":  # frozen device backbone, once, before training
@@ -252,24 +304,28 @@ class RealWorkload:
             self.device_memory_bytes = self.weight_quant.module_bytes_after + loose_bytes
         else:
             self.device_memory_bytes = _module_bytes(on_device) + loose_bytes
-        self.trainer = SplitTrainer(
+        trainer_cls = SplitTrainer if self.device_trains else FrozenDeviceTrainer
+        self.trainer = trainer_cls(
             model,
             num,
             sfl_variant=scenario.train.sfl_variant,
             optim=OptimConfig(lr=scenario.train.lr),
         )
         self.method = scenario.method.name
-        self.compressor = build_compressor(scenario.method, seed, compressor_params)
+        counts = candidate_token_counts(scenario.method, self.config.num_patches)
+        extra = dict(compressor_params or {})
+        if not self.device_trains and not scenario.method.token_counts:
+            extra.setdefault("token_counts", tuple(counts))
+        self.compressor = build_compressor(scenario.method, seed, extra)
         model.probe.score = getattr(self.compressor, "score", "cls")
         self._generator = torch.Generator().manual_seed(torch_seed(seed) ^ 0x5A5A)
         self._eval_seed = _stream_int(seed, "workload.eval")
         self.torch_time_s: dict[str, float] = {}
         probe = make_stream(seed, "workload.probe").permutation(len(self.train))[: self.batch_size]
-        counts = list(scenario.method.token_counts) or [self.config.num_patches]
         self._profile = self._timed(
             "profile", measure_model_profile, self.trainer, self.compressor,
             model_input(self.train, probe, self.config.img_size), torch.as_tensor(probe),
-            counts, profile_key(scenario), self._generator,
+            counts, self._profile_key(scenario), self._generator, self.device_trains,
         )  # fmt: skip
         self._option = np.full(num, -1, dtype=int)
         self._eval_k = max(self._profile.token_counts)
@@ -277,6 +333,13 @@ class RealWorkload:
         self._samples: dict[int, int] = {}
 
     # ----------------------------------------------------------------------------- helpers
+    def _profile_key(self, scenario: Scenario) -> dict[str, Any]:
+        """``profile_key`` + the recipe fields (so a wsim-recipe profile never stands in)."""
+        key = profile_key(scenario)
+        if scenario.method.recipe != "wsim":
+            key |= {"recipe": scenario.method.recipe, "min_tokens": scenario.method.min_tokens}
+        return key
+
     def _timed(self, phase: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         try:
@@ -341,6 +404,12 @@ class RealWorkload:
                 "train.lr)"
             )
         pending.grad = srv.grad
+        if not self.device_trains:  # frozen: nothing comes back; the batch is done
+            self._pending.pop(device)
+            batch = len(pending.labels)
+            self._samples[device] = self._samples.get(device, 0) + batch
+            flops = server_flops(self.config, batch, srv.num_tokens).total_flops
+            return ServerStep(flops=flops, download_bits=0.0)
         if hasattr(self.compressor, "observe"):  # SplitCom's threshold controller
             self.compressor.observe(srv.loss)
         flops = server_flops(self.config, len(pending.labels), srv.num_tokens).total_flops
@@ -348,7 +417,16 @@ class RealWorkload:
         return ServerStep(flops=flops, download_bits=float(srv.grad_payload_bits + extra_down))
 
     def client_backward(self, device: int, round: int, it: int) -> float:
-        """Device backward + optimizer step; returns its FLOPs."""
+        """Device backward + optimizer step; returns its FLOPs.
+
+        Raises:
+            RuntimeError: the device stage is frozen (``device_trains`` False): there is none.
+        """
+        if not self.device_trains:
+            raise RuntimeError(
+                f"device {device}: frozen device stage (device_trains = False) has no client "
+                "backward; the engine must not schedule download / client_bwd events for it"
+            )
         pending = self._pending.pop(device)
         if pending.grad is None:
             raise RuntimeError(f"device {device}: client_backward before server_step")

@@ -1,0 +1,92 @@
+"""The ``paper`` recipes' compressors against hand computations (PAPERS.md, recovered details)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from wsim.compression import (
+    PAPER_COMPRESSORS,
+    CompressContext,
+    STSFLoraPaper,
+    make_compressor,
+    paper_payload_bits,
+    paper_retention_curve,
+)
+from wsim.optimizer import RoundProblem
+from wsim.optimizer.problem import Allocation
+from wsim.optimizer.stsflora_paper import paper_ste
+
+torch.set_num_threads(1)
+
+
+def test_merged_token_is_the_attention_weighted_mean_of_the_dropped_tokens() -> None:
+    # one sample, [CLS] + 4 patches, dim 2; α = [0.1, 0.4, 0.2, 0.3]; K = 2 keeps patches 1, 3
+    x = torch.tensor([[[9.0, 9.0], [1.0, 0.0], [0.0, 2.0], [3.0, 3.0], [5.0, -1.0]]])
+    alpha = torch.tensor([[0.1, 0.4, 0.2, 0.3]])
+    out = STSFLoraPaper()(x, alpha, CompressContext(keep_tokens=2))
+    assert out.server_input.shape == (1, 4, 2)  # [CLS] + K + 1 merged = K + 2
+    assert torch.equal(out.server_input[0, 0], x[0, 0])  # [CLS]
+    assert {tuple(t.tolist()) for t in out.server_input[0, 1:3]} == {(0.0, 2.0), (5.0, -1.0)}
+    # dropped: patch 0 (α 0.1, token [1, 0]) and patch 2 (α 0.2, token [3, 3])
+    merged = (0.1 * torch.tensor([1.0, 0.0]) + 0.2 * torch.tensor([3.0, 3.0])) / 0.3
+    assert torch.allclose(out.server_input[0, 3], merged, atol=1e-6)
+    # f(2) = 0.4 + 0.3 (one sample: ρ = f / B)
+    assert out.retention == pytest.approx(0.7)
+    assert out.payload_bits == 1 * (2 + 2) * 2 * 32
+
+
+@pytest.mark.parametrize("k", [1, 5, 15, 16])
+def test_payload_is_exactly_b_k_plus_2_d_q0(k: int) -> None:
+    g = torch.Generator().manual_seed(k)
+    batch, patches, dim = 4, 16, 8
+    x = torch.randn(batch, patches + 1, dim, generator=g)
+    alpha = torch.softmax(torch.randn(batch, patches, generator=g), -1) * 0.9
+    out = make_compressor("stsflora", recipe="paper")(x, alpha, CompressContext(keep_tokens=k))
+    tokens = k + 2 if k < patches else k + 1  # nothing to merge when every patch is kept
+    assert out.payload_bits == batch * tokens * dim * 32 == paper_payload_bits(batch, k, dim, 16)
+    assert out.payload_bits == 8 * sum(t.numel() * 4 for t in out.extras["wire"].values())
+    assert out.grad_payload_bits == out.payload_bits  # what a training device would get back
+    assert out.num_tokens_sent == tokens
+
+
+def test_retention_is_the_batch_sum_of_sorted_attention() -> None:
+    alpha = torch.tensor([[0.5, 0.1, 0.3], [0.2, 0.6, 0.1]])
+    # ᾱ = sorted rows summed: [0.5 + 0.6, 0.3 + 0.2, 0.1 + 0.1] = [1.1, 0.5, 0.2]
+    f = paper_retention_curve(alpha, [0, 1, 2, 3])
+    assert np.allclose(f, [0.0, 1.1, 1.6, 1.8])
+    assert np.all(np.diff(f, 2) <= 1e-12)  # concave in K
+    comp = STSFLoraPaper(token_counts=(1, 2))
+    assert np.allclose(comp.retention_curve(alpha), [0.55, 0.8])
+
+
+def test_registry_and_validation() -> None:
+    assert PAPER_COMPRESSORS == {"stsflora": STSFLoraPaper}
+    with pytest.raises(ValueError, match="recipe 'paper'"):
+        make_compressor("sflam", recipe="paper")
+    with pytest.raises(ValueError, match="cls_attn"):
+        STSFLoraPaper()(torch.zeros(1, 3, 2), None, CompressContext(keep_tokens=1))
+    assert STSFLoraPaper.score == "cls"
+
+
+def test_ste_by_hand() -> None:
+    # two devices; b = 1 MHz, p g /(N0 b) = 15 and 3 → r = 4 and 2 Mbit/s; S = 2 and 2 Mbit
+    n0 = 1e-20
+    pr = RoundProblem(
+        gain_lin=np.array([15e-14 / 0.1, 3e-14 / 0.1]), cpu_hz=np.ones(2) * 1e9, kappa=0.0,
+        max_power_w=np.full(2, 0.1), energy_budget_j=np.full(2, 10.0),
+        token_counts=np.array([8.0, 16.0]), payload_bits=np.array([[1e6, 2e6], [1e6, 2e6]]),
+        device_cycles=np.zeros((2, 2)), retention=np.array([[0.5, 0.9], [0.5, 0.9]]),
+        fixed_latency_s=np.zeros(2), total_bandwidth_hz=2e6, noise_psd_w_per_hz=n0,
+        deadline_s=10.0, energy_price_per_j=0.0, latency_price_per_s=0.0, min_retention=0.0,
+    )  # fmt: skip
+    alloc = Allocation(
+        token_option=np.array([1, 1]), bandwidth_hz=np.array([1e6, 1e6]),
+        power_w=np.array([0.1, 0.1]), latency_s=1.0, objective=0.0,
+        feasible=np.ones(2, bool), reason=np.array(["", ""], dtype=object),
+        energy_j=np.zeros(2), tx_energy_j=np.zeros(2), latency_device_s=np.zeros(2),
+        ste=np.zeros(2),
+    )  # fmt: skip
+    # T^up = 2e6 / 4e6 = 0.5 s and 2e6 / 2e6 = 1 s: STE = (0.9 + 0.9) / 1.0
+    assert paper_ste(pr, alloc) == pytest.approx(1.8)
