@@ -155,7 +155,7 @@ class TrainConfig:
 METHODS = ("none", "stsflora", "tsflora", "sflam", "sft", "splitcom", "random_tokens")
 SOLVERS = ("equal_bandwidth", "max_power", "all_tokens", "stsflora", "sflam", "stsflora_paper")
 RECIPES = ("paper", "wsim")
-PAPER_RECIPES = ("stsflora",)
+PAPER_RECIPES = ("stsflora", "sft")
 """Methods with a ``paper`` recipe (PAPERS.md, "Recovered method details"); their default."""
 
 
@@ -170,6 +170,7 @@ class MethodConfig:
     ``recipe``: ``"paper"`` follows the method as recovered in PAPERS.md (the default of the
     methods in ``PAPER_RECIPES``), ``"wsim"`` the recipe written from the abstracts (the only one
     of the other methods); empty = that default, resolved at load so the saved scenario names it.
+    SFT's paper recipe factors the cut block's frozen ``fc1`` at ``rank`` (must be > 0).
     ``min_tokens``: ST-SFLora paper recipe only, the floor K_min of the solver's token cap and the
     smallest candidate k (the paper's 64 is of 196 patches at ViT-B/16; 20 of the digits preset's
     64 patches keeps about the same share, ≈ 1/3). With the paper recipe an empty

@@ -90,3 +90,60 @@ def test_ste_by_hand() -> None:
     )  # fmt: skip
     # T^up = 2e6 / 4e6 = 0.5 s and 2e6 / 2e6 = 1 s: STE = (0.9 + 0.9) / 1.0
     assert paper_ste(pr, alloc) == pytest.approx(1.8)
+
+
+def _sft_model(rank_full: bool = True):
+    from wsim.training.split import build_split_vit
+    from wsim.workload.profile import TEST_PRESETS
+
+    cfg = TEST_PRESETS["vit_micro_test"]  # depth 2, d = 32, MLP 64, cut 1, weights "none"
+    model = build_split_vit(cfg, torch.Generator().manual_seed(0), attention_half=True)
+    return model, cfg
+
+
+def test_sft_full_rank_block_equals_the_block_minus_its_mlp_residual() -> None:
+    from wsim.compression import SFTPaper
+
+    model, cfg = _sft_model()
+    model.vit.eval()
+    block = model.vit.blocks[cfg.cut_layer]
+    images = torch.randn(3, 1, 16, 16, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        x = model.vit.norm_pre(model.vit._pos_embed(model.vit.patch_embed(images)))
+        for b in model.vit.blocks[: cfg.cut_layer]:
+            x = b(x)
+        h = model.device_stage(images)  # the cut block's attention half
+        assert torch.allclose(h, x + block.ls1(block.attn(block.norm1(x))), atol=1e-6)
+        comp = SFTPaper.from_block(block, rank=32)  # full rank: min(64, 32)
+        out = comp(h, None, CompressContext())
+        # the unfactored block minus its MLP residual: block(x) - h = mlp(norm2(h))
+        assert torch.allclose(out.server_input, block(x) - h, atol=1e-5)
+        assert torch.allclose(out.server_input, block.mlp(block.norm2(h)), atol=1e-5)
+    # the server stage starts after the cut block; the cut block's qkv LoRA is on the device
+    assert model.server_stage.cut_layer == cfg.cut_layer + 1
+    assert any(n.startswith(f"blocks.{cfg.cut_layer}.") for n in model.device_param_names)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sft_uploads_b_n_r_numbers_whatever_the_data(seed: int) -> None:
+    from wsim.compression import SFTPaper
+
+    model, cfg = _sft_model()
+    block = model.vit.blocks[cfg.cut_layer]
+    h = torch.randn(4, 17, 32, generator=torch.Generator().manual_seed(seed)) * (seed + 1) * 10
+    comp = SFTPaper.from_block(block, rank=3)
+    out = comp(h, None, CompressContext())
+    assert out.payload_bits == 4 * 17 * 3 * 32 and out.extras["wire"]["z"].shape == (4, 17, 3)
+    assert out.grad_payload_bits == 4 * 17 * 3 * 32  # the gradient in z's shape
+    none_bits = 4 * 17 * 32 * 32
+    assert none_bits / out.payload_bits == 32 / 3  # exactly D / r per token
+    assert (
+        SFTPaper.from_block(block, rank=3, quant_bits=16)(h, None, CompressContext()).payload_bits
+        == 4 * 17 * 3 * 16
+    )
+    # gradients flow back through the factored FFN to the device activation
+    h.requires_grad_()
+    comp(h, None, CompressContext()).server_input.sum().backward()
+    assert h.grad is not None and h.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="rank"):
+        SFTPaper.from_block(block, rank=33)

@@ -125,3 +125,18 @@ def test_the_paper_solver_decides_k_per_device_on_the_default_cell() -> None:
     assert on.sum() >= 15  # no deadline, no standing-time gate: (almost) everyone takes part
     assert len(set(k[on].tolist())) >= 3
     assert spearmanr(k[on], gain[on]).statistic > 0.5
+
+
+def test_sft_paper_run_uploads_b_n_r_numbers(tiny) -> None:
+    from wsim.sim.engine import run_simulation
+
+    sc = tiny('method.name="sft"', "method.rank=4", "sim.num_rounds=1")
+    assert sc.method.recipe == "paper"
+    wl = RealWorkload(sc)
+    assert wl.device_trains and wl.trainer.model.server_stage.cut_layer == 2
+    ev = run_simulation(sc, workload=wl).events
+    for kind in ("upload", "download"):  # [B = 8, N = 17, r = 4] fp32, whatever the data
+        assert (ev.loc[ev["kind"] == kind, "bytes"] == 8 * 17 * 4 * 4).all()
+    assert wl.profile().upload_bits == (17 * 4 * 32.0,)
+    with pytest.raises(ValueError, match="method.rank"):
+        RealWorkload(tiny('method.name="sft"', "method.rank=0"))

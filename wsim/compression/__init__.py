@@ -13,6 +13,7 @@ from typing import Any
 from wsim.compression.base import CompressContext, Compressed, Compressor
 from wsim.compression.controllers import BangBangController, DDPGController
 from wsim.compression.methods import SFLAM, SFT, NoCompression, RandomTokens, STSFLora, TSFLora
+from wsim.compression.paper_lowrank import SFTPaper, fc1_factors
 from wsim.compression.paper_tokens import STSFLoraPaper, paper_payload_bits, paper_retention_curve
 from wsim.compression.quant import WeightQuantReport, quantize_module_weights
 from wsim.compression.temporal import SplitCom, ushape_bits, ushape_extra_bits
@@ -38,11 +39,13 @@ __all__ = [
     "PAPER_COMPRESSORS",
     "RandomTokens",
     "STSFLora",
+    "SFTPaper",
     "STSFLoraPaper",
     "SplitCom",
     "TSFLora",
     "WeightQuantReport",
     "cls_attention",
+    "fc1_factors",
     "make_compressor",
     "paper_payload_bits",
     "paper_retention_curve",
@@ -59,7 +62,9 @@ COMPRESSORS: dict[str, type] = {
 }
 
 PAPER_COMPRESSORS: dict[str, type] = {cls.name: cls for cls in (STSFLoraPaper,)}
-"""The ``method.recipe = "paper"`` compressors (PAPERS.md, "Recovered method details")."""
+"""The ``method.recipe = "paper"`` compressors built from parameters (PAPERS.md, "Recovered
+method details"). SFT's paper compressor factors the model's own cut block, so it is built from
+the model: ``SFTPaper.from_block(vit.blocks[cut], rank)``."""
 
 
 def make_compressor(name: str, recipe: str = "wsim", **params: Any) -> Compressor:

@@ -50,6 +50,11 @@ the trainer is ``FrozenDeviceTrainer`` (device forward under no_grad), and the w
 ``device_trains`` schedules no download, client_bwd, adapter_up or adapter_down events). The
 candidate K are ``method.token_counts``, or every integer in ``[method.min_tokens, num_patches]``
 when that is empty; the compressor is ``STSFLoraPaper`` ([CLS] score, K + 2 tokens).
+SFT ``paper`` recipe: the device stage continues into the attention half of ``blocks[cut]``
+(its adapters are device adapters), the compressor is ``SFTPaper`` on that block's frozen fc1
+(rank ``method.rank``), the server stage starts at ``blocks[cut + 1]``. FLOPs are still
+``training.flops``' counts for a cut at ``cut_layer`` (the attention half of the cut block and the
+r-wide projections are not moved between the two sides: a known approximation).
 
 Cut activities: if the deadline or the battery cuts a device mid-iteration, its pending device
 graph is dropped at ``end_round`` and its adapters are overwritten by the broadcast. A server
@@ -71,6 +76,7 @@ from wsim.compression import (
     BangBangController,
     CompressContext,
     DDPGController,
+    SFTPaper,
     WeightQuantReport,
     make_compressor,
     quantize_module_weights,
@@ -110,6 +116,24 @@ FROZEN_DEVICE = (("stsflora", "paper"),)
 def is_frozen_device(method: MethodConfig) -> bool:
     """Whether ``method``'s recipe freezes the device stage (ST-SFLora paper)."""
     return (method.name, method.recipe) in FROZEN_DEVICE
+
+
+def is_sft_paper(method: MethodConfig) -> bool:
+    """Whether ``method`` is SFT's paper recipe (factored cut-block FFN, attention-half split)."""
+    return method.name == "sft" and method.recipe == "paper"
+
+
+def sft_paper_compressor(method: MethodConfig, model: Any) -> SFTPaper:
+    """SFT's paper compressor on the model's cut block, rank ``method.rank``.
+
+    Raises:
+        ValueError: naming ``method.rank`` when it is 0 or above the fc1's full rank.
+    """
+    block = model.vit.blocks[model.config.cut_layer]
+    full = min(block.mlp.fc1.weight.shape)
+    if not 1 <= method.rank <= full:
+        raise ValueError(f"method.rank: must be in [1, {full}] for sft (paper), got {method.rank}")
+    return SFTPaper.from_block(block, method.rank, quant_bits=method.quant_bits)
 
 
 def candidate_token_counts(method: MethodConfig, num_patches: int) -> list[int]:
@@ -158,6 +182,8 @@ def build_compressor(
         ValueError: naming ``method.tau`` when an adaptive controller gets τ = 0, or (from
             ``make_compressor``) an unknown or bad extra parameter.
     """
+    if is_sft_paper(method):
+        raise ValueError("sft (paper) factors the model's cut block: use sft_paper_compressor")
     params = compressor_params(method) | dict(extra_params or {})
     if method.recipe == "paper":
         return make_compressor(method.name, recipe="paper", **params)
@@ -218,6 +244,8 @@ def compressor_params(method: MethodConfig) -> dict[str, Any]:
         candidates["quant_bits"] = method.quant_bits
     if method.rank > 0:
         candidates["rank"] = method.rank
+    if is_sft_paper(method):
+        return {}  # built from the model (sft_paper_compressor)
     registry = PAPER_COMPRESSORS if method.recipe == "paper" else COMPRESSORS
     valid = set(inspect.signature(registry[method.name]).parameters)
     return {k: v for k, v in candidates.items() if k in valid}
@@ -294,6 +322,7 @@ class RealWorkload:
             self.config,
             torch.Generator().manual_seed(torch_seed(seed)),
             device_lora=self.device_trains,
+            attention_half=is_sft_paper(scenario.method),
         )
         self.weight_quant: WeightQuantReport | None = None
         on_device, loose_bytes = device_modules(model)
@@ -316,7 +345,10 @@ class RealWorkload:
         extra = dict(compressor_params or {})
         if not self.device_trains and not scenario.method.token_counts:
             extra.setdefault("token_counts", tuple(counts))
-        self.compressor = build_compressor(scenario.method, seed, extra)
+        if is_sft_paper(scenario.method):
+            self.compressor: Any = sft_paper_compressor(scenario.method, model)
+        else:
+            self.compressor = build_compressor(scenario.method, seed, extra)
         model.probe.score = getattr(self.compressor, "score", "cls")
         self._generator = torch.Generator().manual_seed(torch_seed(seed) ^ 0x5A5A)
         self._eval_seed = _stream_int(seed, "workload.eval")
