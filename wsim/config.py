@@ -155,7 +155,7 @@ class TrainConfig:
 METHODS = ("none", "stsflora", "tsflora", "sflam", "sft", "splitcom", "random_tokens")
 SOLVERS = ("equal_bandwidth", "max_power", "all_tokens", "stsflora", "sflam", "stsflora_paper")
 RECIPES = ("paper", "wsim")
-PAPER_RECIPES = ("stsflora", "sft")
+PAPER_RECIPES = ("stsflora", "sft", "splitcom")
 """Methods with a ``paper`` recipe (PAPERS.md, "Recovered method details"); their default."""
 
 

@@ -62,7 +62,9 @@ def test_retention_is_the_batch_sum_of_sorted_attention() -> None:
 
 
 def test_registry_and_validation() -> None:
-    assert PAPER_COMPRESSORS == {"stsflora": STSFLoraPaper}
+    from wsim.compression import SplitComPaper
+
+    assert PAPER_COMPRESSORS == {"stsflora": STSFLoraPaper, "splitcom": SplitComPaper}
     with pytest.raises(ValueError, match="recipe 'paper'"):
         make_compressor("sflam", recipe="paper")
     with pytest.raises(ValueError, match="cls_attn"):
@@ -147,3 +149,36 @@ def test_sft_uploads_b_n_r_numbers_whatever_the_data(seed: int) -> None:
     assert h.grad is not None and h.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="rank"):
         SFTPaper.from_block(block, rank=33)
+
+
+def test_splitcom_skip_rule_by_hand() -> None:
+    from wsim.compression import SplitComPaper, ValidationBangBang
+    from wsim.compression.paper_temporal import projected_cosine
+
+    assert torch.allclose(
+        projected_cosine(torch.tensor([[1.0, 0.0], [1.0, 1.0]]), torch.tensor([[1.0, 1.0]] * 2)),
+        torch.tensor([2**-0.5, 1.0]),
+    )
+    comp = SplitComPaper(tau=0.1, proj_dim=16, seed=3)
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(2, 3, 4, generator=g)
+    ids = CompressContext(sample_ids=torch.tensor([7, 8]))
+    first = comp(a.clone().requires_grad_(), None, ids)
+    assert first.extras["num_uploaded"] == 2  # never seen: both sent
+    # sample 7 barely changes (cos > 0.9: skipped, the server reuses its cache); 8 is replaced
+    b = torch.stack([a[0] * 1.01, torch.randn(3, 4, generator=g)])
+    out = comp(b.clone().requires_grad_(), None, ids)
+    assert out.extras["upload_mask"].tolist() == [False, True]
+    assert torch.allclose(out.server_input[0], a[0]) and torch.allclose(out.server_input[1], b[1])
+    assert out.payload_bits == 1 * 3 * 4 * 32 + 2
+    # the gradient cache: an unchanged gradient is skipped and the cached one is used
+    grad = torch.randn(2, 3, 4, generator=g)
+    used, bits = comp.compress_gradient(grad, torch.tensor([7, 8]))
+    assert bits == 2 * 3 * 4 * 32 + 2 and torch.equal(used, grad)
+    grad2 = torch.stack([grad[0] * 2.0, -grad[1]])  # same direction (cos 1) / opposite (cos -1)
+    used, bits = comp.compress_gradient(grad2, torch.tensor([7, 8]))
+    assert bits == 1 * 3 * 4 * 32 + 2
+    assert torch.equal(used[0], grad[0]) and torch.equal(used[1], grad2[1])
+    # bang-bang on validation loss: skip more only after an improvement
+    ctrl = ValidationBangBang(tau_low=0.1, tau_high=0.2)
+    assert [ctrl.update_validation(v) for v in (1.0, 0.8, 0.9, 0.7)] == [0.1, 0.2, 0.1, 0.2]

@@ -140,3 +140,30 @@ def test_sft_paper_run_uploads_b_n_r_numbers(tiny) -> None:
     assert wl.profile().upload_bits == (17 * 4 * 32.0,)
     with pytest.raises(ValueError, match="method.rank"):
         RealWorkload(tiny('method.name="sft"', "method.rank=0"))
+
+
+@pytest.mark.parametrize("extra", [[], ["method.u_shaped=true"], ['method.controller="ddpg"']])
+def test_splitcom_paper_uploads_and_downloads_fall_after_the_first_epoch(tiny, extra) -> None:
+    from wsim.compression import SplitComPaper, ValidationBangBang
+    from wsim.sim.engine import run_simulation
+
+    # 10 devices x 6 iterations x 8 samples = 48 samples per device and round: shards of ~97
+    # samples are revisited from round 2 on
+    sc = tiny('method.name="splitcom"', "devices.num_devices=10", "sim.local_iters=6",
+              "sim.num_rounds=4", *extra)  # fmt: skip
+    wl = RealWorkload(sc)
+    assert isinstance(wl.compressor, SplitComPaper) and sc.method.recipe == "paper"
+    if not extra:
+        assert isinstance(wl.compressor.controller, ValidationBangBang)
+    # the validation share is held out of every device's shard, and is not the test set
+    shards = np.concatenate([s.indices for s in wl.streams])
+    assert wl.validation_idx is not None and len(wl.validation_idx) >= 8
+    assert not set(wl.validation_idx.tolist()) & set(shards.tolist())
+    ev = run_simulation(sc, workload=wl).events
+    per_round = {
+        kind: ev[ev["kind"] == kind].groupby("round", observed=True)["bytes"].sum().to_numpy()
+        for kind in ("upload", "download")
+    }
+    for kind, total in per_round.items():
+        assert total[-1] < 0.9 * total[0], (kind, total)
+    assert len(wl.compressor.grad_cache) > 0 and wl.compressor.last_download_ratio < 1

@@ -14,6 +14,7 @@ from wsim.compression.base import CompressContext, Compressed, Compressor
 from wsim.compression.controllers import BangBangController, DDPGController
 from wsim.compression.methods import SFLAM, SFT, NoCompression, RandomTokens, STSFLora, TSFLora
 from wsim.compression.paper_lowrank import SFTPaper, fc1_factors
+from wsim.compression.paper_temporal import SplitComPaper, ValidationBangBang
 from wsim.compression.paper_tokens import STSFLoraPaper, paper_payload_bits, paper_retention_curve
 from wsim.compression.quant import WeightQuantReport, quantize_module_weights
 from wsim.compression.temporal import SplitCom, ushape_bits, ushape_extra_bits
@@ -42,7 +43,9 @@ __all__ = [
     "SFTPaper",
     "STSFLoraPaper",
     "SplitCom",
+    "SplitComPaper",
     "TSFLora",
+    "ValidationBangBang",
     "WeightQuantReport",
     "cls_attention",
     "fc1_factors",
@@ -61,7 +64,7 @@ COMPRESSORS: dict[str, type] = {
     cls.name: cls for cls in (NoCompression, STSFLora, TSFLora, SFLAM, SFT, SplitCom, RandomTokens)
 }
 
-PAPER_COMPRESSORS: dict[str, type] = {cls.name: cls for cls in (STSFLoraPaper,)}
+PAPER_COMPRESSORS: dict[str, type] = {cls.name: cls for cls in (STSFLoraPaper, SplitComPaper)}
 """The ``method.recipe = "paper"`` compressors built from parameters (PAPERS.md, "Recovered
 method details"). SFT's paper compressor factors the model's own cut block, so it is built from
 the model: ``SFTPaper.from_block(vit.blocks[cut], rank)``."""

@@ -77,6 +77,7 @@ from wsim.compression import (
     CompressContext,
     DDPGController,
     SFTPaper,
+    ValidationBangBang,
     WeightQuantReport,
     make_compressor,
     quantize_module_weights,
@@ -185,17 +186,21 @@ def build_compressor(
     if is_sft_paper(method):
         raise ValueError("sft (paper) factors the model's cut block: use sft_paper_compressor")
     params = compressor_params(method) | dict(extra_params or {})
-    if method.recipe == "paper":
+    if method.recipe == "paper" and method.name != "splitcom":
         return make_compressor(method.name, recipe="paper", **params)
     if method.name != "splitcom":
         return make_compressor(method.name, **params)
     params["u_shaped"] = method.u_shaped
+    if method.recipe == "paper":  # SplitCom paper: projection seed, validation bang-bang
+        params["seed"] = _stream_int(seed, "splitcom.projection") % 2**31
     if method.controller == "fixed":
-        return make_compressor("splitcom", **params)
+        return make_compressor("splitcom", recipe=method.recipe, **params)
     if method.tau <= 0:
         raise ValueError(f"method.tau must be > 0 for controller {method.controller!r}")
-    if method.controller == "bang_bang":
-        controller: Any = BangBangController(
+    if method.controller == "bang_bang" and method.recipe == "paper":
+        controller: Any = ValidationBangBang(tau_low=method.tau, tau_high=2 * method.tau)
+    elif method.controller == "bang_bang":
+        controller = BangBangController(
             tau_low=method.tau, tau_high=2 * method.tau, target_upload_ratio=SPLITCOM_TARGET_UPLOAD
         )
     else:
@@ -203,7 +208,7 @@ def build_compressor(
             tau_min=0.0, tau_max=2 * method.tau, seed=_stream_int(seed, "splitcom.ddpg")
         )
     params = {k: v for k, v in params.items() if k != "tau"}
-    return make_compressor("splitcom", controller=controller, **params)
+    return make_compressor("splitcom", recipe=method.recipe, controller=controller, **params)
 
 
 def sflam_weight_bits(method: MethodConfig) -> int:
@@ -268,6 +273,7 @@ class _Pending:
     out: ClientOutput
     labels: torch.Tensor
     grad: torch.Tensor | None = None
+    sample_ids: torch.Tensor | None = None
 
 
 class RealWorkload:
@@ -307,10 +313,18 @@ class RealWorkload:
             )
         rng = data_rng if data_rng is not None else make_stream(seed, "data")
         labels = self.train.labels.numpy()
+        pool, self.validation_idx = np.arange(len(labels)), None
+        if scenario.method.name == "splitcom" and scenario.method.recipe == "paper":
+            # SplitCom's controller reads a validation loss: a held-out share of the training
+            # data (never the test set), drawn from its own stream, kept out of every shard
+            perm = make_stream(seed, "workload.validation").permutation(len(labels))
+            num_val = max(self.batch_size, len(labels) // 10)
+            self.validation_idx, pool = np.sort(perm[:num_val]), np.sort(perm[num_val:])
         if scenario.data.partition == "iid":
-            parts = iid_partition(len(labels), num, rng)
+            parts = iid_partition(len(pool), num, rng)
         else:
-            parts = dirichlet_partition(labels, num, scenario.data.dirichlet_alpha, rng)
+            parts = dirichlet_partition(labels[pool], num, scenario.data.dirichlet_alpha, rng)
+        parts = [pool[p] for p in parts]
         children = seed_sequence(seed, "data.batches").spawn(num)
         self.streams = [
             BatchStream(p, self.batch_size, np.random.default_rng(c), full_batches=True)
@@ -414,7 +428,8 @@ class RealWorkload:
         out = self._timed(
             "client_forward", self.trainer.client_forward, device, images, self.compressor, ctx
         )
-        self._pending[device] = _Pending(out, self.train.labels[torch.as_tensor(idx)])
+        ids = torch.as_tensor(idx)
+        self._pending[device] = _Pending(out, self.train.labels[ids], sample_ids=ids)
         flops = client_flops(self.config, len(idx)).forward_flops
         _, extra_up = ushape_bits(out.compressed)
         return ClientStep(flops=flops, upload_bits=float(out.payload_bits + extra_up), tokens=k)
@@ -446,7 +461,12 @@ class RealWorkload:
             self.compressor.observe(srv.loss)
         flops = server_flops(self.config, len(pending.labels), srv.num_tokens).total_flops
         extra_down, _ = ushape_bits(out.compressed)
-        return ServerStep(flops=flops, download_bits=float(srv.grad_payload_bits + extra_down))
+        down_bits = srv.grad_payload_bits
+        if hasattr(self.compressor, "compress_gradient"):  # SplitCom paper: gradient cache
+            pending.grad, down_bits = self.compressor.compress_gradient(
+                srv.grad, pending.sample_ids
+            )
+        return ServerStep(flops=flops, download_bits=float(down_bits + extra_down))
 
     def client_backward(self, device: int, round: int, it: int) -> float:
         """Device backward + optimizer step; returns its FLOPs.
@@ -490,14 +510,22 @@ class RealWorkload:
                 model.global_params(model.device_param_names),
                 [d.params for d in self.trainer.devices],
             )
+        if self.validation_idx is not None:  # SplitCom paper: the bang-bang signal
+            _, val_loss = self._timed("validate", self._deployed, self.train, self.validation_idx)
+            self.compressor.observe_validation(val_loss)
         if not evaluate:
             return RoundMetrics(accuracy=math.nan, loss=math.nan)
         acc, loss = self._timed("evaluate", self.evaluate)
         return RoundMetrics(accuracy=acc, loss=loss)
 
-    @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        """Test accuracy in [0, 1] and mean cross-entropy of the global split model as deployed.
+        """Test accuracy and loss of the deployed split model (see :meth:`_deployed`)."""
+        return self._deployed(self.test, np.arange(len(self.test)))
+
+    @torch.no_grad()
+    def _deployed(self, data: ImageSet, indices: np.ndarray) -> tuple[float, float]:
+        """Accuracy in [0, 1] and mean cross-entropy of the global split model as deployed, on
+        ``data[indices]`` (the test set, or SplitCom's held-out validation share).
 
         Batches of ``data.batch_size`` test samples through the device stage, the compressor in
         evaluation mode at the last round's token budget (random choices from a generator
@@ -509,10 +537,10 @@ class RealWorkload:
         generator = torch.Generator().manual_seed(self._eval_seed)
         correct, loss_sum, count = 0, 0.0, 0
         try:
-            for start in range(0, len(self.test), self.batch_size):
-                idx = torch.arange(start, min(start + self.batch_size, len(self.test)))
-                images = model_input(self.test, idx, self.config.img_size)
-                labels = self.test.labels[idx]
+            for start in range(0, len(indices), self.batch_size):
+                idx = torch.as_tensor(indices[start : start + self.batch_size])
+                images = model_input(data, idx, self.config.img_size)
+                labels = data.labels[idx]
                 model.probe.arm()
                 activation = model.device_stage(images)
                 ctx = CompressContext(
