@@ -6,12 +6,21 @@ activation uplink / downlink bits per round (the split-learning payloads the com
 SplitCom's U-shaped extra pair included; the LoRA adapter exchange is the same for every method
 and is not counted), the uplink ratio and the total (uplink + downlink) ratio to ``none`` (how many
 times less), final test accuracy of the split model as deployed (device stage → compressor →
-server stage, ``RealWorkload.evaluate``), accuracy loss vs ``none`` (points), the accuracy of the
-same global model on the uncompressed full sequence (``evaluate_full``), server FLOPs ratio to
-``none`` and device memory (device-stage parameters as stored, bytes). Rows named in ``VARIANTS``
-run a method's scenario with a compressor parameter the scenario format has no field for (the
+server stage, ``RealWorkload.evaluate``) with ±σ, the binomial standard error
+``sqrt(a (1 − a) / n_test)`` of that one run (not a spread over seeds), accuracy loss vs ``none``
+(points), the accuracy of the same global model on the uncompressed full sequence
+(``evaluate_full``), server FLOPs ratio to ``none``, device memory (device-stage parameters as
+stored, bytes), device compute energy per round (J, the ``client_fwd`` + ``client_bwd`` events of
+all devices) and device peak memory (bytes: stored device weights + adapter gradients + optimizer
+state + the profiled activation peak of one device step on a probe batch — forward + backward
+when the device trains, forward only for a frozen device; SplitCom's caches not included).
+
+Each method with a ``paper`` recipe (PAPERS.md) has two rows: ``<method>`` runs its scenario file
+(the paper recipe) and ``<method>_wsim`` the ``wsim`` recipe. Rows named in ``VARIANTS`` run a
+scenario with overrides and/or a compressor parameter the scenario format has no field for (the
 [CLS]-scored ST-SFLora of DESIGN §6 as first written). ``--csv`` also writes the table with
-accuracies as fractions (``analysis/`` turns it into a LaTeX table).
+accuracies as fractions (``analysis/`` turns it into a LaTeX table). The ST-SFLora ``paper`` row
+needs the engine's ``device_trains`` support (frozen device stage).
 
     .venv/bin/python bench/compression.py --rounds 30 --jobs 2 --csv runs/compression.csv
 """
@@ -27,18 +36,65 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = (
-    "none", "stsflora", "stsflora_cls", "tsflora", "sflam", "sft", "splitcom", "splitcom_ddpg",
-    "splitcom_ushaped", "random_tokens",
+    "none", "stsflora", "stsflora_wsim", "stsflora_cls", "tsflora", "sflam", "sft", "sft_wsim",
+    "splitcom", "splitcom_wsim", "splitcom_ddpg", "splitcom_ddpg_wsim", "splitcom_ushaped",
+    "splitcom_ushaped_wsim", "random_tokens",
 )  # fmt: skip
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "stsflora_cls": ("stsflora", {"score": "cls"}),
+_STSFLORA_WSIM = ('method.recipe="wsim"', 'optimizer.solver="stsflora"',
+                  "method.token_counts=[8, 16, 24, 32]")  # fmt: skip
+VARIANTS: dict[str, tuple[str, tuple[str, ...], dict[str, Any]]] = {
+    "stsflora_wsim": ("stsflora", _STSFLORA_WSIM, {}),
+    "stsflora_cls": ("stsflora", _STSFLORA_WSIM, {"score": "cls"}),
+    "sft_wsim": ("sft", ('method.recipe="wsim"', "method.quant_bits=16"), {}),
+    "splitcom_wsim": ("splitcom", ('method.recipe="wsim"',), {}),
+    "splitcom_ddpg_wsim": ("splitcom_ddpg", ('method.recipe="wsim"',), {}),
+    "splitcom_ushaped_wsim": ("splitcom_ushaped", ('method.recipe="wsim"',), {}),
 }
-"""Row name → (scenario file stem, extra compressor parameters)."""
+"""Row name → (scenario file stem, scenario overrides, extra compressor parameters)."""
 COLUMNS = (
     "method", "uplink_bits_per_round", "downlink_bits_per_round", "uplink_ratio", "total_ratio",
-    "final_accuracy", "accuracy_loss", "full_sequence_accuracy", "server_flops_ratio",
-    "device_memory_bytes", "ushape_bits_per_round",
+    "final_accuracy", "accuracy_sigma", "accuracy_loss", "full_sequence_accuracy",
+    "server_flops_ratio", "device_memory_bytes", "device_compute_energy_j_per_round",
+    "device_peak_memory_bytes", "ushape_bits_per_round",
 )  # fmt: skip
+
+
+def device_peak_memory_bytes(workload: Any) -> int:
+    """Device peak memory of one step on a probe batch (see the module docstring), bytes."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from wsim.compression import CompressContext
+    from wsim.training.data import model_input
+
+    trainer, cfg = workload.trainer, workload.config
+    idx = torch.arange(workload.batch_size)
+    images = model_input(workload.train, idx, cfg.img_size)
+    k = max(workload.profile().token_counts)
+    ctx = CompressContext(sample_ids=idx, keep_tokens=k, training=False)
+    state = 0
+    device = trainer.devices[0]
+    if workload.device_trains:
+        state = sum(
+            t.numel() * t.element_size()
+            for s in device.optimizer.state.values()
+            for t in s.values()
+            if t.dim() > 0
+        ) + sum(p.numel() * p.element_size() for p in device.params.values())  # grads
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = trainer.client_forward(0, images, workload.compressor, ctx)
+        if workload.device_trains:
+            grad = torch.ones_like(out.server_input)
+            del out
+            trainer.client_backward(0, grad)
+            del grad
+        else:
+            del out
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += event.self_cpu_memory_usage
+        peak = max(peak, current)
+    return int(workload.device_memory_bytes + state + peak)
 
 
 def run_method(name: str, rounds: int, overrides: tuple[str, ...] = ()) -> dict:
@@ -51,9 +107,9 @@ def run_method(name: str, rounds: int, overrides: tuple[str, ...] = ()) -> dict:
     from wsim.workload.real import RealWorkload
 
     torch.set_num_threads(1)
-    stem, params = VARIANTS.get(name, (name, {}))
+    stem, extra, params = VARIANTS.get(name, (name, (), {}))
     path = ROOT / "scenarios" / "methods" / f"{stem}.toml"
-    sc = load_scenario(path, [f"sim.num_rounds={rounds}", *overrides])
+    sc = load_scenario(path, [f"sim.num_rounds={rounds}", *extra, *overrides])
     workload = RealWorkload(sc, compressor_params=params or None)
     res = run_simulation(sc, workload=workload)
     ev = res.events
@@ -67,6 +123,11 @@ def run_method(name: str, rounds: int, overrides: tuple[str, ...] = ()) -> dict:
         "uplink_bits_per_round": 8.0 * ev.loc[ev["kind"] == "upload", "bytes"].sum() / n,
         "downlink_bits_per_round": 8.0 * ev.loc[ev["kind"] == "download", "bytes"].sum() / n,
         "final_accuracy": float(res.rounds["accuracy"].iloc[-1]),
+        "num_test": len(workload.test),
+        "device_compute_energy_j_per_round": float(
+            ev.loc[ev["kind"].isin(["client_fwd", "client_bwd"]), "energy_j"].sum() / n
+        ),
+        "device_peak_memory_bytes": device_peak_memory_bytes(workload),
         "full_sequence_accuracy": float(workload.evaluate_full()[0]),
         "server_flops": float(ev.loc[ev["kind"] == "server", "flops"].sum()),
         "device_memory_bytes": int(workload.device_memory_bytes),
@@ -88,10 +149,14 @@ def table(raw: list[dict]) -> list[dict]:
             "uplink_ratio": ref["uplink_bits_per_round"] / r["uplink_bits_per_round"],
             "total_ratio": ref_total / total,
             "final_accuracy": r["final_accuracy"],
+            "accuracy_sigma": (r["final_accuracy"] * (1 - r["final_accuracy"]) / r["num_test"])
+            ** 0.5,
             "accuracy_loss": ref["final_accuracy"] - r["final_accuracy"],
             "full_sequence_accuracy": r["full_sequence_accuracy"],
             "server_flops_ratio": r["server_flops"] / ref["server_flops"],
             "device_memory_bytes": r["device_memory_bytes"],
+            "device_compute_energy_j_per_round": r["device_compute_energy_j_per_round"],
+            "device_peak_memory_bytes": r["device_peak_memory_bytes"],
             "ushape_bits_per_round": r["ushape_bits_per_round"],
         })  # fmt: skip
     return rows
@@ -100,18 +165,21 @@ def table(raw: list[dict]) -> list[dict]:
 def print_table(rows: list[dict]) -> None:
     """The table, human-readable (accuracies and the loss in points)."""
     head = (
-        f"{'method':<17}{'up bits/rnd':>12}{'down bits/rnd':>14}{'up ×less':>9}{'tot ×less':>10}"
-        f"{'acc %':>7}{'loss pts':>9}{'full-seq %':>11}{'srv FLOPs':>10}{'dev mem B':>10}"
+        f"{'method':<22}{'up bits/rnd':>12}{'down bits/rnd':>14}{'up ×less':>9}{'tot ×less':>10}"
+        f"{'acc % ± σ':>13}{'loss pts':>9}{'full-seq %':>11}{'srv FLOPs':>10}{'dev mem B':>10}"
+        f"{'dev J/rnd':>10}{'dev peak B':>11}"
     )
     print(head)
     print("-" * len(head))
     for r in rows:
         print(
-            f"{r['method']:<17}{r['uplink_bits_per_round']:>12.3e}"
+            f"{r['method']:<22}{r['uplink_bits_per_round']:>12.3e}"
             f"{r['downlink_bits_per_round']:>14.3e}{r['uplink_ratio']:>9.2f}"
-            f"{r['total_ratio']:>10.2f}{100 * r['final_accuracy']:>7.2f}"
-            f"{100 * r['accuracy_loss']:>9.2f}{100 * r['full_sequence_accuracy']:>11.2f}"
+            f"{r['total_ratio']:>10.2f}"
+            f"{100 * r['final_accuracy']:>8.2f} ±{100 * r['accuracy_sigma']:>4.2f}"
+            f"{100 * r['accuracy_loss']:>8.2f}{100 * r['full_sequence_accuracy']:>11.2f}"
             f"{r['server_flops_ratio']:>10.3f}{r['device_memory_bytes']:>10d}"
+            f"{r['device_compute_energy_j_per_round']:>10.3f}{r['device_peak_memory_bytes']:>11d}"
         )
     for r in rows:
         if r["ushape_bits_per_round"] > 0:

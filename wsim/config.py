@@ -172,7 +172,10 @@ class TrainConfig:
 
 
 METHODS = ("none", "stsflora", "tsflora", "sflam", "sft", "splitcom", "random_tokens")
-SOLVERS = ("equal_bandwidth", "max_power", "all_tokens", "stsflora", "sflam")
+SOLVERS = ("equal_bandwidth", "max_power", "all_tokens", "stsflora", "sflam", "stsflora_paper")
+RECIPES = ("paper", "wsim")
+PAPER_RECIPES = ("stsflora", "sft", "splitcom")
+"""Methods with a ``paper`` recipe (PAPERS.md, "Recovered method details"); their default."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,16 @@ class MethodConfig:
     SplitCom only: ``controller`` adapts ``tau`` (``fixed``: τ = ``tau`` throughout;
     ``bang_bang``: between τ and 2τ; ``ddpg``: a learned actor–critic policy); ``u_shaped`` keeps
     the head and the labels on the device (an extra upload/download pair per batch).
+
+    ``recipe``: ``"paper"`` follows the method as recovered in PAPERS.md (the default of the
+    methods in ``PAPER_RECIPES``), ``"wsim"`` the recipe written from the abstracts (the only one
+    of the other methods); empty = that default, resolved at load so the saved scenario names it.
+    SFT's paper recipe factors the cut block's frozen ``fc1`` at ``rank`` (must be > 0).
+    ``min_tokens``: ST-SFLora paper recipe only, the floor K_min of the solver's token cap and the
+    smallest candidate k (the paper's 64 is of 196 patches at ViT-B/16; 20 of the digits preset's
+    64 patches keeps about the same share, ≈ 1/3). With the paper recipe an empty
+    ``token_counts`` means every integer k in [min_tokens, num_patches] (the paper's K is an
+    integer variable).
     """
 
     name: str = _f("none", choices=METHODS)
@@ -192,6 +205,19 @@ class MethodConfig:
     tau: float = _f(0.1, lo=0.0)
     controller: str = _f("bang_bang", choices=("fixed", "bang_bang", "ddpg"))
     u_shaped: bool = _f(False)
+    recipe: str = _f("", choices=("", *RECIPES))
+    min_tokens: int = _f(20, lo=1)
+
+    def __post_init__(self) -> None:
+        if not self.recipe:  # resolved here, so the saved scenario names the recipe
+            object.__setattr__(self, "recipe", resolve_recipe(self))
+
+
+def resolve_recipe(method: MethodConfig) -> str:
+    """The recipe ``method`` runs: its ``recipe``, or the method's default when empty."""
+    if method.recipe:
+        return method.recipe
+    return "paper" if method.name in PAPER_RECIPES else "wsim"
 
 
 @dataclass(frozen=True)
@@ -370,6 +396,11 @@ def _check_cross_fields(s: Scenario) -> None:
         (s.sim.selection != "uniform" or s.sim.devices_per_round <= d.num_devices, "sim.devices_per_round", f"<= devices.num_devices ({d.num_devices}) for uniform selection", s.sim.devices_per_round),
         (s.faults.min_rate_bps == 0 or math.isfinite(s.faults.outage_timeout_s), "faults.outage_timeout_s", f"finite when faults.min_rate_bps > 0 ({s.faults.min_rate_bps:g}; a transfer on a channel that never recovers would never end)", s.faults.outage_timeout_s),
     ]  # fmt: skip
+    meth = s.method
+    checks.append((
+        meth.recipe != "paper" or meth.name in PAPER_RECIPES, "method.recipe",
+        f"'wsim' for method {meth.name!r} (paper recipes: {', '.join(PAPER_RECIPES)})", meth.recipe,
+    ))  # fmt: skip
     for ok, name, rule, got in checks:
         if not ok:
             raise ConfigError(f"{name}: must be {rule}, got {got!r}")

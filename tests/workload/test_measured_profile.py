@@ -40,7 +40,9 @@ def test_uncompressed_profile_matches_tensor_shapes_and_flop_formulas(tiny) -> N
 
 
 def test_token_selection_profile_is_monotone_in_k(tiny) -> None:
-    p = measure_profile(tiny('method.name="stsflora"', "method.token_counts=[4, 8, 16]"))
+    p = measure_profile(
+        tiny('method.name="stsflora"', 'method.recipe="wsim"', "method.token_counts=[4, 8, 16]")
+    )
     up, srv, rho = p.array("upload_bits"), p.array("server_flops"), p.array("retention")
     assert np.all(np.diff(up) > 0) and np.all(np.diff(srv) > 0)
     assert np.all(np.diff(rho) > 0) and rho[-1] == 1.0 and rho[0] > 4 / 16  # attention-guided

@@ -140,7 +140,11 @@ def test_stragglers_are_cut_and_left_out_of_fedavg(tiny) -> None:
     ("method", "solver"), [("stsflora", "stsflora"), ("sflam", "equal_bandwidth")]
 )
 def test_compressors_plug_in_through_make_compressor(tiny, method: str, solver: str) -> None:
-    extra = ["method.token_counts=[4, 8]"] if method == "stsflora" else ["method.quant_bits=8"]
+    extra = (
+        ["method.token_counts=[4, 8]", 'method.recipe="wsim"']
+        if method == "stsflora"
+        else ["method.quant_bits=8"]
+    )
     sc = tiny(f'method.name="{method}"', f'optimizer.solver="{solver}"', *extra, "sim.num_rounds=1")
     res, rec = _run(sc)
     up = _rows(res.events, "upload")

@@ -13,6 +13,9 @@ from typing import Any
 from wsim.compression.base import CompressContext, Compressed, Compressor
 from wsim.compression.controllers import BangBangController, DDPGController
 from wsim.compression.methods import SFLAM, SFT, NoCompression, RandomTokens, STSFLora, TSFLora
+from wsim.compression.paper_lowrank import SFTPaper, fc1_factors
+from wsim.compression.paper_temporal import SplitComPaper, ValidationBangBang
+from wsim.compression.paper_tokens import STSFLoraPaper, paper_payload_bits, paper_retention_curve
 from wsim.compression.quant import WeightQuantReport, quantize_module_weights
 from wsim.compression.temporal import SplitCom, ushape_bits, ushape_extra_bits
 from wsim.compression.tokens import (
@@ -34,13 +37,21 @@ __all__ = [
     "Compressor",
     "DDPGController",
     "NoCompression",
+    "PAPER_COMPRESSORS",
     "RandomTokens",
     "STSFLora",
+    "SFTPaper",
+    "STSFLoraPaper",
     "SplitCom",
+    "SplitComPaper",
     "TSFLora",
+    "ValidationBangBang",
     "WeightQuantReport",
     "cls_attention",
+    "fc1_factors",
     "make_compressor",
+    "paper_payload_bits",
+    "paper_retention_curve",
     "quantize_module_weights",
     "received_attention",
     "retention_curve",
@@ -53,17 +64,28 @@ COMPRESSORS: dict[str, type] = {
     cls.name: cls for cls in (NoCompression, STSFLora, TSFLora, SFLAM, SFT, SplitCom, RandomTokens)
 }
 
+PAPER_COMPRESSORS: dict[str, type] = {cls.name: cls for cls in (STSFLoraPaper, SplitComPaper)}
+"""The ``method.recipe = "paper"`` compressors built from parameters (PAPERS.md, "Recovered
+method details"). SFT's paper compressor factors the model's own cut block, so it is built from
+the model: ``SFTPaper.from_block(vit.blocks[cut], rank)``."""
 
-def make_compressor(name: str, **params: Any) -> Compressor:
-    """Build the compressor registered as ``name`` from its parameters.
+
+def make_compressor(name: str, recipe: str = "wsim", **params: Any) -> Compressor:
+    """Build the compressor registered as ``name`` (``recipe`` "wsim" or "paper") from its
+    parameters.
 
     Raises:
         ValueError: naming the valid methods for an unknown ``name``, the valid parameters for an
             unknown parameter, or (the class's own error) the parameter with a bad value.
     """
-    if name not in COMPRESSORS:
-        raise ValueError(f"unknown compression method {name!r}; valid: {sorted(COMPRESSORS)}")
-    cls = COMPRESSORS[name]
+    registry = {"wsim": COMPRESSORS, "paper": PAPER_COMPRESSORS}.get(recipe)
+    if registry is None:
+        raise ValueError(f"unknown recipe {recipe!r}; valid: ['paper', 'wsim']")
+    if name not in registry:
+        raise ValueError(
+            f"unknown compression method {name!r} for recipe {recipe!r}; valid: {sorted(registry)}"
+        )
+    cls = registry[name]
     valid = set(inspect.signature(cls).parameters)
     unknown = sorted(set(params) - valid)
     if unknown:

@@ -12,6 +12,7 @@ from wsim.optimizer.baselines import (
 )
 from wsim.optimizer.problem import Allocation, RoundProblem
 from wsim.optimizer.stsflora import solve_stsflora
+from wsim.optimizer.stsflora_paper import solve_stsflora_paper
 
 SOLVERS: dict[str, Callable[[RoundProblem], Allocation]] = {
     "stsflora": solve_stsflora,
@@ -19,6 +20,7 @@ SOLVERS: dict[str, Callable[[RoundProblem], Allocation]] = {
     "equal_bandwidth": solve_equal_bandwidth,
     "max_power": solve_max_power,
     "all_tokens": solve_all_tokens,
+    "stsflora_paper": solve_stsflora_paper,
 }
 
 

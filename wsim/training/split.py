@@ -119,18 +119,27 @@ def reset_head(vit: VisionTransformer, generator: torch.Generator) -> None:
         nn.init.zeros_(vit.head.bias)
 
 
-def add_lora(vit: VisionTransformer, config: SplitViTConfig, generator: torch.Generator) -> None:
-    """Inject peft LoRA on ``config.lora_targets`` of every block; freeze all but LoRA + head.
+def add_lora(
+    vit: VisionTransformer,
+    config: SplitViTConfig,
+    generator: torch.Generator,
+    first_block: int = 0,
+) -> None:
+    """Inject peft LoRA on ``config.lora_targets`` of blocks ``first_block…``; freeze all but
+    LoRA + head.
 
     A ~ Kaiming-uniform(a=√5) (peft's default, drawn from ``generator``), B = 0, so the
     adapted model starts equal to the backbone. Scale = lora_alpha / lora_rank.
+    ``first_block = cut_layer`` gives ST-SFLora's paper split: LoRA on the server blocks only,
+    the device stage frozen (PAPERS.md, ST-SFLora [T][S]).
     """
     names = "|".join(re.escape(_TARGET_PATHS[t]) for t in config.lora_targets)
+    blocks = "|".join(str(i) for i in range(first_block, config.depth))
     lora = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=0.0,
-        target_modules=rf"blocks\.\d+\.({names})",
+        target_modules=rf"blocks\.({blocks})\.({names})",
         bias="none",
     )
     inject_adapter_in_model(lora, vit)
@@ -276,12 +285,20 @@ class CutAttentionProbe:
 
 
 class DeviceStage(nn.Module):
-    """Device part: ``patch_embed → _pos_embed → patch_drop → norm_pre → blocks[:cut]``."""
+    """Device part: ``patch_embed → _pos_embed → patch_drop → norm_pre → blocks[:cut]``.
 
-    def __init__(self, vit: VisionTransformer, cut_layer: int) -> None:
+    ``attention_half``: then also the attention half of ``blocks[cut]``,
+    ``h = x + drop_path1(ls1(attn(norm1(x))))`` (SFT's paper split: the device continues into the
+    cut block up to the input of its factored FFN, PAPERS.md SFT [A]).
+    """
+
+    def __init__(
+        self, vit: VisionTransformer, cut_layer: int, attention_half: bool = False
+    ) -> None:
         super().__init__()
         self.vit = vit
         self.cut_layer = cut_layer
+        self.attention_half = attention_half
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Images ``[batch, C, H, W]`` → activation ``[batch, tokens, d]`` (token 0 = [CLS])."""
@@ -289,6 +306,9 @@ class DeviceStage(nn.Module):
         x = vit.norm_pre(vit.patch_drop(vit._pos_embed(vit.patch_embed(images))))
         for block in vit.blocks[: self.cut_layer]:
             x = block(x)
+        if self.attention_half:
+            b = vit.blocks[self.cut_layer]
+            x = x + b.drop_path1(b.ls1(b.attn(b.norm1(x))))
         return x
 
 
@@ -327,13 +347,19 @@ class SplitViT:
         probe: Source of the cut block's [CLS] attention.
     """
 
-    def __init__(self, vit: VisionTransformer, config: SplitViTConfig) -> None:
+    def __init__(
+        self, vit: VisionTransformer, config: SplitViTConfig, attention_half: bool = False
+    ) -> None:
         self.vit = vit
         self.config = config
-        self.device_stage = DeviceStage(vit, config.cut_layer)
-        self.server_stage = ServerStage(vit, config.cut_layer)
+        cut = config.cut_layer
+        self.device_stage = DeviceStage(vit, cut, attention_half)
+        # with the attention half of blocks[cut] on the device, the server starts after it (the
+        # rest of that block — the factored FFN — is SFT's compressor, wsim.compression)
+        self.server_stage = ServerStage(vit, cut + 1 if attention_half else cut)
         trainable = [n for n, p in vit.named_parameters() if p.requires_grad]
-        on_device = [(i := _block_index(n)) is not None and i < config.cut_layer for n in trainable]
+        last = cut + 1 if attention_half else cut
+        on_device = [(i := _block_index(n)) is not None and i < last for n in trainable]
         self.device_param_names = [n for n, d in zip(trainable, on_device, strict=True) if d]
         self.server_param_names = [n for n, d in zip(trainable, on_device, strict=True) if not d]
         self.probe = CutAttentionProbe(vit.blocks[config.cut_layer - 1].attn)
@@ -344,14 +370,30 @@ class SplitViT:
         return {n: own[n] for n in names}
 
 
-def build_split_vit(config: SplitViTConfig, generator: torch.Generator) -> SplitViT:
+def build_split_vit(
+    config: SplitViTConfig,
+    generator: torch.Generator,
+    device_lora: bool = True,
+    attention_half: bool = False,
+) -> SplitViT:
     """Backbone (``config.weights``) + fresh classifier head + LoRA, split at ``cut_layer``.
 
     The head is always re-initialised: fine-tuning starts near chance accuracy, so the
     rise measured during federated fine-tuning is the adapters' and head's own work.
+    ``device_lora=False``: no adapters on the device blocks (a frozen device stage).
+    ``attention_half``: SFT's paper split (:class:`DeviceStage`); the cut block's MLP must carry
+    no adapters (its fc1 is factored from the frozen weight).
+
+    Raises:
+        ValueError: ``attention_half`` with ``fc1``/``fc2`` among ``lora_targets``.
     """
+    if attention_half and {"fc1", "fc2"} & set(config.lora_targets):
+        raise ValueError(
+            "model.lora_targets: SFT's paper recipe factors the cut block's frozen fc1; "
+            f"fc1/fc2 adapters are not supported there, got {list(config.lora_targets)}"
+        )
     vit = create_vit(config, generator)
     reset_head(vit, generator)
-    add_lora(vit, config, generator)
+    add_lora(vit, config, generator, first_block=0 if device_lora else config.cut_layer)
     vit.train()
-    return SplitViT(vit, config)
+    return SplitViT(vit, config, attention_half)

@@ -9,6 +9,10 @@ produced, and the semantic retention ρ(k) (the compressor's own retention, or t
 the probe's patch attention score when it reports none). It also evaluates the untrained model
 (``acc0``, ``loss0``).
 
+A frozen device stage (ST-SFLora's paper recipe, ``device_trains = False``) gets a
+:class:`FrozenDeviceProfile`: zero download bits, zero client-backward FLOPs and zero adapter
+bits (nothing trains on the device, nothing comes back to it), ``device_trains = False``.
+
 ``fit_learning_curve`` fits ``acc_max`` and ``tau_rounds`` (and ``loss_min``) of the surrogate's
 curve ``acc(P) = a_max − (a_max − a_0) e^{−P/τ}`` to a real run's ``rounds.csv`` by least
 squares, with ``a_0`` fixed to the measured initial accuracy and ``P`` the accumulated mean
@@ -41,6 +45,35 @@ if TYPE_CHECKING:
     from wsim.training.trainer import SplitTrainer
 
 
+@dataclasses.dataclass(frozen=True)
+class FrozenDeviceProfile(WorkloadProfile):
+    """A profile of a frozen device stage (forward only): ``device_trains`` is False and the
+    gradient download, client backward and adapter figures are all exactly 0.
+
+    ``WorkloadProfile`` requires client-backward FLOPs > 0 ("compute is never free"); here the
+    device does no backward at all, so 0 is the measured value, not a missing one. Every other
+    field is validated as in ``WorkloadProfile``. (Loading this JSON needs this class:
+    ``FrozenDeviceProfile.from_json``; ``WorkloadProfile`` rejects the ``device_trains`` key.)
+    """
+
+    device_trains: bool = False
+
+    def __post_init__(self) -> None:
+        if self.device_trains:
+            raise ValueError("FrozenDeviceProfile: device_trains must be False")
+        zero = {
+            "client_bwd_flops": any(v != 0 for v in self.client_bwd_flops),
+            "download_bits": any(v != 0 for v in self.download_bits),
+            "adapter_up_bits": self.adapter_up_bits != 0,
+            "adapter_down_bits": self.adapter_down_bits != 0,
+        }
+        for name, bad in zero.items():
+            if bad:
+                raise ValueError(f"profile.{name}: must be 0 for a frozen device stage")
+        base = {f.name: getattr(self, f.name) for f in dataclasses.fields(WorkloadProfile)}
+        WorkloadProfile(**(base | {"client_bwd_flops": self.client_fwd_flops}))  # the rest
+
+
 @torch.no_grad()
 def measure_model_profile(
     trainer: SplitTrainer,
@@ -50,6 +83,7 @@ def measure_model_profile(
     token_counts: Sequence[int],
     key: dict[str, Any],
     generator: torch.Generator | None = None,
+    device_trains: bool = True,
 ) -> WorkloadProfile:
     """Per-sample costs of each token count, measured on one probe batch of the global model.
 
@@ -61,6 +95,7 @@ def measure_model_profile(
         token_counts: Candidate kept patch-token counts, ascending.
         key: :func:`~wsim.workload.profile.profile_key` of the scenario.
         generator: Seeded generator for random compressors.
+        device_trains: False for a frozen device stage (a :class:`FrozenDeviceProfile`).
     """
     model, config = trainer.model, trainer.model.config
     batch = images.shape[0]
@@ -84,12 +119,13 @@ def measure_model_profile(
         fields["rho"].append(float(rho))
     num = len(token_counts)
     adapter = float(trainer.adapter_payload_bits())
-    return WorkloadProfile(
+    frozen = {} if device_trains else {"device_trains": False}
+    return (WorkloadProfile if device_trains else FrozenDeviceProfile)(
         token_counts=tuple(int(k) for k in token_counts),
         upload_bits=tuple(fields["up"]),
-        download_bits=tuple(fields["down"]),
+        download_bits=tuple(fields["down"]) if device_trains else (0.0,) * num,
         client_fwd_flops=(dev.forward_flops,) * num,
-        client_bwd_flops=(dev.backward_flops,) * num,
+        client_bwd_flops=(dev.backward_flops if device_trains else 0.0,) * num,
         server_flops=tuple(fields["srv"]),
         retention=tuple(fields["rho"]),
         adapter_up_bits=adapter,
@@ -97,6 +133,7 @@ def measure_model_profile(
         batch_size=batch,
         source=f"measured:{config.name} cut={config.cut_layer} r={config.lora_rank} method={key['method']}",
         key=dict(key),
+        **frozen,
     )
 
 

@@ -42,6 +42,20 @@ arithmetic is unchanged, the head's parameters are still one shared copy). The d
 compressor's gradient payload. ``device_memory_bytes`` is the device stage's parameters and
 buffers as stored.
 
+ST-SFLora ``paper`` recipe (``method.recipe = "paper"``, PAPERS.md [T][S]): the device stage
+is FROZEN — the model gets LoRA on the server blocks only (``build_split_vit(device_lora=False)``),
+the trainer is ``FrozenDeviceTrainer`` (device forward under no_grad), and the workload reports
+``device_trains = False``: ``server_step``'s download is 0 bits, ``adapter_up_bits`` /
+``adapter_down_bits`` are 0, and ``client_backward`` raises (an engine that honours
+``device_trains`` schedules no download, client_bwd, adapter_up or adapter_down events). The
+candidate K are ``method.token_counts``, or every integer in ``[method.min_tokens, num_patches]``
+when that is empty; the compressor is ``STSFLoraPaper`` ([CLS] score, K + 2 tokens).
+SFT ``paper`` recipe: the device stage continues into the attention half of ``blocks[cut]``
+(its adapters are device adapters), the compressor is ``SFTPaper`` on that block's frozen fc1
+(rank ``method.rank``), the server stage starts at ``blocks[cut + 1]``. FLOPs are still
+``training.flops``' counts for a cut at ``cut_layer`` (the attention half of the cut block and the
+r-wide projections are not moved between the two sides: a known approximation).
+
 Cut activities: if the deadline or the battery cuts a device mid-iteration, its pending device
 graph is dropped at ``end_round`` and its adapters are overwritten by the broadcast. A server
 step whose simulated service is cut has already updated the server model (it ran on arrival).
@@ -58,9 +72,12 @@ import numpy as np
 import torch
 
 from wsim.compression import (
+    PAPER_COMPRESSORS,
     BangBangController,
     CompressContext,
     DDPGController,
+    SFTPaper,
+    ValidationBangBang,
     WeightQuantReport,
     make_compressor,
     quantize_module_weights,
@@ -71,6 +88,7 @@ from wsim.training.config import SplitViTConfig
 from wsim.training.data import ImageSet, digits_splits, iterate_batches, load_dataset, model_input
 from wsim.training.fedavg import broadcast
 from wsim.training.flops import client_flops, server_flops
+from wsim.training.frozen import FrozenDeviceTrainer
 from wsim.training.partition import BatchStream, dirichlet_partition, iid_partition
 from wsim.training.seeding import training_streams
 from wsim.training.split import build_split_vit
@@ -91,6 +109,55 @@ EVAL_BATCH = 256
 """Samples per evaluation batch."""
 
 TOKEN_METHODS = ("stsflora", "random_tokens", "tsflora")
+
+FROZEN_DEVICE = (("stsflora", "paper"),)
+"""(method, recipe) pairs whose device stage is frozen (forward only, PAPERS.md)."""
+
+
+def is_frozen_device(method: MethodConfig) -> bool:
+    """Whether ``method``'s recipe freezes the device stage (ST-SFLora paper)."""
+    return (method.name, method.recipe) in FROZEN_DEVICE
+
+
+def is_sft_paper(method: MethodConfig) -> bool:
+    """Whether ``method`` is SFT's paper recipe (factored cut-block FFN, attention-half split)."""
+    return method.name == "sft" and method.recipe == "paper"
+
+
+def sft_paper_compressor(method: MethodConfig, model: Any) -> SFTPaper:
+    """SFT's paper compressor on the model's cut block, rank ``method.rank``.
+
+    Raises:
+        ValueError: naming ``method.rank`` when it is 0 or above the fc1's full rank.
+    """
+    block = model.vit.blocks[model.config.cut_layer]
+    full = min(block.mlp.fc1.weight.shape)
+    if not 1 <= method.rank <= full:
+        raise ValueError(f"method.rank: must be in [1, {full}] for sft (paper), got {method.rank}")
+    return SFTPaper.from_block(block, method.rank, quant_bits=method.quant_bits)
+
+
+def candidate_token_counts(method: MethodConfig, num_patches: int) -> list[int]:
+    """The kept-token candidates of a run: ``method.token_counts``; if empty, every integer K
+    in ``[min_tokens, num_patches]`` for the ST-SFLora paper recipe, else all patches.
+
+    Raises:
+        ValueError: naming ``method.min_tokens`` / ``method.token_counts`` when out of range.
+    """
+    if method.token_counts:
+        if max(method.token_counts) > num_patches:
+            raise ValueError(
+                f"method.token_counts: at most {num_patches} patches, got {method.token_counts}"
+            )
+        return sorted(method.token_counts)
+    if is_frozen_device(method):
+        if method.min_tokens > num_patches:
+            raise ValueError(
+                f"method.min_tokens: must be <= {num_patches} patches, got {method.min_tokens}"
+            )
+        return list(range(method.min_tokens, num_patches + 1))
+    return [num_patches]
+
 
 SPLITCOM_TARGET_UPLOAD = 0.1
 """Upload share of a batch above which SplitCom's bang-bang controller switches τ to 2τ."""
@@ -116,16 +183,24 @@ def build_compressor(
         ValueError: naming ``method.tau`` when an adaptive controller gets τ = 0, or (from
             ``make_compressor``) an unknown or bad extra parameter.
     """
+    if is_sft_paper(method):
+        raise ValueError("sft (paper) factors the model's cut block: use sft_paper_compressor")
     params = compressor_params(method) | dict(extra_params or {})
+    if method.recipe == "paper" and method.name != "splitcom":
+        return make_compressor(method.name, recipe="paper", **params)
     if method.name != "splitcom":
         return make_compressor(method.name, **params)
     params["u_shaped"] = method.u_shaped
+    if method.recipe == "paper":  # SplitCom paper: projection seed, validation bang-bang
+        params["seed"] = _stream_int(seed, "splitcom.projection") % 2**31
     if method.controller == "fixed":
-        return make_compressor("splitcom", **params)
+        return make_compressor("splitcom", recipe=method.recipe, **params)
     if method.tau <= 0:
         raise ValueError(f"method.tau must be > 0 for controller {method.controller!r}")
-    if method.controller == "bang_bang":
-        controller: Any = BangBangController(
+    if method.controller == "bang_bang" and method.recipe == "paper":
+        controller: Any = ValidationBangBang(tau_low=method.tau, tau_high=2 * method.tau)
+    elif method.controller == "bang_bang":
+        controller = BangBangController(
             tau_low=method.tau, tau_high=2 * method.tau, target_upload_ratio=SPLITCOM_TARGET_UPLOAD
         )
     else:
@@ -133,7 +208,7 @@ def build_compressor(
             tau_min=0.0, tau_max=2 * method.tau, seed=_stream_int(seed, "splitcom.ddpg")
         )
     params = {k: v for k, v in params.items() if k != "tau"}
-    return make_compressor("splitcom", controller=controller, **params)
+    return make_compressor("splitcom", recipe=method.recipe, controller=controller, **params)
 
 
 def sflam_weight_bits(method: MethodConfig) -> int:
@@ -174,7 +249,10 @@ def compressor_params(method: MethodConfig) -> dict[str, Any]:
         candidates["quant_bits"] = method.quant_bits
     if method.rank > 0:
         candidates["rank"] = method.rank
-    valid = set(inspect.signature(COMPRESSORS[method.name]).parameters)
+    if is_sft_paper(method):
+        return {}  # built from the model (sft_paper_compressor)
+    registry = PAPER_COMPRESSORS if method.recipe == "paper" else COMPRESSORS
+    valid = set(inspect.signature(registry[method.name]).parameters)
     return {k: v for k, v in candidates.items() if k in valid}
 
 
@@ -195,6 +273,7 @@ class _Pending:
     out: ClientOutput
     labels: torch.Tensor
     grad: torch.Tensor | None = None
+    sample_ids: torch.Tensor | None = None
 
 
 class RealWorkload:
@@ -206,6 +285,8 @@ class RealWorkload:
         torch_time_s: Wall seconds spent inside torch calls, by phase.
         weight_quant: SFLAM's device-weight quantization report (None for other methods).
         device_memory_bytes: Device-stage parameters and buffers as stored (LoRA included).
+        device_trains: False for a frozen device stage (ST-SFLora paper recipe): no gradient
+            download, no client backward, no device adapters (module docstring).
     """
 
     def __init__(
@@ -232,17 +313,31 @@ class RealWorkload:
             )
         rng = data_rng if data_rng is not None else make_stream(seed, "data")
         labels = self.train.labels.numpy()
+        pool, self.validation_idx = np.arange(len(labels)), None
+        if scenario.method.name == "splitcom" and scenario.method.recipe == "paper":
+            # SplitCom's controller reads a validation loss: a held-out share of the training
+            # data (never the test set), drawn from its own stream, kept out of every shard
+            perm = make_stream(seed, "workload.validation").permutation(len(labels))
+            num_val = max(self.batch_size, len(labels) // 10)
+            self.validation_idx, pool = np.sort(perm[:num_val]), np.sort(perm[num_val:])
         if scenario.data.partition == "iid":
-            parts = iid_partition(len(labels), num, rng)
+            parts = iid_partition(len(pool), num, rng)
         else:
-            parts = dirichlet_partition(labels, num, scenario.data.dirichlet_alpha, rng)
+            parts = dirichlet_partition(labels[pool], num, scenario.data.dirichlet_alpha, rng)
+        parts = [pool[p] for p in parts]
         children = seed_sequence(seed, "data.batches").spawn(num)
         self.streams = [
             BatchStream(p, self.batch_size, np.random.default_rng(c), full_batches=True)
             for p, c in zip(parts, children, strict=True)
         ]
         self.num_samples = [len(p) for p in parts]
-        model = build_split_vit(self.config, torch.Generator().manual_seed(torch_seed(seed)))
+        self.device_trains = not is_frozen_device(scenario.method)
+        model = build_split_vit(
+            self.config,
+            torch.Generator().manual_seed(torch_seed(seed)),
+            device_lora=self.device_trains,
+            attention_half=is_sft_paper(scenario.method),
+        )
         self.weight_quant: WeightQuantReport | None = None
         on_device, loose_bytes = device_modules(model)
         if scenario.method.name == "sflam":  # frozen device backbone, once, before training
@@ -252,24 +347,31 @@ class RealWorkload:
             self.device_memory_bytes = self.weight_quant.module_bytes_after + loose_bytes
         else:
             self.device_memory_bytes = _module_bytes(on_device) + loose_bytes
-        self.trainer = SplitTrainer(
+        trainer_cls = SplitTrainer if self.device_trains else FrozenDeviceTrainer
+        self.trainer = trainer_cls(
             model,
             num,
             sfl_variant=scenario.train.sfl_variant,
             optim=OptimConfig(lr=scenario.train.lr),
         )
         self.method = scenario.method.name
-        self.compressor = build_compressor(scenario.method, seed, compressor_params)
+        counts = candidate_token_counts(scenario.method, self.config.num_patches)
+        extra = dict(compressor_params or {})
+        if not self.device_trains and not scenario.method.token_counts:
+            extra.setdefault("token_counts", tuple(counts))
+        if is_sft_paper(scenario.method):
+            self.compressor: Any = sft_paper_compressor(scenario.method, model)
+        else:
+            self.compressor = build_compressor(scenario.method, seed, extra)
         model.probe.score = getattr(self.compressor, "score", "cls")
         self._generator = torch.Generator().manual_seed(torch_seed(seed) ^ 0x5A5A)
         self._eval_seed = _stream_int(seed, "workload.eval")
         self.torch_time_s: dict[str, float] = {}
         probe = make_stream(seed, "workload.probe").permutation(len(self.train))[: self.batch_size]
-        counts = list(scenario.method.token_counts) or [self.config.num_patches]
         self._profile = self._timed(
             "profile", measure_model_profile, self.trainer, self.compressor,
             model_input(self.train, probe, self.config.img_size), torch.as_tensor(probe),
-            counts, profile_key(scenario), self._generator,
+            counts, self._profile_key(scenario), self._generator, self.device_trains,
         )  # fmt: skip
         self._option = np.full(num, -1, dtype=int)
         self._eval_k = max(self._profile.token_counts)
@@ -277,6 +379,13 @@ class RealWorkload:
         self._samples: dict[int, int] = {}
 
     # ----------------------------------------------------------------------------- helpers
+    def _profile_key(self, scenario: Scenario) -> dict[str, Any]:
+        """``profile_key`` + the recipe fields (so a wsim-recipe profile never stands in)."""
+        key = profile_key(scenario)
+        if scenario.method.recipe != "wsim":
+            key |= {"recipe": scenario.method.recipe, "min_tokens": scenario.method.min_tokens}
+        return key
+
     def _timed(self, phase: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
         try:
@@ -319,7 +428,8 @@ class RealWorkload:
         out = self._timed(
             "client_forward", self.trainer.client_forward, device, images, self.compressor, ctx
         )
-        self._pending[device] = _Pending(out, self.train.labels[torch.as_tensor(idx)])
+        ids = torch.as_tensor(idx)
+        self._pending[device] = _Pending(out, self.train.labels[ids], sample_ids=ids)
         flops = client_flops(self.config, len(idx)).forward_flops
         _, extra_up = ushape_bits(out.compressed)
         return ClientStep(flops=flops, upload_bits=float(out.payload_bits + extra_up), tokens=k)
@@ -352,14 +462,34 @@ class RealWorkload:
                 "train.lr)"
             )
         pending.grad = srv.grad
+        if not self.device_trains:  # frozen: nothing comes back; the batch is done
+            self._pending.pop(device)
+            batch = len(pending.labels)
+            self._samples[device] = self._samples.get(device, 0) + batch
+            flops = server_flops(self.config, batch, srv.num_tokens).total_flops
+            return ServerStep(flops=flops, download_bits=0.0)
         if hasattr(self.compressor, "observe"):  # SplitCom's threshold controller
             self.compressor.observe(srv.loss)
         flops = server_flops(self.config, len(pending.labels), srv.num_tokens).total_flops
         extra_down, _ = ushape_bits(out.compressed)
-        return ServerStep(flops=flops, download_bits=float(srv.grad_payload_bits + extra_down))
+        down_bits = srv.grad_payload_bits
+        if hasattr(self.compressor, "compress_gradient"):  # SplitCom paper: gradient cache
+            pending.grad, down_bits = self.compressor.compress_gradient(
+                srv.grad, pending.sample_ids
+            )
+        return ServerStep(flops=flops, download_bits=float(down_bits + extra_down))
 
     def client_backward(self, device: int, round: int, it: int) -> float:
-        """Device backward + optimizer step; returns its FLOPs."""
+        """Device backward + optimizer step; returns its FLOPs.
+
+        Raises:
+            RuntimeError: the device stage is frozen (``device_trains`` False): there is none.
+        """
+        if not self.device_trains:
+            raise RuntimeError(
+                f"device {device}: frozen device stage (device_trains = False) has no client "
+                "backward; the engine must not schedule download / client_bwd events for it"
+            )
         pending = self._pending.pop(device)
         if pending.grad is None:
             raise RuntimeError(f"device {device}: client_backward before server_step")
@@ -391,14 +521,22 @@ class RealWorkload:
                 model.global_params(model.device_param_names),
                 [d.params for d in self.trainer.devices],
             )
+        if self.validation_idx is not None:  # SplitCom paper: the bang-bang signal
+            _, val_loss = self._timed("validate", self._deployed, self.train, self.validation_idx)
+            self.compressor.observe_validation(val_loss)
         if not evaluate:
             return RoundMetrics(accuracy=math.nan, loss=math.nan)
         acc, loss = self._timed("evaluate", self.evaluate)
         return RoundMetrics(accuracy=acc, loss=loss)
 
-    @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
-        """Test accuracy in [0, 1] and mean cross-entropy of the global split model as deployed.
+        """Test accuracy and loss of the deployed split model (see :meth:`_deployed`)."""
+        return self._deployed(self.test, np.arange(len(self.test)))
+
+    @torch.no_grad()
+    def _deployed(self, data: ImageSet, indices: np.ndarray) -> tuple[float, float]:
+        """Accuracy in [0, 1] and mean cross-entropy of the global split model as deployed, on
+        ``data[indices]`` (the test set, or SplitCom's held-out validation share).
 
         Batches of ``data.batch_size`` test samples through the device stage, the compressor in
         evaluation mode at the last round's token budget (random choices from a generator
@@ -410,10 +548,10 @@ class RealWorkload:
         generator = torch.Generator().manual_seed(self._eval_seed)
         correct, loss_sum, count = 0, 0.0, 0
         try:
-            for start in range(0, len(self.test), self.batch_size):
-                idx = torch.arange(start, min(start + self.batch_size, len(self.test)))
-                images = model_input(self.test, idx, self.config.img_size)
-                labels = self.test.labels[idx]
+            for start in range(0, len(indices), self.batch_size):
+                idx = torch.as_tensor(indices[start : start + self.batch_size])
+                images = model_input(data, idx, self.config.img_size)
+                labels = data.labels[idx]
                 model.probe.arm()
                 activation = model.device_stage(images)
                 ctx = CompressContext(
