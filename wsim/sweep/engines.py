@@ -6,7 +6,10 @@ A run folder is complete once ``meta.json`` exists (the runner writes it last, e
 atomic rename) and its ``scenario.toml`` is the run's resolved scenario.
 
 With Ray, run folders are written by the workers: on a multi-node cluster ``OUT`` must be on a
-file system that every node sees, and wsim must be installed on every node.
+file system that every node sees, and wsim must be installed on every node. A run whose worker
+process dies (killed, out of memory, node lost) is retried ``RAY_TASK_RETRIES`` times, continuing
+from the run's checkpoint; after that it is reported like any failed run (``failures.csv``).
+An exception inside a run is not retried: it would fail the same way again.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from wsim.sweep.spec import SweepError
 
 RUN_FILES = ("scenario.toml", "events.parquet", "rounds.csv", "devices.csv", "meta.json")
 MAX_ERROR_CHARS = 300
+RAY_TASK_RETRIES = 1  # re-executions of a run whose Ray worker died (exceptions: none)
 
 OnDone = Callable[["RunOutcome"], None]
 
@@ -125,8 +129,9 @@ def run_ray(
 ) -> None:
     """Execute each run as a Ray task, on the cluster at ``address`` or a local instance.
 
-    A Ray instance already initialized in this process is used as is; otherwise one is started
-    (``workers`` CPUs when local) and shut down at the end.
+    A Ray instance already initialized in this process is used as is; otherwise this process
+    connects to ``address`` (``host:port`` of the cluster's head, or ``"auto"``), or starts a
+    local instance with ``workers`` CPUs, and disconnects at the end.
     """
     ray = _import_ray()
     started = not ray.is_initialized()
@@ -134,7 +139,7 @@ def run_ray(
         cpus = None if address else workers
         ray.init(address=address, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=1, max_retries=0)(execute_run)
+        task = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(execute_run)
         pending = {
             task.remote(run, run_folder(out, run.run_id).resolve()): run.run_id for run in runs
         }
