@@ -96,17 +96,21 @@ def test_paper_run_has_no_device_training_events(tiny) -> None:
     assert np.array_equal(up["bytes"].to_numpy(), expected)
 
 
-def k_vs_gain(rounds_at_s: tuple[float, ...] = (0.0,)) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The K that ``stsflora_paper`` gives each device of ``scenarios/methods/stsflora.toml``
-    (paper recipe, its measured profile, the default cell) at the given round start times, with
-    the devices' large-scale gains: ``[(k [N], gain_lin [N]), ...]`` (the engine's own
-    observation of a round, built without running the round)."""
-    from wsim.sim.plan import build_observation
+def k_vs_gain(
+    rounds_at_s: tuple[float, ...] = (0.0,), solver: str | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The K that the solver (default: the file's ``stsflora_paper``) gives each device of
+    ``scenarios/methods/stsflora.toml`` (paper recipe, its measured profile, the default cell) at
+    the given round start times, with the devices' large-scale gains: ``[(k [N], gain_lin [N])]``
+    (the engine's own observation of a round, built without running the round)."""
+    from wsim.sim.allocators import get_allocator
+    from wsim.sim.plan import build_observation, check_decision
     from wsim.sim.world import build_world
 
     sc = load_scenario(Path(__file__).parents[2] / "scenarios" / "methods" / "stsflora.toml")
     wl = RealWorkload(sc)
     world = build_world(sc, workload=wl)
+    allocate = get_allocator(solver or sc.optimizer.solver)
     out = []
     for r, t in enumerate(rounds_at_s):
         gain = world.channel.state_at(t).large_scale_lin
@@ -114,7 +118,7 @@ def k_vs_gain(rounds_at_s: tuple[float, ...] = (0.0,)) -> list[tuple[np.ndarray,
             r, world.fleet, gain, wl.profile(), sc, world.noise_psd_w_per_hz,
             device_trains=wl.device_trains,
         )  # fmt: skip
-        decision = world.allocator(obs)
+        decision = check_decision(allocate(obs), obs)
         k = np.where(decision.scheduled, obs.problem.token_counts[decision.token_option], -1)
         out.append((k, np.asarray(gain)))
     return out
@@ -130,19 +134,9 @@ def test_the_paper_solver_decides_k_per_device_on_the_default_cell() -> None:
     assert spearmanr(k[on], gain[on]).statistic > 0.5
 
 
-def test_sft_paper_run_uploads_b_n_r_numbers(tiny) -> None:
-    from wsim.sim.engine import run_simulation
-
-    sc = tiny('method.name="sft"', "method.rank=4", "sim.num_rounds=1")
-    assert sc.method.recipe == "paper"
-    wl = RealWorkload(sc)
-    assert wl.device_trains and wl.trainer.model.server_stage.cut_layer == 2
-    ev = run_simulation(sc, workload=wl).events
-    for kind in ("upload", "download"):  # [B = 8, N = 17, r = 4] fp32, whatever the data
-        assert (ev.loc[ev["kind"] == kind, "bytes"] == 8 * 17 * 4 * 4).all()
-    assert wl.profile().upload_bits == (17 * 4 * 32.0,)
-    with pytest.raises(ValueError, match="method.rank"):
-        RealWorkload(tiny('method.name="sft"', "method.rank=0"))
+def test_wsim_solver_plans_the_paper_recipe_too() -> None:
+    ((k, _),) = k_vs_gain(solver="stsflora")
+    assert (k >= 20).any() and set(k[k >= 0].tolist()) <= set(range(20, 65))
 
 
 @pytest.mark.parametrize("extra", [[], ["method.u_shaped=true"], ['method.controller="ddpg"']])
