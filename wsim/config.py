@@ -153,11 +153,21 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Data set and its federated partition."""
+    """Data set and its federated partition.
 
-    name: str = _f("digits", choices=("digits", "cifar10", "cifar100", "tiny_imagenet"))
+    ``image_folder``: a class-per-folder tree under ``root`` (``root/train/<class>/*.jpg`` and
+    ``root/test/<class>/*.jpg``; Flowers-102, CUB-200, ImageNet-100 are distributed so).
+    ``num_classes``: the classifier's outputs; 0 = the data set's own count (CIFAR-10 10,
+    CIFAR-100 100, Tiny-ImageNet 200, image_folder: its class folders — set it for a surrogate
+    run of an image_folder data set that is not on this machine).
+    """
+
+    name: str = _f(
+        "digits", choices=("digits", "cifar10", "cifar100", "tiny_imagenet", "image_folder")
+    )
     root: str = _f("data")
     download: bool = _f(False)
+    num_classes: int = _f(0, lo=0)
     partition: str = _f("dirichlet", choices=("iid", "dirichlet"))
     dirichlet_alpha: float = _f(0.5, lo=0.0, lo_open=True)
     batch_size: int = _f(16, lo=1)

@@ -85,6 +85,10 @@ def _summary(scenario: Scenario, result, out: Path) -> str:
     rounds = result.rounds
     acc = rounds["accuracy"].dropna()
     final_acc = f"{acc.iloc[-1]:.4f}" if len(acc) else "n/a"
+    note = getattr(getattr(result, "world", None), "workload", None)
+    note = getattr(note, "accuracy_note", "")
+    if note:  # a surrogate without a measured learning curve: say why the column is empty
+        final_acc = f"n/a: {note}"
     return "\n".join([*_round_lines(rounds),
         f"scenario {scenario.name!r}: {len(rounds)} rounds, {scenario.devices.num_devices} devices, seed {scenario.seed}",
         f"  simulated time   {rounds['t_end_s'].iloc[-1]:.3f} s (mean round latency {rounds['latency_s'].mean():.3f} s)",
@@ -191,6 +195,8 @@ def run(
     extra = {"workload": scenario.sim.workload}
     if hasattr(workload, "torch_time_s"):
         extra["torch_time_s"] = dict(workload.torch_time_s)
+    if getattr(workload, "accuracy_note", ""):  # why the accuracy column is empty
+        extra["accuracy_note"] = workload.accuracy_note
     write_run_folder(
         out,
         scenario_toml=scenario_to_toml(scenario),

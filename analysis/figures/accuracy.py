@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -17,11 +18,22 @@ NAME = "accuracy"
 MAX_MARKERS = 12  # per line; long runs get a marker every few rounds
 
 
+def accuracy_note(run_path: Path) -> str:
+    """Why a run reports no accuracy (``meta.json``'s ``accuracy_note``; "" if none)."""
+    meta = Path(run_path) / "meta.json"
+    if not meta.is_file():
+        return ""
+    return str(json.loads(meta.read_text(encoding="utf-8")).get("accuracy_note", ""))
+
+
 def table(inputs: Inputs, options: Options) -> pd.DataFrame:
-    """Accuracy per evaluated round of every run."""
+    """Accuracy per evaluated round of every run (runs without measured accuracy left out)."""
     require_runs(inputs, "rounds.csv")
     result = metrics.accuracy_table([(r.label, r.method, r.rounds) for r in inputs.runs])
     if result.empty:
+        notes = [note for r in inputs.runs if (note := accuracy_note(r.path))]
+        if notes:
+            raise MissingInput(f"no accuracy was measured: {notes[0]}")
         raise MissingInput("no round was evaluated (accuracy is NaN everywhere)")
     return result
 

@@ -244,10 +244,10 @@ def test_eligible_only_for_batch_workloads_without_faults(fake_workload) -> None
 
 
 def test_surrogate_batch_methods_equal_the_scalar_ones() -> None:
-    from wsim.workload.surrogate import scenario_profile
+    from wsim.workload.profile import resolve_profile
 
     sc = load_scenario(STRESS, ["devices.num_devices=6"])
-    wl = SurrogateWorkload(scenario_profile(sc), 6)
+    wl = SurrogateWorkload(resolve_profile(sc), 6)
     num_options = len(wl.profile().token_counts)
 
     class Decision:

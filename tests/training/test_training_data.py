@@ -61,9 +61,13 @@ def test_cifar100_reader(tmp_path):
     assert x.shape == (2, 3, 48, 48) and x.dtype == torch.float32
 
 
-def test_missing_cifar_names_the_place_and_download(tmp_path):
-    with pytest.raises(FileNotFoundError, match="cifar-10-batches-py.*download=True"):
+def test_missing_cifar_names_the_folder_and_the_scenario_field(tmp_path):
+    # issue 15: the message named a Python argument (download=True), not the scenario field
+    with pytest.raises(FileNotFoundError) as err:
         load_cifar("cifar10", tmp_path, train=True)
+    text = str(err.value)
+    assert f"create the folder {tmp_path / 'cifar-10-batches-py'}" in text
+    assert "data.download = true" in text and "download=True" not in text
 
 
 def _write_jpeg(path: Path, value: int) -> None:

@@ -25,12 +25,21 @@ BATCH = 2
 
 
 def _counted(fn, *args) -> int:
+    """FLOPs torch counts for ``fn(*args)``, with the attention math visible to the counter.
+
+    torch 2.14's ``FlopCounterMode`` has no entry for the fused CPU attention kernel
+    (``_scaled_dot_product_flash_attention_for_cpu``) and counts it as 0; the MATH backend runs
+    attention as plain matrix products, which every version counts. The attention products
+    must show up (``bmm``/``matmul`` ops), so a future torch hiding them fails loudly here.
+    """
     with (
         torch.no_grad(),
         sdpa_kernel(SDPBackend.MATH),
         FlopCounterMode(display=False) as counter,
     ):
         fn(*args)
+    ops = {str(op) for module in counter.get_flop_counts().values() for op in module}
+    assert any("bmm" in op or "matmul" in op for op in ops), f"attention not counted: {ops}"
     return counter.get_total_flops()
 
 

@@ -134,6 +134,28 @@ PRESETS: dict[str, SplitViTConfig] = {
 }
 
 
+def _timm_vit(timm_name: str, patch: int, dim: int, depth: int, heads: int) -> SplitViTConfig:
+    """A timm ViT at 224 px, MLP ratio 4, qkv bias (timm's ``vit_*_patch*_224`` definitions);
+    split after block 6 (ST-SFLora's cut [T]) with LoRA rank 16 on qkv; hub weights."""
+    return SplitViTConfig(
+        name=timm_name, timm_name=timm_name, img_size=224, patch_size=patch, in_chans=3,
+        num_classes=1000, embed_dim=dim, depth=depth, num_heads=heads, mlp_ratio=4.0,
+        cut_layer=6, lora_rank=16, lora_alpha=32.0, weights="timm",
+    )  # fmt: skip
+
+
+PAPER_PRESETS: dict[str, SplitViTConfig] = {
+    "vit_base_patch16_224": _timm_vit("vit_base_patch16_224", 16, 768, 12, 12),
+    "vit_large_patch16_224": _timm_vit("vit_large_patch16_224", 16, 1024, 24, 16),
+    "vit_small_patch32_224": _timm_vit("vit_small_patch32_224", 32, 384, 12, 6),
+    "vit_base_patch32_224": _timm_vit("vit_base_patch32_224", 32, 768, 12, 12),
+}
+"""The source papers' ViTs at 224 px (ST-SFLora: ViT-S/B/L-16; TSFLora: ViT-S/B/L-32 [S]);
+ViT-S/16 is ``PRESETS["vit_small_patch16_224"]``; ViT-L/32 is not a preset yet."""
+
+PRESETS.update(PAPER_PRESETS)
+
+
 def preset(name: str, **changes: object) -> SplitViTConfig:
     """Named preset with optional field overrides.
 

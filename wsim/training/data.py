@@ -124,8 +124,17 @@ def digits_splits(rng: np.random.Generator) -> DataSplits:
 
 
 def _missing(what: str, where: Path, download_hint: bool) -> FileNotFoundError:
-    hint = " or pass download=True (needs the network)" if download_hint else ""
-    return FileNotFoundError(f"{what} not found: put it at {where}{hint}")
+    """What is missing, in scenario terms: the folder to create under ``data.root`` and, where
+    torchvision can fetch it, the scenario field that does (``data.download = true``)."""
+    hint = (
+        " — or set data.download = true in the scenario's [data] (needs the network)"
+        if download_hint
+        else ""
+    )
+    return FileNotFoundError(
+        f"{what} not found: create the folder {where} (data.root = {str(where.parent)!r}) and "
+        f"put the files there{hint}"
+    )
 
 
 def _unpickle(path: Path) -> dict[str, object]:

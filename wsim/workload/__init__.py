@@ -10,15 +10,18 @@ from typing import Any
 
 from wsim.workload.profile import (
     WorkloadProfile,
-    analytic_vit_profile,
     model_config,
     profile_key,
     resolve_profile,
 )
 from wsim.workload.protocol import ClientStep, RoundMetrics, ServerStep, Workload
-from wsim.workload.surrogate import SurrogateWorkload, scenario_profile
+from wsim.workload.surrogate import SurrogateWorkload
 
-_LAZY = {"RealWorkload": "wsim.workload.real", "measure_profile": "wsim.workload.measure"}
+_LAZY = {
+    "RealWorkload": "wsim.workload.real",
+    "measure_profile": "wsim.workload.measure",
+    "analytic_profile": "wsim.workload.presets",
+}
 
 __all__ = [
     "ClientStep",
@@ -28,12 +31,11 @@ __all__ = [
     "SurrogateWorkload",
     "Workload",
     "WorkloadProfile",
-    "analytic_vit_profile",
+    "analytic_profile",
     "measure_profile",
     "model_config",
     "profile_key",
     "resolve_profile",
-    "scenario_profile",
 ]
 
 

@@ -3,16 +3,24 @@
 A profile is what the solver plans with and what the surrogate workload replays. It is
 MEASURED on the real split model (:func:`wsim.workload.measure.measure_profile`: payload bits of
 the actual compressed tensors, FLOPs from ``wsim.training.flops`` for the actual shapes,
-retention on a probe batch). :func:`resolve_profile` picks a scenario's profile: the JSON at
-``workload.profile``, else the shipped measured profile of ``scenarios/profiles/`` whose model
-and method match, else a fresh measurement (needs torch, a few seconds).
+retention on a probe batch), or for the paper-scale presets built without a model forward
+(:func:`wsim.workload.presets.analytic_profile`). :func:`resolve_profile` picks a scenario's
+profile: the JSON at ``workload.profile``, else the shipped measured profile of
+``scenarios/profiles/`` whose model and method match, else the analytic profile of a
+paper-scale preset, else a fresh measurement (needs torch, a few seconds).
 
-This module is torch-free (the surrogate path imports it). ``analytic_vit_profile`` at the end
-is DEPRECATED (the old interim textbook estimate): the engine no longer uses it.
+Accuracy is honest: a profile carries a learning curve (``acc_max``, ``tau_rounds``, ...) only
+when one was fitted to a real run (``wsim profile``); otherwise those fields are NaN and a
+surrogate run's accuracy column is empty. :func:`resolve_profile` also drops the curve of a
+profile measured for another model / data / method than the scenario's and says why in
+``notes["accuracy"]``.
+
+This module is torch-free (the surrogate path imports it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -24,10 +32,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from wsim.training.config import PRESETS, SplitViTConfig
-from wsim.units import BITS_PER_FLOAT32
 
 if TYPE_CHECKING:
     from wsim.config import Scenario
+
+CURVE_FIELDS = ("acc0", "acc_max", "tau_rounds", "loss0", "loss_min")
+"""The learning-curve fields of a profile (NaN when not measured)."""
 
 PER_OPTION = (
     "upload_bits",
@@ -50,7 +60,9 @@ class WorkloadProfile:
         retention: ``[J]`` semantic retention ρ in [0, 1].
         adapter_up_bits, adapter_down_bits: device LoRA adapter upload / broadcast, bits.
         batch_size: samples per local iteration.
-        acc0, acc_max, tau_rounds, loss0, loss_min: surrogate learning-curve parameters.
+        acc0, acc_max, tau_rounds, loss0, loss_min: surrogate learning-curve parameters (NaN =
+            not measured: the surrogate then reports no accuracy, see ``has_learning_curve``).
+        device_memory_bytes: device training memory of one batch (NaN = not computed).
         source: where the numbers come from.
         key: the model/method fields the profile was measured for (see :func:`profile_key`).
         notes: provenance (the command that made it, how the learning curve was fitted).
@@ -66,11 +78,12 @@ class WorkloadProfile:
     adapter_up_bits: float
     adapter_down_bits: float
     batch_size: int
-    acc0: float = 0.1
-    acc_max: float = 0.95
-    tau_rounds: float = 5.0
-    loss0: float = 2.3
-    loss_min: float = 0.15
+    acc0: float = math.nan
+    acc_max: float = math.nan
+    tau_rounds: float = math.nan
+    loss0: float = math.nan
+    loss_min: float = math.nan
+    device_memory_bytes: float = math.nan
     source: str = field(default="")
     key: dict[str, Any] = field(default_factory=dict)
     notes: dict[str, Any] = field(default_factory=dict)
@@ -97,6 +110,22 @@ class WorkloadProfile:
             raise ValueError("profile: batch_size >= 1 and adapter bits >= 0 required")
 
     @property
+    def has_learning_curve(self) -> bool:
+        """Whether the accuracy curve was fitted (``acc0``, ``acc_max``, ``tau_rounds`` finite)."""
+        return all(math.isfinite(v) for v in (self.acc0, self.acc_max, self.tau_rounds))
+
+    @property
+    def accuracy_note(self) -> str:
+        """Why a surrogate run of this profile has no accuracy ("" when it has one)."""
+        if self.has_learning_curve:
+            return ""
+        return str(
+            self.notes.get("accuracy")
+            or f"the profile ({self.source or 'unnamed'}) has no learning curve fitted to a real "
+            "run; measure one with `wsim profile SCENARIO --out P.json` and set workload.profile"
+        )
+
+    @property
     def num_options(self) -> int:
         """Number of token options ``J``."""
         return len(self.token_counts)
@@ -107,7 +136,11 @@ class WorkloadProfile:
 
     def to_json(self, path: str | Path) -> None:
         """Write the profile as JSON (atomically)."""
-        text = json.dumps(asdict(self), indent=2)
+        data = {
+            k: (None if isinstance(v, float) and math.isnan(v) else v)
+            for k, v in asdict(self).items()
+        }
+        text = json.dumps(data, indent=2)
         directory = Path(path).parent
         with tempfile.NamedTemporaryFile("w", dir=directory, delete=False, suffix=".tmp") as tmp:
             tmp.write(text)
@@ -119,7 +152,16 @@ class WorkloadProfile:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
         for key in ("token_counts", *PER_OPTION):
             data[key] = tuple(data[key])
+        for key in CURVE_FIELDS + ("device_memory_bytes",):  # JSON null = not measured
+            if data.get(key) is None:
+                data.pop(key, None)
         return cls(**data)
+
+    def without_learning_curve(self, reason: str) -> WorkloadProfile:
+        """The same costs with the learning curve removed, ``reason`` in ``notes["accuracy"]``."""
+        cleared = dict.fromkeys(CURVE_FIELDS, math.nan)
+        notes = {**self.notes, "accuracy": reason}
+        return dataclasses.replace(self, **cleared, notes=notes)
 
 
 # ----------------------------------------------------------------------------- scenario -> model
@@ -143,8 +185,32 @@ DATA_CLASSES = {
     "cifar10": (10, 3),
     "cifar100": (100, 3),
     "tiny_imagenet": (200, 3),
+    "image_folder": (0, 3),
 }
-"""``data.name`` → (classes, input channels)."""
+"""``data.name`` → (classes, input channels); image_folder: its class folders (see
+:func:`num_classes`)."""
+
+
+def num_classes(scenario: Scenario) -> int:
+    """Classifier outputs of the scenario: ``data.num_classes``, else the data set's count
+    (image_folder: the class folders under ``data.root/train``).
+
+    Raises:
+        ValueError: image_folder with ``data.num_classes = 0`` and no ``data.root/train`` folder.
+    """
+    data = scenario.data
+    if data.num_classes > 0:
+        return data.num_classes
+    if data.name != "image_folder":
+        return DATA_CLASSES[data.name][0]
+    train = Path(data.root) / "train"
+    if not train.is_dir():
+        raise ValueError(
+            f"data.num_classes: 0 means 'count the class folders', but data.root {data.root!r} "
+            f"has no train/ folder; create {train}/<class>/<images> or set data.num_classes"
+        )
+    return sum(1 for p in train.iterdir() if p.is_dir())
+
 
 PROFILES_DIR = Path(__file__).resolve().parents[2] / "scenarios" / "profiles"
 """Shipped measured profiles (``<preset>.json``)."""
@@ -162,7 +228,8 @@ def model_config(scenario: Scenario) -> SplitViTConfig:
         raise ValueError(
             f"model.preset: must be one of {', '.join(MODEL_PRESETS)}, got {m.preset!r}"
         )
-    classes, chans = DATA_CLASSES[scenario.data.name]
+    chans = DATA_CLASSES[scenario.data.name][1]
+    classes = num_classes(scenario)
     base = MODEL_PRESETS[m.preset]
     if base.in_chans != chans:
         raise ValueError(
@@ -199,9 +266,45 @@ def shipped_profile_path(scenario: Scenario) -> Path:
     return PROFILES_DIR / f"{scenario.model.preset}.json"
 
 
+ACCURACY_KEY_FIELDS = (
+    "preset", "cut_layer", "lora_rank", "lora_targets", "pretrained", "data", "method",
+    "token_counts", "quant_bits", "merge_r", "rank",
+)  # fmt: skip
+"""The :func:`profile_key` fields a learning curve depends on (model, data, method)."""
+
+TIMM_PRESETS = tuple(name for name, cfg in MODEL_PRESETS.items() if cfg.timm_name == name)
+"""Presets that are timm's own architectures at 224 px (the papers' ViTs): their surrogate
+profile is built analytically (:mod:`wsim.workload.presets`), with no model forward."""
+
+
+def curve_mismatch(profile: WorkloadProfile, scenario: Scenario) -> str:
+    """Why ``profile``'s learning curve does not apply to ``scenario`` ("" if it does or the
+    profile names no key): the first model/data/method field that differs."""
+    if not profile.key:
+        return ""
+    want = profile_key(scenario)
+    for name in ACCURACY_KEY_FIELDS:
+        if name in profile.key and profile.key[name] != want[name]:
+            return (
+                f"the profile's learning curve was measured for {name} = {profile.key[name]!r}, "
+                f"the scenario has {want[name]!r}: no accuracy is reported (measure one with "
+                "`wsim profile SCENARIO --out P.json`, then set workload.profile)"
+            )
+    return ""
+
+
+def _honest(profile: WorkloadProfile, scenario: Scenario) -> WorkloadProfile:
+    reason = curve_mismatch(profile, scenario) if profile.has_learning_curve else ""
+    return profile.without_learning_curve(reason) if reason else profile
+
+
 def resolve_profile(scenario: Scenario) -> WorkloadProfile:
     """The scenario's profile: ``workload.profile``, else the shipped one if its key matches,
-    else measured now on the real model (:func:`wsim.workload.measure.measure_profile`).
+    else the analytic profile of a timm preset (:data:`TIMM_PRESETS`), else measured now on the
+    real model (:func:`wsim.workload.measure.measure_profile`).
+
+    The learning curve is kept only when it was fitted for the scenario's model, data and
+    method (:func:`curve_mismatch`); a measured or analytic profile without a fit has none.
 
     Raises:
         FileNotFoundError: ``workload.profile`` names a missing file.
@@ -211,134 +314,16 @@ def resolve_profile(scenario: Scenario) -> WorkloadProfile:
         path = Path(scenario.workload.profile)
         if not path.is_file():
             raise FileNotFoundError(f"workload.profile: no such file {path}")
-        return WorkloadProfile.from_json(path)
+        return _honest(WorkloadProfile.from_json(path), scenario)
     shipped = shipped_profile_path(scenario)
     if shipped.is_file():
         profile = WorkloadProfile.from_json(shipped)
         if profile.key == profile_key(scenario):
             return profile
+    if scenario.model.preset in TIMM_PRESETS:
+        from wsim.workload.presets import analytic_profile  # no model forward
+
+        return analytic_profile(scenario)
     from wsim.workload.measure import measure_profile  # torch, only when nothing matches
 
     return measure_profile(scenario)
-
-
-# ----------------------------------------------------------------------------- DEPRECATED
-# The interim analytic estimate below is kept only because ``wsim.workload.surrogate``
-# still imports it; nothing in the engine uses it (profiles are measured, see above).
-
-
-@dataclass(frozen=True)
-class ViTDims:
-    """ViT dimensions: image and patch size (pixels), width, depth, heads, MLP ratio, classes."""
-
-    img_size: int
-    patch_size: int
-    embed_dim: int
-    depth: int
-    num_heads: int
-    mlp_ratio: float = 4.0
-    in_chans: int = 3
-    num_classes: int = 10
-
-    @property
-    def num_patches(self) -> int:
-        """Patch tokens per image ``(img / patch)²``."""
-        return (self.img_size // self.patch_size) ** 2
-
-
-# INTERIM dimensions (timm's vit_tiny/small/base widths); the training issue owns the real presets.
-VIT_PRESETS: dict[str, ViTDims] = {
-    "vit_tiny_digits": ViTDims(32, 4, 192, 12, 3),
-    "vit_tiny_patch16_224": ViTDims(224, 16, 192, 12, 3, num_classes=100),
-    "vit_small_patch16_224": ViTDims(224, 16, 384, 12, 6, num_classes=100),
-    "vit_base_patch16_224": ViTDims(224, 16, 768, 12, 12, num_classes=100),
-}
-
-
-def vit_block_flops(num_tokens: int, dims: ViTDims) -> float:
-    """Forward FLOPs of one transformer block per sample (2 FLOPs per multiply-add).
-
-    ``8 n d² (qkv + proj) + 4 n² d (scores + weighted sum) + 4 m n d² (MLP)``, n tokens,
-    d width, m MLP ratio (Kaplan et al. 2020 style counting; norms and softmax neglected).
-    """
-    n, d, m = num_tokens, dims.embed_dim, dims.mlp_ratio
-    return 8.0 * n * d * d + 4.0 * n * n * d + 4.0 * m * n * d * d
-
-
-LORA_TARGET_SHAPES = {"qkv": (1, 3), "proj": (1, 1), "fc1": (1, 4), "fc2": (4, 1)}
-
-
-def lora_adapter_bits(dims: ViTDims, num_blocks: int, rank: int, targets: list[str]) -> float:
-    """Float32 bits of LoRA adapters ``r (d_in + d_out)`` per target per block."""
-    total = 0.0
-    for target in targets:
-        if target not in LORA_TARGET_SHAPES:
-            raise ValueError(
-                f"model.lora_targets: unknown target {target!r} (valid: {', '.join(LORA_TARGET_SHAPES)})"
-            )
-        d_in, d_out = (dims.embed_dim * k for k in LORA_TARGET_SHAPES[target])
-        total += rank * (d_in + d_out)
-    return float(total * num_blocks * BITS_PER_FLOAT32)
-
-
-def analytic_vit_profile(
-    preset: str,
-    *,
-    cut_layer: int,
-    token_counts: list[int],
-    lora_rank: int,
-    lora_targets: list[str],
-    quant_bits: int = 32,
-    batch_size: int = 32,
-) -> WorkloadProfile:
-    """DEPRECATED interim analytic profile (textbook FLOPs); use a measured profile instead.
-
-    Device: patch embedding + ``cut_layer`` blocks on all ``n + 1`` tokens; backward ≈ 2× the
-    block forward. Upload: ``k`` kept patch tokens + [CLS] at ``quant_bits`` per element (+ a
-    float32 scale and zero-point per token when quantized, + ``ceil(log2 n)`` index bits per kept
-    token when ``k < n``). Server: remaining blocks on ``k + 1`` tokens and the head, forward +
-    backward ≈ 3× forward. Download: float32 gradient of the uploaded shape. Retention
-    ``ρ = 1 − (1 − k/n)²`` (concave: attention-guided selection keeps the informative tokens).
-    """
-    if preset not in VIT_PRESETS:
-        raise ValueError(
-            f"model.preset: unknown preset {preset!r} (valid: {', '.join(VIT_PRESETS)})"
-        )
-    dims = VIT_PRESETS[preset]
-    n = dims.num_patches
-    if not 1 <= cut_layer < dims.depth:
-        raise ValueError(
-            f"model.cut_layer: must be in [1, {dims.depth - 1}] for {preset}, got {cut_layer}"
-        )
-    counts = sorted(token_counts) if token_counts else [n]
-    if counts[-1] > n:
-        raise ValueError(
-            f"method.token_counts: at most {n} patch tokens for {preset}, got {counts[-1]}"
-        )
-    embed = 2.0 * n * dims.patch_size**2 * dims.in_chans * dims.embed_dim
-    fwd = embed + cut_layer * vit_block_flops(n + 1, dims)
-    bwd = 2.0 * cut_layer * vit_block_flops(n + 1, dims)
-    up, down, server, rho = [], [], [], []
-    for k in counts:
-        side = (k + 1) * 2 * BITS_PER_FLOAT32 if quant_bits < 32 else 0
-        index = k * math.ceil(math.log2(n)) if k < n else 0
-        up.append(float((k + 1) * dims.embed_dim * quant_bits + side + index))
-        down.append(float((k + 1) * dims.embed_dim * BITS_PER_FLOAT32))
-        head = 2.0 * dims.embed_dim * dims.num_classes
-        server.append(3.0 * ((dims.depth - cut_layer) * vit_block_flops(k + 1, dims) + head))
-        rho.append(1.0 - (1.0 - k / n) ** 2)
-    adapter = lora_adapter_bits(dims, cut_layer, lora_rank, lora_targets)
-    num = len(counts)
-    return WorkloadProfile(
-        token_counts=tuple(counts),
-        upload_bits=tuple(up),
-        download_bits=tuple(down),
-        client_fwd_flops=(fwd,) * num,
-        client_bwd_flops=(bwd,) * num,
-        server_flops=tuple(server),
-        retention=tuple(rho),
-        adapter_up_bits=adapter,
-        adapter_down_bits=adapter,
-        batch_size=batch_size,
-        source=f"analytic:{preset} (interim)",
-    )

@@ -1,25 +1,27 @@
 """Surrogate workload: costs replayed from a profile, accuracy from a learning-curve model.
 
 No torch: thousands of devices run through the same engine as real training. Learning curve
-(documented model, not a fit): each round the training progress grows by the mean semantic
-retention ρ of the round's completed participants (0 when none completed), and
+(a model whose parameters are fitted to a real run of the same model, data and method; see
+``wsim profile``): each round the training progress grows by the mean semantic retention ρ of
+the round's completed participants (0 when none completed), and
 
     acc(P)  = a_max − (a_max − a_0) · exp(−P / τ)
     loss(P) = ℓ_min + (ℓ_0 − ℓ_min) · exp(−P / τ)
 
-with P the accumulated progress (rounds of full-retention training) and τ in rounds.
+with P the accumulated progress (rounds of full-retention training) and τ in rounds. A profile
+without a fitted curve gives NaN accuracy and loss (the accuracy column stays empty); the reason
+is :attr:`SurrogateWorkload.accuracy_note`.
 """
 
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 
-from wsim.workload.profile import WorkloadProfile, analytic_vit_profile
+from wsim.workload.profile import WorkloadProfile
 from wsim.workload.protocol import (
     ClientStep,
     ClientSteps,
@@ -29,31 +31,12 @@ from wsim.workload.protocol import (
 )
 
 if TYPE_CHECKING:
-    from wsim.config import Scenario
     from wsim.sim.observation import RoundDecision
 
 
 def learning_curve(progress: float, start: float, end: float, tau_rounds: float) -> float:
     """``end − (end − start) · exp(−progress / τ)``: from ``start`` at 0 towards ``end``."""
     return end - (end - start) * math.exp(-progress / tau_rounds)
-
-
-def scenario_profile(scenario: Scenario) -> WorkloadProfile:
-    """The scenario's profile: the JSON at ``workload.profile``, else the analytic one."""
-    if scenario.workload.profile:
-        path = Path(scenario.workload.profile)
-        if not path.is_file():
-            raise FileNotFoundError(f"workload.profile: no such file {path}")
-        return WorkloadProfile.from_json(path)
-    return analytic_vit_profile(
-        scenario.model.preset,
-        cut_layer=scenario.model.cut_layer,
-        token_counts=list(scenario.method.token_counts),
-        lora_rank=scenario.model.lora_rank,
-        lora_targets=list(scenario.model.lora_targets),
-        quant_bits=scenario.method.quant_bits,
-        batch_size=scenario.data.batch_size,
-    )
 
 
 class SurrogateWorkload:
@@ -80,6 +63,17 @@ class SurrogateWorkload:
     def profile(self) -> WorkloadProfile:
         """The profile replayed."""
         return self._profile
+
+    @property
+    def device_trains(self) -> bool:
+        """False when the profile is of a frozen device stage (ST-SFLora's paper recipe): the
+        engine then schedules no download, client backward or adapter exchange."""
+        return bool(getattr(self._profile, "device_trains", True))
+
+    @property
+    def accuracy_note(self) -> str:
+        """Why this run reports no accuracy ("" when the profile has a fitted curve)."""
+        return self._profile.accuracy_note
 
     def begin_round(self, round: int, decision: RoundDecision) -> None:
         """Remember each device's token option for this round."""
@@ -158,7 +152,7 @@ class SurrogateWorkload:
         if completed_devices:
             rho = self._profile.array("retention")[self._option[completed_devices]]
             self.progress += float(rho.mean())
-        if not evaluate:
+        if not evaluate or not self._profile.has_learning_curve:
             return RoundMetrics(accuracy=math.nan, loss=math.nan)
         p = self._profile
         return RoundMetrics(
