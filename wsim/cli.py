@@ -26,6 +26,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "wsim.training.pretrain",
         "pretrain the small default ViT backbone on embedded data",
     ),
+    "profile": (
+        "wsim.workload.measure",
+        "measure a surrogate profile (sizes, FLOPs; --fit-run: learning curve) -> JSON",
+    ),
     "figures": ("analysis.cli", "publication figures and tables from run/sweep folders"),
     "sweep": ("wsim.sweep", "expand a sweep file into runs (local pool or Ray) -> sweep.parquet"),
 }

@@ -19,7 +19,7 @@ from wsim.training.config import PAPER_PRESETS, PRESETS
 from wsim.training.flops import client_flops, server_flops
 from wsim.training.memory_model import device_adapter_params, device_frozen_params
 from wsim.training.split import build_split_vit
-from wsim.workload.presets import analytic_profile, compressor_params
+from wsim.workload.presets import analytic_profile
 from wsim.workload.profile import TIMM_PRESETS, resolve_profile
 
 NAMES = ["vit_small_patch16_224", *PAPER_PRESETS]
@@ -97,7 +97,7 @@ def _paper(*extra: str):
         ("stsflora", ["method.token_counts=[64, 128, 196]"]),
         ("tsflora", ["method.token_counts=[16, 64]", "method.quant_bits=8"]),
         ("sflam", ["method.quant_bits=8"]),
-        ("sft", ["method.rank=8"]),
+        ("sft", ["method.rank=8", 'method.recipe="wsim"']),
     ],
 )
 def test_analytic_payload_equals_the_compressor_on_a_real_activation(method, extra) -> None:
@@ -129,12 +129,9 @@ def test_analytic_payload_equals_the_compressor_on_a_real_activation(method, ext
         assert profile.upload_bits == (197 * 768 * 32,)
 
 
-def test_compressor_params_agree_with_the_real_workload() -> None:
-    from wsim.workload.real import compressor_params as real_params
-
-    for method in ("none", "stsflora", "tsflora", "sflam", "sft", "splitcom", "random_tokens"):
-        sc = _paper(f'method.name="{method}"', "method.quant_bits=8", "method.rank=4")
-        assert compressor_params(sc.method) == real_params(sc.method), method
+def test_analytic_profile_refuses_sft_paper_naming_the_field() -> None:
+    with pytest.raises(ValueError, match=r"^method\.recipe: .*wsim profile"):
+        analytic_profile(_paper('method.name="sft"', "method.rank=8"))
 
 
 def test_analytic_profile_has_no_learning_curve_and_assumed_retention() -> None:

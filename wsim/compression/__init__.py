@@ -38,6 +38,7 @@ __all__ = [
     "DDPGController",
     "NoCompression",
     "PAPER_COMPRESSORS",
+    "compressor_params",
     "RandomTokens",
     "STSFLora",
     "SFTPaper",
@@ -91,3 +92,25 @@ def make_compressor(name: str, recipe: str = "wsim", **params: Any) -> Compresso
     if unknown:
         raise ValueError(f"{name}: unknown parameter(s) {unknown}; valid: {sorted(valid)}")
     return cls(**params)
+
+
+def compressor_params(method: Any) -> dict[str, Any]:
+    """A scenario's ``[method]`` fields → its compressor's parameters (only those its class
+    takes): ``token_counts`` (empty = None), ``merge_r``, ``quant_bits`` (when < 32), ``rank``
+    (when > 0) and ``tau``; ``make_compressor`` rejects bad values naming the parameter. SFT's
+    paper recipe is built from the model's cut block (``SFTPaper.from_block``): no parameters.
+    """
+    if method.name == "sft" and method.recipe == "paper":
+        return {}
+    candidates: dict[str, Any] = {
+        "token_counts": tuple(method.token_counts) or None,
+        "merge_r": method.merge_r,
+        "tau": method.tau,
+    }
+    if method.quant_bits < 32:
+        candidates["quant_bits"] = method.quant_bits
+    if method.rank > 0:
+        candidates["rank"] = method.rank
+    registry = PAPER_COMPRESSORS if method.recipe == "paper" else COMPRESSORS
+    valid = set(inspect.signature(registry[method.name]).parameters)
+    return {k: v for k, v in candidates.items() if k in valid}

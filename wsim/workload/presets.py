@@ -24,9 +24,8 @@ Torch is imported (for the compressor) but no model is built and no data is read
 
 from __future__ import annotations
 
-import inspect
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from wsim.training.config import SplitViTConfig
 from wsim.training.flops import client_flops, server_flops
@@ -36,24 +35,6 @@ from wsim.workload.profile import WorkloadProfile, model_config, profile_key
 
 if TYPE_CHECKING:
     from wsim.config import MethodConfig, Scenario
-
-
-def compressor_params(method: MethodConfig) -> dict[str, Any]:
-    """``[method]`` fields → the compressor's parameters (as ``wsim.workload.real`` derives
-    them, without importing timm; ``tests/workload/test_presets.py`` checks they agree)."""
-    from wsim.compression import COMPRESSORS
-
-    candidates: dict[str, Any] = {
-        "token_counts": tuple(method.token_counts) or None,
-        "merge_r": method.merge_r,
-        "tau": method.tau,
-    }
-    if method.quant_bits < 32:
-        candidates["quant_bits"] = method.quant_bits
-    if method.rank > 0:
-        candidates["rank"] = method.rank
-    valid = set(inspect.signature(COMPRESSORS[method.name]).parameters)
-    return {k: v for k, v in candidates.items() if k in valid}
 
 
 def wire_sizes(
@@ -66,7 +47,7 @@ def wire_sizes(
     """
     import torch
 
-    from wsim.compression import CompressContext, make_compressor, ushape_bits
+    from wsim.compression import CompressContext, compressor_params, make_compressor, ushape_bits
 
     gen = torch.Generator().manual_seed(0)
     activation = torch.randn(batch, config.num_tokens, config.embed_dim, generator=gen)
@@ -103,8 +84,8 @@ def analytic_profile(scenario: Scenario) -> WorkloadProfile:
     method = scenario.method
     if method.name == "sft" and method.recipe == "paper":
         raise ValueError(
-            'method.recipe: the analytic profile has no model of SFT\'s paper recipe (it factors '
-            'the cut block itself); measure one with `wsim profile SCENARIO --out P.json` and set '
+            "method.recipe: the analytic profile has no model of SFT's paper recipe (it factors "
+            "the cut block itself); measure one with `wsim profile SCENARIO --out P.json` (real model) and set "
             'workload.profile, or set method.recipe = "wsim"'
         )
     frozen = method.name == "stsflora" and method.recipe == "paper"  # device stage frozen [T]

@@ -72,13 +72,13 @@ import numpy as np
 import torch
 
 from wsim.compression import (
-    PAPER_COMPRESSORS,
     BangBangController,
     CompressContext,
     DDPGController,
     SFTPaper,
     ValidationBangBang,
     WeightQuantReport,
+    compressor_params,
     make_compressor,
     quantize_module_weights,
     ushape_bits,
@@ -228,32 +228,6 @@ def device_modules(model: Any) -> tuple[torch.nn.ModuleList, int]:
     modules = torch.nn.ModuleList([vit.patch_embed, vit.norm_pre, *vit.blocks[:cut]])
     loose = [t for t in (vit.cls_token, vit.pos_embed) if t is not None]
     return modules, sum(t.numel() * t.element_size() for t in loose)
-
-
-def compressor_params(method: MethodConfig) -> dict[str, Any]:
-    """``[method]`` fields → the compressor's parameters (only those its class takes).
-
-    ``token_counts`` (empty = None), ``merge_r``, ``quant_bits`` (when < 32), ``rank`` (when
-    > 0) and ``tau``; ``make_compressor`` rejects bad values naming the parameter.
-    """
-    import inspect
-
-    from wsim.compression import COMPRESSORS
-
-    candidates: dict[str, Any] = {
-        "token_counts": tuple(method.token_counts) or None,
-        "merge_r": method.merge_r,
-        "tau": method.tau,
-    }
-    if method.quant_bits < 32:
-        candidates["quant_bits"] = method.quant_bits
-    if method.rank > 0:
-        candidates["rank"] = method.rank
-    if is_sft_paper(method):
-        return {}  # built from the model (sft_paper_compressor)
-    registry = PAPER_COMPRESSORS if method.recipe == "paper" else COMPRESSORS
-    valid = set(inspect.signature(registry[method.name]).parameters)
-    return {k: v for k, v in candidates.items() if k in valid}
 
 
 def load_splits(scenario: Scenario) -> tuple[ImageSet, ImageSet]:
