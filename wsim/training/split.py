@@ -134,7 +134,7 @@ def add_lora(
     the device stage frozen (PAPERS.md, ST-SFLora [T][S]).
     """
     names = "|".join(re.escape(_TARGET_PATHS[t]) for t in config.lora_targets)
-    blocks = "|".join(str(i) for i in range(first_block, config.depth))
+    blocks = r"\d+" if first_block == 0 else "|".join(str(i) for i in range(first_block, 1000))
     lora = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
