@@ -71,7 +71,8 @@ def device_peak_memory_bytes(workload: Any) -> int:
     idx = torch.arange(workload.batch_size)
     images = model_input(workload.train, idx, cfg.img_size)
     k = max(workload.profile().token_counts)
-    ctx = CompressContext(sample_ids=idx, keep_tokens=k, training=False)
+    gen = torch.Generator().manual_seed(0)  # random_tokens draws; the probe never trains
+    ctx = CompressContext(sample_ids=idx, keep_tokens=k, generator=gen, training=False)
     state = 0
     device = trainer.devices[0]
     if workload.device_trains:

@@ -135,11 +135,12 @@ def add_lora(
     """
     names = "|".join(re.escape(_TARGET_PATHS[t]) for t in config.lora_targets)
     blocks = "|".join(str(i) for i in range(first_block, config.depth))
+    pattern = rf"blocks\.\d+\.({names})" if first_block == 0 else rf"blocks\.({blocks})\.({names})"
     lora = LoraConfig(
         r=config.lora_rank,
         lora_alpha=config.lora_alpha,
         lora_dropout=0.0,
-        target_modules=rf"blocks\.({blocks})\.({names})",
+        target_modules=pattern,
         bias="none",
     )
     inject_adapter_in_model(lora, vit)
