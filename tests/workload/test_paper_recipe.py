@@ -9,18 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-import wsim.sim
 from wsim.config import ConfigError, load_scenario
-from wsim.sim.observation import RoundDecision
+from wsim.round_api import RoundDecision
 from wsim.workload.measure import FrozenDeviceProfile
 from wsim.workload.real import RealWorkload, candidate_token_counts
-
-ENGINE_HAS_FROZEN_DEVICE = any(
-    "device_trains" in p.read_text(encoding="utf-8")
-    for p in Path(wsim.sim.__file__).parent.glob("*.py")
-)
-"""Whether the engine honours ``Workload.device_trains`` (the engine branch adds it; until it is
-merged the engine schedules a client backward, which the frozen workload refuses)."""
 
 PAPER = ['method.name="stsflora"', "method.min_tokens=4"]
 
@@ -81,7 +73,6 @@ def test_server_trains_and_the_device_stays_frozen(tiny) -> None:
     assert any(not torch.equal(after[n], v) for n, v in server_before.items())
 
 
-@pytest.mark.skipif(not ENGINE_HAS_FROZEN_DEVICE, reason="engine lacks device_trains support")
 def test_paper_run_has_no_device_training_events(tiny) -> None:
     from wsim.sim.engine import run_simulation
 
