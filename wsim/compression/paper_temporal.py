@@ -41,7 +41,7 @@ import torch
 
 from wsim.compression.base import CompressContext, Compressed, check_activation, grad_bits
 from wsim.compression.payload import mask_bits, tensor_bits
-from wsim.compression.temporal import ActivationCache, ushape_extra_bits
+from wsim.compression.temporal import ActivationCache, upload_extras
 
 __all__ = ["SplitComPaper", "ValidationBangBang", "projected_cosine"]
 
@@ -163,15 +163,7 @@ class SplitComPaper:
             self._proj.update({i: proj[r].clone() for r, i in enumerate(ids) if mask[r]})
             self.last_upload_ratio = float(mask.float().mean())
         uploaded = activation.detach()[mask]
-        extras: dict[str, Any] = {
-            "wire": {"activations": uploaded, "mask": mask},
-            "upload_mask": mask,
-            "num_uploaded": int(mask.sum()),
-            "tau": self.tau,
-        }
-        if self.u_shaped:
-            down, up = ushape_extra_bits(batch, dim, activation.dtype)
-            extras |= {"ushape_download_bits": down, "ushape_upload_bits": up}
+        extras = upload_extras(uploaded, mask, self.tau, self.u_shaped, batch, dim)
         return Compressed(
             server_input=server_input,
             payload_bits=tensor_bits(uploaded) + mask_bits(batch),

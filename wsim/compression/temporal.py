@@ -68,6 +68,23 @@ def upload_mask(
     return ~has_cache | (relative_change(activation, cached) > tau)
 
 
+def upload_extras(
+    uploaded: torch.Tensor, mask: torch.Tensor, tau: float, u_shaped: bool, batch: int, dim: int
+) -> dict[str, Any]:
+    """The ``Compressed.extras`` of a temporal upload: the wire tensors, the upload mask, the
+    threshold, and (U-shaped) the extra head/label pair's bits."""
+    extras: dict[str, Any] = {
+        "wire": {"activations": uploaded, "mask": mask},
+        "upload_mask": mask,
+        "num_uploaded": int(mask.sum()),
+        "tau": tau,
+    }
+    if u_shaped:
+        down, up = ushape_extra_bits(batch, dim, uploaded.dtype)
+        extras |= {"ushape_download_bits": down, "ushape_upload_bits": up}
+    return extras
+
+
 def ushape_extra_bits(batch: int, dim: int, dtype: torch.dtype = torch.float32) -> tuple[int, int]:
     """The extra (download, upload) pair per batch of the U-shaped variant, in bits.
 
@@ -176,15 +193,7 @@ class SplitCom:
             )
             self.last_upload_ratio = float(mask.float().mean())
         uploaded = activation.detach()[mask]
-        extras = {
-            "wire": {"activations": uploaded, "mask": mask},
-            "upload_mask": mask,
-            "num_uploaded": int(mask.sum()),
-            "tau": self.tau,
-        }
-        if self.u_shaped:
-            down, up = ushape_extra_bits(batch, dim, activation.dtype)
-            extras |= {"ushape_download_bits": down, "ushape_upload_bits": up}
+        extras = upload_extras(uploaded, mask, self.tau, self.u_shaped, batch, dim)
         return Compressed(
             server_input=server_input,
             payload_bits=tensor_bits(uploaded) + mask_bits(batch),

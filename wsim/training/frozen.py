@@ -22,12 +22,12 @@ from torch.func import functional_call
 from wsim.training.fedavg import broadcast, fedavg
 from wsim.training.split import SplitViT
 from wsim.training.trainer import (
-    SFL_VARIANTS,
     AdapterSet,
     ClientOutput,
     OptimConfig,
     SplitTrainer,
     _adapter_set,
+    check_trainer_args,
     tensor_bits,
 )
 
@@ -52,10 +52,7 @@ class FrozenDeviceTrainer(SplitTrainer):
         sfl_variant: str = "v2",
         optim: OptimConfig | None = None,
     ) -> None:
-        if sfl_variant not in SFL_VARIANTS:
-            raise ValueError(f"unknown sfl_variant {sfl_variant!r}; valid: {list(SFL_VARIANTS)}")
-        if num_devices < 1:
-            raise ValueError(f"num_devices must be >= 1, got {num_devices}")
+        check_trainer_args(sfl_variant, num_devices)
         if model.device_param_names:
             raise ValueError(
                 "frozen device stage: the model has device adapters "

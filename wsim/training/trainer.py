@@ -139,6 +139,14 @@ def _prefixed(params: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"vit.{n}": p for n, p in params.items()}
 
 
+def check_trainer_args(sfl_variant: str, num_devices: int) -> None:
+    """Raise ValueError for an unknown SFL variant or fewer than one device."""
+    if sfl_variant not in SFL_VARIANTS:
+        raise ValueError(f"unknown sfl_variant {sfl_variant!r}; valid: {list(SFL_VARIANTS)}")
+    if num_devices < 1:
+        raise ValueError(f"num_devices must be >= 1, got {num_devices}")
+
+
 class SplitTrainer:
     """Per-device split step, SFL-V1/V2 server, and FedAvg of the adapters."""
 
@@ -150,10 +158,7 @@ class SplitTrainer:
         sfl_variant: str = "v2",
         optim: OptimConfig | None = None,
     ) -> None:
-        if sfl_variant not in SFL_VARIANTS:
-            raise ValueError(f"unknown sfl_variant {sfl_variant!r}; valid: {list(SFL_VARIANTS)}")
-        if num_devices < 1:
-            raise ValueError(f"num_devices must be >= 1, got {num_devices}")
+        check_trainer_args(sfl_variant, num_devices)
         self.model = model
         self.num_devices = num_devices
         self.sfl_variant = sfl_variant
