@@ -26,8 +26,8 @@ from wsim.training.trainer import (
     ClientOutput,
     OptimConfig,
     SplitTrainer,
-    _adapter_set,
     check_trainer_args,
+    server_adapter_sets,
     tensor_bits,
 )
 
@@ -61,11 +61,7 @@ class FrozenDeviceTrainer(SplitTrainer):
         self.model, self.num_devices = model, num_devices
         self.sfl_variant, self.optim = sfl_variant, optim or OptimConfig()
         self.devices = [AdapterSet({}, None) for _ in range(num_devices)]  # type: ignore[arg-type]
-        srv = model.global_params(model.server_param_names)
-        if sfl_variant == "v2":
-            self.servers = [_adapter_set(srv, self.optim, copy=False)] * num_devices
-        else:
-            self.servers = [_adapter_set(srv, self.optim, copy=True) for _ in range(num_devices)]
+        self.servers = server_adapter_sets(model, self.optim, sfl_variant, num_devices)
         self._pending: dict[int, torch.Tensor] = {}
 
     @torch.no_grad()

@@ -147,6 +147,16 @@ def check_trainer_args(sfl_variant: str, num_devices: int) -> None:
         raise ValueError(f"num_devices must be >= 1, got {num_devices}")
 
 
+def server_adapter_sets(
+    model: SplitViT, optim: OptimConfig, sfl_variant: str, num_devices: int
+) -> list[AdapterSet]:
+    """Each device's server-side adapters: one shared set (SFL-V2) or a copy per device (V1)."""
+    srv = model.global_params(model.server_param_names)
+    if sfl_variant == "v2":
+        return [_adapter_set(srv, optim, copy=False)] * num_devices
+    return [_adapter_set(srv, optim, copy=True) for _ in range(num_devices)]
+
+
 class SplitTrainer:
     """Per-device split step, SFL-V1/V2 server, and FedAvg of the adapters."""
 
@@ -164,13 +174,8 @@ class SplitTrainer:
         self.sfl_variant = sfl_variant
         self.optim = optim or OptimConfig()
         dev = model.global_params(model.device_param_names)
-        srv = model.global_params(model.server_param_names)
         self.devices = [_adapter_set(dev, self.optim, copy=True) for _ in range(num_devices)]
-        if sfl_variant == "v2":
-            shared = _adapter_set(srv, self.optim, copy=False)
-            self.servers = [shared] * num_devices
-        else:
-            self.servers = [_adapter_set(srv, self.optim, copy=True) for _ in range(num_devices)]
+        self.servers = server_adapter_sets(model, self.optim, sfl_variant, num_devices)
         self._pending: dict[int, torch.Tensor] = {}
 
     def client_forward(

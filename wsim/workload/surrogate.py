@@ -31,7 +31,7 @@ from wsim.workload.protocol import (
 )
 
 if TYPE_CHECKING:
-    from wsim.sim.observation import RoundDecision
+    from wsim.round_api import RoundDecision
 
 
 def learning_curve(progress: float, start: float, end: float, tau_rounds: float) -> float:
