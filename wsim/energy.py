@@ -91,6 +91,23 @@ def drain_battery(battery_j: npt.ArrayLike, energy_j: npt.ArrayLike) -> FloatArr
     return np.maximum(np.asarray(battery_j, dtype=float) - energy, 0.0)
 
 
+def spend_transmit(
+    power_w: npt.ArrayLike, airtime_s: npt.ArrayLike, battery_j: npt.ArrayLike,
+    is_dropped: npt.ArrayLike,
+) -> tuple[FloatArray, FloatArray]:  # fmt: skip
+    """Transmissions' energy and the battery after them, vectorized: ``E = p · t_tx``
+    (:func:`transmit_energy_j`); one cut by its battery (``is_dropped``, its airtime up to
+    :func:`depletion_time_s`) spent the whole battery, which is then empty.
+
+    Returns:
+        ``(energy_j, battery_j)``, J.
+    """
+    battery = np.asarray(battery_j, dtype=float)
+    dropped = np.asarray(is_dropped, dtype=bool)
+    energy = np.where(dropped, battery, transmit_energy_j(power_w, airtime_s))
+    return energy, np.where(dropped, 0.0, np.maximum(battery - energy, 0.0))
+
+
 @dataclass(frozen=True, eq=False)
 class ComputeRun:
     """Device computations from ``t0_s``, each cut at its stop time or an empty battery

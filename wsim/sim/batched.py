@@ -1,36 +1,41 @@
-"""Batched round resolution: the scalar round of :mod:`wsim.sim.processes`, vectorized over
-devices (issue 8).
+"""The one resolution of a round's training and broadcast, for every run (DESIGN §4).
 
-The hook in :func:`wsim.sim.round.round_process` calls :func:`start_round` instead of
-``start_devices`` when :func:`eligible` says so: the workload implements
-:class:`~wsim.workload.protocol.BatchWorkload` (its figures are pure functions of ``(device,
-round, it)``) and no fault option is on. The result equals the scalar path's: the same rows in
-the same order, the same numbers up to float round-off in the last bits (the transfers are
-integrated vectorized; tests/sim/test_batched.py).
+Real and surrogate workloads, with or without faults, all go through :class:`RoundResolver`:
+per-device arrays over the fleet, resolved vectorized in conservative time windows. A device's
+round: ``local_iters`` × (client_fwd → upload → server (FIFO) → download → client_bwd), then
+adapter_up; a frozen device stage (``device_trains`` False) has no download, backward or adapter
+upload (the next forward starts when the server step is done). Then aggregate (device −1) and
+adapter_down (:meth:`RoundResolver.broadcast`).
 
-Only the edge server couples devices: a FIFO queue over ``num_slots`` slots, served in upload
-ARRIVAL order across devices and local iterations. One SimPy process resolves the round in
-conservative time windows. Every device in training has one pending event: an upload arrival
-(or, rarely, a transfer that reached the channel's horizon and continues later). Once an
+Only the edge server couples devices: a FIFO queue over ``num_slots`` slots served in upload
+ARRIVAL order (ties by device index). Every device in training has one pending event: an upload
+arrival, a transfer stopped at the channel's horizon (continued later), or (a workload without
+the batch calls) a wake-up where the workload must be asked at that simulated time. Once an
 arrival at ``a`` is served, the device's next arrival comes no earlier than ``a + L``, ``L`` =
-server service + backward + next forward compute (∞ in the last local iteration: the adapter
-upload follows). So all pending arrivals before ``W = min(a_i + L_i, pending continuations)``
-are served in arrival order (the FIFO recursion ``start = max(arrival, earliest free slot)``,
-sequential) and their continuations (download, backward, next forward and upload, or the
-adapter upload) are resolved vectorized, deadline and battery cuts included (the formulas of
-``RoundRun.compute / send / serve``). The clock advances by ``env.timeout`` between windows;
-transfers are integrated by :meth:`~wsim.sim.channel_state.CellChannel.link_transfers` up to
-their limit or the clock's horizon (completed or cut at once; the rare ones stopped at the
-horizon continue later by the scalar :meth:`~wsim.sim.channel_state.CellChannel.link_transfer`,
-as ``RoundRun.send`` does). With one local iteration a round is one window.
+server service + backward + next forward compute (∞ after the last iteration). So all pending
+arrivals before ``W = min(a_i + L_i, other pending events)`` are served in arrival order (the
+recursion ``start = max(arrival, earliest free slot)``) and their continuations are resolved
+vectorized; the clock advances by ``env.timeout`` between windows.
 
-Order (:mod:`wsim.sim.batched_trace`): arrivals at exactly the same time are served in SimPy's
-order, and the round's rows are emitted in the order the scalar processes record them.
+Workload calls. A :class:`~wsim.workload.protocol.BatchWorkload` (pure figures) is asked with
+the ``*_many`` calls ahead of time (``L`` known). Any other workload (the real torch one) is
+called in simulated order through the scalar calls: ``client_forward`` when the forward starts,
+``server_cost`` when the upload arrives (in arrival order), ``server_step`` once the queue has
+granted the slot and the step completes in the device's round, ``client_backward`` when the
+gradient has arrived; its ``L`` is 0 (each window holds one instant). At one instant: transfers
+continued past the horizon first, then wake-ups, then arrivals, each in device order.
+
+Cuts. An activity that would run past the device's cut-off (the round deadline, or its leave
+time: ``[faults]``, :mod:`wsim.sim.faults`) or empty its battery is cut at that instant; its row
+records what was done, then a ``straggler``, ``leave`` or ``dropout`` row. With outages
+(``faults.min_rate_bps > 0``) a transfer that times out (:func:`wsim.sim.transfer.send`) records
+its attempt and a ``timeout`` row, then starts again from scratch (policy ``retry``, at most
+``max_retries`` times) or the device's round ends (an ``outage`` row; for the broadcast that
+copy is given up). A slowed server multiplies every server step and the aggregation.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -39,16 +44,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from wsim.energy import run_compute
+from wsim.energy import run_compute, spend_transmit
 from wsim.records import EVENT_KINDS, KIND_CODE
-from wsim.sim.batched_trace import LATER, Rows, Wakes
-from wsim.sim.channel_state import DOWNLINK, UPLINK
-from wsim.units import BITS_PER_BYTE
-from wsim.workload.protocol import BatchWorkload, device_trains
+from wsim.sim.faults import RoundFaults
+from wsim.sim.trace import RoundRows, fifo
+from wsim.sim.transfer import Sent, make_link, send
+from wsim.units import BITS_PER_BYTE, BITS_PER_FLOAT32
+from wsim.workload.protocol import (
+    BatchWorkload,
+    device_trains,
+    server_cost,
+    trains_on_server_step,
+)
 
 if TYPE_CHECKING:
-    from wsim.sim.processes import RoundRun
-    from wsim.sim.world import World
+    from wsim.sim.world import RoundContext, World
 
 Proc = Generator[Any, Any, Any]
 IntArray = npt.NDArray[np.int64]
@@ -56,43 +66,15 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 INF = math.inf
 _FWD, _BWD = KIND_CODE["client_fwd"], KIND_CODE["client_bwd"]
-_UPLOAD, _DOWNLOAD, _ADAPTER_UP = (
-    KIND_CODE["upload"],
-    KIND_CODE["download"],
-    KIND_CODE["adapter_up"],
-)
-# position of each activity in the wake-up of the scalar process that records it (its cut:
-# the ``straggler`` / ``dropout`` row, one more)
-_SEQ = {_FWD: 0, _UPLOAD: 2, _DOWNLOAD: 3, _BWD: 0, _ADAPTER_UP: 2}
-# the fields of a finished open transfer handed to ``_Round._sent``
-_OPEN_TYPES = (np.int64, float, np.int64, float, float, float, float, float, float, bool,
-               np.int64, float)  # fmt: skip
-_SERVE_SEQ = {"server_wait": 0, "server": 1, "cut": 2}
+_UPLOAD, _DOWNLOAD = KIND_CODE["upload"], KIND_CODE["download"]
+_ADAPTER_UP, _ADAPTER_DOWN = KIND_CODE["adapter_up"], KIND_CODE["adapter_down"]
+_RESUME, _NEXT = 0, 1  # wake-ups of a scalar workload: gradient arrived / next forward starts
 _MARGIN = 0.999  # window bound a + 0.999·L: safe against round-off in the summed durations
 
 
-def eligible(world: World) -> bool:
-    """Whether this world's rounds may be resolved by the batched path: a
-    :class:`~wsim.workload.protocol.BatchWorkload` whose device stage trains, and no fault
-    option."""
-    return (
-        isinstance(world.workload, BatchWorkload)
-        and device_trains(world.workload)
-        and not world.scenario.faults.any
-    )
-
-
-def start_round(run: RoundRun, devices: list[int]) -> None:
-    """Start the scheduled devices' rounds (same contract as ``processes.start_devices``):
-    one process resolves them all and succeeds ``run.trained``."""
-    if devices:
-        run.env.process(_Round(run, devices).resolve())
-
-
-@dataclass
+@dataclass(eq=False)
 class _Open:
-    """A transfer left open at the channel's horizon (continued at ``t_s``), as in
-    ``RoundRun._send_rest``."""
+    """A transfer stopped at the channel's horizon (continued at ``t_s``)."""
 
     t_s: float
     kind: int
@@ -106,77 +88,159 @@ class _Open:
     sent_bits: float
     num_blocks: int
     snr_time: float
+    stall_start_s: float
+    attempt: int
 
 
-class _Round:
-    """One round's batched state: per-device arrays over the whole fleet ``[num_devices]``,
-    the pending arrivals and open transfers."""
+class RoundResolver:
+    """One round's state: per-device arrays ``[num_devices]``, the pending events, the rows."""
 
-    def __init__(self, run: RoundRun, devices: list[int]) -> None:
-        world = run.world
-        self.run, self.env, self.channel, self.wl = run, world.env, world.channel, world.workload
-        self.events, self.r, self.deadline = world.events, run.round, run.deadline
-        self.iters = world.scenario.sim.local_iters
-        fleet, dec = world.fleet, run.ctx.decision
+    def __init__(
+        self, world: World, ctx: RoundContext, devices: list[int], faults: RoundFaults | None
+    ) -> None:
+        sc, fleet, dec = world.scenario, world.fleet, ctx.decision
+        self.world, self.env, self.channel, self.wl = world, world.env, world.channel, world.workload
+        self.r, self.iters = ctx.round, sc.sim.local_iters
+        self.is_batch = isinstance(self.wl, BatchWorkload)
+        self.trains, self.trains_server = device_trains(self.wl), trains_on_server_step(self.wl)
         self.cpu_hz, self.kappa, self.cpf = fleet.cpu_hz, fleet.kappa, fleet.cycles_per_flop
-        self.battery = np.array(run.battery, dtype=float)
-        self.alive = np.array(run.alive, dtype=bool)
+        self.battery, self.alive = fleet.battery_j.copy(), fleet.is_alive.copy()
+        n = fleet.num_devices
         self.bw_up = np.asarray(dec.bandwidth_hz, dtype=float)
         self.p_up = np.asarray(dec.power_w, dtype=float)
-        self.bw_dl, self.p_dl = run.bw[1], run.power[1]
-        self.devices = np.asarray(devices, dtype=np.int64)
+        self.bw_dl, self.p_dl = ctx.dl_bandwidth_hz, ctx.dl_power_w
+        n0 = world.noise_psd_w_per_hz
+        self.links = (make_link(self.bw_up, self.p_up, n0, n),
+                      make_link(self.bw_dl, self.p_dl, n0, n))  # fmt: skip
         self.now = float(self.env.now)
-        n = fleet.num_devices
+        self.server_flops_per_s = world.server.flops_per_s
+        self.slots = [self.now] * world.server.num_slots  # heap of the slots' free times
+        self.rows = RoundRows()
+        self.slowdown, leave = 1.0, np.full(n, INF)
+        if faults is not None:
+            self.slowdown, leave = faults.server_slowdown, faults.leave_at_s
+        if self.slowdown != 1.0:
+            self.rows.add("server_slowdown", np.array([-1]), self.now, self.now)
+        self.stop = np.minimum(leave, ctx.deadline_s)  # each device's cut-off, s
+        self.leaves = leave < ctx.deadline_s
+        cfg = sc.faults
+        self.retries = cfg.max_retries if cfg.outage_policy == "retry" else 0
+        self.devices = np.asarray(devices, dtype=np.int64)
         self.it = np.zeros(n, dtype=np.int64)
         # figures of each device's next forward and of its pending server step / backward
         self.fwd_flops, self.up_bits = np.zeros(n), np.zeros(n)
         self.tokens = np.zeros(n, dtype=np.int64)
         self.srv_flops, self.dl_bits, self.bwd_flops = np.zeros(n), np.zeros(n), np.zeros(n)
-        # pending arrivals: device, time, lower bound of the device's next arrival
-        self.arr_dev = np.zeros(0, dtype=np.int64)
-        self.arr_t, self.arr_next = np.zeros(0), np.zeros(0)
+        # pending arrivals (device, time, lower bound of its next arrival) and wake-ups
+        self.arr_dev, self.arr_t, self.arr_next = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        self.wake_dev, self.wake_t = np.zeros(0, np.int64), np.zeros(0)
+        self.wake_kind = np.zeros(0, np.int64)
         self.open: list[_Open] = []
-        self.wakes = Wakes(n)  # the scalar processes' wake-ups: tie-breaks and row order
-        self.rows = Rows(self.wakes)
-        self.completed: list[IntArray] = []
-        self.last_end = run.last_end
+        self.done: list[IntArray] = []
+        self.last_end = self.now
 
-    # ------------------------------------------------------------------ the process
-    def resolve(self) -> Proc:
-        """Resolve the round window by window; then hand the outcome to ``run``."""
-        env, dev = self.env, self.devices
-        self.wakes.start(dev, self.now)
-        steps = self.wl.client_forward_many(dev, self.r, 0)
-        self.fwd_flops[dev], self.up_bits[dev] = steps.flops, steps.upload_bits
-        self.tokens[dev] = steps.tokens
-        self._forward(dev, np.full(len(dev), self.now))
+    # ------------------------------------------------------------------ the round
+    def train(self) -> Proc:
+        """Resolve the scheduled devices' training (yields SimPy timeouts)."""
+        dev = self.devices
+        if dev.size:
+            self._fetch_forward(dev)
+            self._forward(dev, np.full(len(dev), self.now))
+        yield from self._run()
+
+    @property
+    def completed(self) -> list[int]:
+        """Devices whose adapter (frozen stage: last server step) is in, sorted."""
+        return sorted(np.concatenate(self.done).tolist()) if self.done else []
+
+    def broadcast(self, completed: list[int]) -> Proc:
+        """FedAvg at the server (device −1): ``2 · params · participants`` FLOPs, then the
+        aggregate to every completed device (waits for the last copy)."""
+        env, down_bits = self.env, float(self.wl.adapter_down_bits())
+        flops = 2.0 * max(down_bits / BITS_PER_FLOAT32, 1.0) * len(completed)
+        t0 = float(env.now)
+        yield env.timeout(self.world.server.compute_time_s(flops) * self.slowdown)
+        self.now = t_agg = float(env.now)
+        self.rows.add("aggregate", np.array([-1]), t0, t_agg, flops=flops)
+        dev = np.asarray(completed, dtype=np.int64)
+        zeros = np.zeros(len(dev), dtype=np.int64)
+        self._transfer(_ADAPTER_DOWN, dev, np.full(len(dev), down_bits), zeros, np.full(len(dev), t_agg))
+        yield from self._run()
+        if self.last_end > env.now:
+            yield env.timeout(self.last_end - env.now)
+
+    def close(self) -> None:
+        """Write batteries and alive flags back to the fleet; append the round's rows."""
+        self.world.fleet.battery_j[:] = self.battery
+        self.world.fleet.is_alive[:] = self.alive
+        self.rows.emit(self.world.events, self.r)
+
+    def _run(self) -> Proc:
+        """Resolve the pending events window by window."""
+        env = self.env
         while True:
             t_arr = float(self.arr_t.min()) if self.arr_t.size else INF
             t_open = min(o.t_s for o in self.open) if self.open else INF
-            t_next = min(t_arr, t_open)
+            t_wake = float(self.wake_t.min()) if self.wake_t.size else INF
+            t_next = min(t_arr, t_open, t_wake)
             if t_next == INF:
-                break
+                return
             if t_next > env.now:
                 yield env.timeout(t_next - env.now)
             self.now = min(float(env.now), t_next)
             if t_open <= t_next:
                 self._continue_open(t_next)
-                continue
-            until = min(float(self.arr_next.min()), t_open)
-            self._serve(max(until, math.nextafter(t_arr, INF)))  # the earliest: always safe
-        self._close()
+            elif t_wake <= t_next:
+                self._wake(t_next)
+            else:
+                until = min(float(self.arr_next.min()), t_open, t_wake)
+                self._serve(max(until, math.nextafter(t_arr, INF)))  # the earliest: always safe
 
-    def _close(self) -> None:
-        """Write batteries, alive flags and outcomes back to ``run``; succeed ``trained``."""
-        run = self.run
-        self.rows.emit(self.events, self.r)
-        run.battery[:] = self.battery.tolist()
-        run.alive[:] = self.alive.tolist()
-        if self.completed:
-            run.completed.extend(np.concatenate(self.completed).tolist())
-        run.last_end = max(run.last_end, self.last_end)
-        run.pending = 0
-        run.trained.succeed()
+    # ------------------------------------------------------------------ workload figures
+    def _fetch_forward(self, dev: IntArray) -> None:
+        """The forward figures of ``dev``'s current iterations (asked now)."""
+        if self.is_batch:
+            for k in np.unique(self.it[dev]).tolist():
+                d = dev[self.it[dev] == k]
+                steps = self.wl.client_forward_many(d, self.r, k)
+                self.fwd_flops[d], self.up_bits[d], self.tokens[d] = (
+                    steps.flops, steps.upload_bits, steps.tokens,
+                )  # fmt: skip
+            return
+        for i in dev.tolist():
+            step = self.wl.client_forward(i, self.r, int(self.it[i]))
+            self.fwd_flops[i] = step.flops if step.flops is not None else math.nan
+            self.up_bits[i], self.tokens[i] = step.upload_bits, step.tokens
+
+    def _wake(self, t: float) -> None:
+        """Wake-ups of a scalar workload due at ``t`` (device order): ``client_backward`` once
+        the gradient is in, ``client_forward`` when the next forward starts."""
+        due = self.wake_t <= t
+        dev, kind = self.wake_dev[due], self.wake_kind[due]
+        self.wake_dev, self.wake_t = self.wake_dev[~due], self.wake_t[~due]
+        self.wake_kind = self.wake_kind[~due]
+        order = np.argsort(dev, kind="stable")
+        dev, kind = dev[order], kind[order]
+        resume, nxt = dev[kind == _RESUME], dev[kind == _NEXT]
+        for i in resume.tolist():
+            self.bwd_flops[i] = self.wl.client_backward(i, self.r, int(self.it[i]))
+        self._backward(resume, np.full(len(resume), t))
+        self.it[nxt] += 1
+        self._fetch_forward(nxt)
+        self._forward(nxt, np.full(len(nxt), t))
+
+    def _pend_wake(self, kind: int, dev: IntArray, t: FloatArray) -> None:
+        self.wake_dev = np.concatenate([self.wake_dev, dev])
+        self.wake_t = np.concatenate([self.wake_t, t])
+        self.wake_kind = np.concatenate([self.wake_kind, np.full(len(dev), kind)])
+
+    def _next_iteration(self, dev: IntArray, t: FloatArray) -> None:
+        """The next forwards of ``dev`` from ``t`` (figures known, or asked at ``t``)."""
+        if not self.is_batch:
+            self._pend_wake(_NEXT, dev, t)
+            return
+        self.it[dev] += 1
+        self._forward(dev, t)
 
     # ------------------------------------------------------------------ stages
     def _forward(self, dev: IntArray, t: FloatArray) -> None:
@@ -188,14 +252,13 @@ class _Round:
         """Backward passes from ``t``; then the next forwards, or the adapter uploads."""
         dev, t = self._compute(_BWD, dev, self.bwd_flops[dev], np.zeros(len(dev), np.int64), t)
         more = self.it[dev] + 1 < self.iters
-        if more.any():
-            nxt, t_nxt = dev[more], t[more]
-            self.wakes.add(nxt, t_nxt)  # the next forward starts
-            self.it[nxt] += 1
-            self._forward(nxt, t_nxt)
+        self._next_iteration(dev[more], t[more])
         last = dev[~more]
         if last.size:
-            bits = np.asarray(self.wl.adapter_up_bits_many(last), dtype=float)
+            if self.is_batch:
+                bits = np.asarray(self.wl.adapter_up_bits_many(last), dtype=float)
+            else:
+                bits = np.array([self.wl.adapter_up_bits(i) for i in last.tolist()], dtype=float)
             self._transfer(_ADAPTER_UP, last, bits, np.zeros(len(last), np.int64), t[~more])
 
     def _transferred(self, kind: int, dev: IntArray, t: FloatArray) -> None:
@@ -205,253 +268,254 @@ class _Round:
         if kind == _UPLOAD:
             self._pend(dev, t)
         elif kind == _DOWNLOAD:
-            self.wakes.add(dev, t)  # the gradient has arrived
-            self._backward(dev, t)
+            if self.is_batch:
+                self._backward(dev, t)
+            else:
+                self._pend_wake(_RESUME, dev, t)
+        elif kind == _ADAPTER_UP:
+            self._finish(dev, t)
         else:
-            self.completed.append(dev)
+            self.last_end = max(self.last_end, float(t.max()))
+
+    def _finish(self, dev: IntArray, t: FloatArray) -> None:
+        """These devices completed their round at ``t``."""
+        if dev.size:
+            self.done.append(dev)
             self.last_end = max(self.last_end, float(t.max()))
 
     def _pend(self, dev: IntArray, t: FloatArray) -> None:
-        """Uploads arriving at ``t``: fetch the figures up to the next upload, queue them."""
-        r, wl, its = self.r, self.wl, self.it[dev]
-        bound = np.full(len(dev), INF)
-        for k in np.unique(its).tolist():
-            sel = np.flatnonzero(its == k)
-            d = dev[sel]
-            srv = wl.server_step_many(d, r, k)
-            self.srv_flops[d], self.dl_bits[d] = srv.flops, srv.download_bits
-            self.bwd_flops[d] = wl.client_backward_many(d, r, k)
-            _check_flops(self.srv_flops[d], "server flops")
-            _check_flops(self.bwd_flops[d], "flops")
-            if k + 1 < self.iters:
-                step = wl.client_forward_many(d, r, k + 1)
-                self.fwd_flops[d], self.up_bits[d] = step.flops, step.upload_bits
-                self.tokens[d] = step.tokens
-                _check_flops(self.fwd_flops[d], "flops")
-                least = (
-                    self.srv_flops[d] / self.run.server_flops_per_s
-                    + (self.bwd_flops[d] + self.fwd_flops[d]) * self.cpf[d] / self.cpu_hz[d]
-                )
-                bound[sel] = t[sel] + _MARGIN * least
+        """Uploads arriving at ``t``: queue them (a batch workload: with the figures up to the
+        next upload and the bound of the next arrival)."""
+        bound = t.copy()
+        if self.is_batch:
+            bound[:] = INF
+            r, wl, its = self.r, self.wl, self.it[dev]
+            for k in np.unique(its).tolist():
+                sel = np.flatnonzero(its == k)
+                d = dev[sel]
+                srv = wl.server_step_many(d, r, k)
+                self.srv_flops[d], self.dl_bits[d] = srv.flops, srv.download_bits
+                _check_flops(self.srv_flops[d], "server flops")
+                least = self.srv_flops[d] * self.slowdown / self.server_flops_per_s
+                if self.trains:
+                    self.bwd_flops[d] = wl.client_backward_many(d, r, k)
+                    _check_flops(self.bwd_flops[d], "flops")
+                    least = least + self.bwd_flops[d] * self.cpf[d] / self.cpu_hz[d]
+                if k + 1 < self.iters:
+                    step = wl.client_forward_many(d, r, k + 1)
+                    self.fwd_flops[d], self.up_bits[d] = step.flops, step.upload_bits
+                    self.tokens[d] = step.tokens
+                    _check_flops(self.fwd_flops[d], "flops")
+                    least = least + self.fwd_flops[d] * self.cpf[d] / self.cpu_hz[d]
+                    bound[sel] = t[sel] + _MARGIN * least
         self.arr_dev = np.concatenate([self.arr_dev, dev])
         self.arr_t = np.concatenate([self.arr_t, t])
         self.arr_next = np.concatenate([self.arr_next, bound])
 
     # ------------------------------------------------------------------ the edge server
     def _serve(self, until: float) -> None:
-        """Serve the pending arrivals before ``until`` in arrival order (FIFO over the slots,
-        as ``RoundRun.serve``); then their downloads."""
+        """Serve the pending arrivals before ``until`` in arrival order (FIFO over the slots);
+        then their downloads (a frozen device stage: the next forwards)."""
         take = self.arr_t < until
         dev, a = self.arr_dev[take], self.arr_t[take]
         self.arr_dev, self.arr_t = self.arr_dev[~take], self.arr_t[~take]
         self.arr_next = self.arr_next[~take]
-        order = self.wakes.arrival_order(dev, a)
+        order = np.lexsort((dev, a))
         dev, a = dev[order], a[order]
-        self.wakes.add(dev, a)  # the uploads arrive
-        flops = self.srv_flops[dev]
-        service = flops / self.run.server_flops_per_s
-        start, end = _fifo(self.run.slots, a.tolist(), service.tolist(), self.deadline)
-        granted = start < self.deadline
-        wait_end = np.where(granted, start, self.deadline)
+        wl, r = self.wl, self.r
+        if not self.is_batch:  # the step's cost, asked in arrival order
+            for i in dev.tolist():
+                cost = server_cost(wl, i, r, int(self.it[i]))
+                self.srv_flops[i] = cost.flops if cost.flops is not None else math.nan
+                self.dl_bits[i] = cost.download_bits
+            _check_flops(self.srv_flops[dev], "server flops")
+        flops, stop = self.srv_flops[dev], self.stop[dev]
+        service = flops / self.server_flops_per_s
+        if self.slowdown != 1.0:
+            service = service * self.slowdown
+        start, end = fifo(self.slots, a.tolist(), service.tolist(), stop.tolist())
+        granted = start < stop
+        wait_end = np.where(granted, start, stop)
         wait = wait_end > a
-        seq = _SERVE_SEQ
-        self.rows.add("server_wait", seq["server_wait"], LATER, dev[wait], a[wait], wait_end[wait])
+        self.rows.add("server_wait", dev[wait], a[wait], wait_end[wait])
         busy = granted & (end > start)
         frac = np.minimum((end[busy] - start[busy]) / service[busy], 1.0)
-        self.rows.add("server", seq["server"], LATER, dev[busy], start[busy], end[busy],
-                      flops=flops[busy] * frac)  # fmt: skip
+        self.rows.add("server", dev[busy], start[busy], end[busy], flops=flops[busy] * frac)
         ok = granted & (end >= start + service)
         cut = ~ok
-        t_cut = np.where(granted, end, np.maximum(self.deadline, a))
-        self._interrupt(dev[cut], t_cut[cut], np.zeros(int(cut.sum()), bool), seq["cut"], LATER)
+        t_cut = np.where(granted, end, np.maximum(stop, a))
+        self._interrupt(dev[cut], t_cut[cut], np.zeros(int(cut.sum()), bool))
         dev, t = dev[ok], end[ok]
-        self._transfer(_DOWNLOAD, dev, self.dl_bits[dev], np.zeros(len(dev), np.int64), t)
+        if self.trains_server:  # granted and done in the round: now it trains the model
+            for i in dev.tolist():
+                self.dl_bits[i] = wl.server_step(i, r, int(self.it[i])).download_bits
+        if self.trains:
+            self._transfer(_DOWNLOAD, dev, self.dl_bits[dev], np.zeros(len(dev), np.int64), t)
+            return
+        more = self.it[dev] + 1 < self.iters  # frozen: nothing comes back
+        self._next_iteration(dev[more], t[more])
+        self._finish(dev[~more], t[~more])  # its last server step: its round is done
 
     # ------------------------------------------------------------------ device activities
     def _compute(
         self, kind: int, dev: IntArray, flops: FloatArray, tokens: IntArray, t0: FloatArray
     ) -> tuple[IntArray, FloatArray]:
-        """Device compute from ``t0`` (``RoundRun.compute`` vectorized): ``t = FLOPs·c / f``,
-        ``E = κ C f²``, cut at the deadline or an empty battery. Returns the devices that
-        completed and their end times."""
+        """Device compute from ``t0`` (:func:`wsim.energy.run_compute`), cut at the device's
+        cut-off or an empty battery. Returns the devices that completed and their end times."""
         if not dev.size:
             return dev, t0
-        _check_flops(flops, "flops")
         run = run_compute(
-            flops, self.cpf[dev], self.cpu_hz[dev], self.kappa[dev], t0, self.deadline,
+            flops, self.cpf[dev], self.cpu_hz[dev], self.kappa[dev], t0, self.stop[dev],
             self.battery[dev],
         )  # fmt: skip
-        t_end, done, dropped, row = run.t_end_s, run.is_done, run.is_dropped, run.has_row
-        # forwards at the round start: completed ones first (phase 0), then the cut ones (2)
-        phase = np.where(self.wakes.count[dev] == 1, np.where(done, 0, 2), LATER)
+        done, row = run.is_done, run.has_row
         self.rows.add(
-            EVENT_KINDS[kind], _SEQ[kind], phase[row], dev[row], t0[row], t_end[row],
-            tokens=tokens[row], energy_j=run.energy_j[row], flops=run.flops_done[row],
+            EVENT_KINDS[kind], dev[row], t0[row], run.t_end_s[row], tokens=tokens[row],
+            energy_j=run.energy_j[row], flops=run.flops_done[row],
         )  # fmt: skip
         self.battery[dev[row]] = run.battery_j[row]
-        cut = ~done
-        self._interrupt(dev[cut], t_end[cut], dropped[cut], _SEQ[kind] + 1, phase[cut])
-        return dev[done], t_end[done]
+        self._interrupt(dev[~done], run.t_end_s[~done], run.is_dropped[~done])
+        return dev[done], run.t_end_s[done]
 
     def _transfer(
-        self, kind: int, dev: IntArray, bits: FloatArray, tokens: IntArray, t0: FloatArray
-    ) -> None:
-        """Transfers from ``t0`` (``RoundRun.send`` vectorized): uplink kinds at the device's
-        power, cut at the deadline or an empty battery; the rest at the downlink share."""
+        self, kind: int, dev: IntArray, bits: FloatArray, tokens: IntArray, t0: FloatArray,
+        attempt: IntArray | None = None,
+    ) -> None:  # fmt: skip
+        """Transfers from ``t0``: uplink kinds at the device's power, cut at its cut-off or an
+        empty battery; the downlink at the round's share (the broadcast is never cut)."""
         if not dev.size:
             return
-        is_up = kind != _DOWNLOAD
-        battery = self.battery[dev] if is_up else np.zeros(len(dev))
-        t_dead = t0 + battery / self.p_up[dev] if is_up else np.full(len(dev), INF)
-        stop = np.minimum(self.deadline, t_dead)
-        link = UPLINK if is_up else DOWNLINK
-        # one call resolves them all: completed, cut at their stop, or stopped at the horizon
-        # (open: continued later, as ``RoundRun._send_rest``; one that starts past the horizon
-        # comes back unstarted and waits for its start)
-        res = self.channel.link_transfers(link, dev, bits, t0, stop, self.now)
-        t_end, sent, complete, blocks, snr = res
-        is_open = ~(complete | (t_end >= stop))
-        for j in np.flatnonzero(is_open).tolist():
-            snr_time = snr[j] * (t_end[j] - t0[j]) if t_end[j] > t0[j] else 0.0
-            self.open.append(_Open(float(t_end[j]), kind, int(dev[j]), float(bits[j]),
-                                   int(tokens[j]), float(t0[j]), float(stop[j]),
-                                   float(t_dead[j]), float(battery[j]), float(sent[j]),
-                                   int(blocks[j]), snr_time))  # fmt: skip
-        keep = ~is_open
-        # ``complete``: resolved at once (the scalar round start does the same)
-        self._sent(kind, dev[keep], bits[keep], tokens[keep], t0[keep], stop[keep],
-                   t_dead[keep], battery[keep], (t_end[keep], sent[keep], complete[keep],
-                   blocks[keep], snr[keep]), complete[keep])  # fmt: skip
+        m = len(dev)
+        attempt = np.zeros(m, np.int64) if attempt is None else attempt
+        is_up = kind == _UPLOAD or kind == _ADAPTER_UP
+        battery = self.battery[dev] if is_up else np.zeros(m)
+        t_dead = t0 + battery / self.p_up[dev] if is_up else np.full(m, INF)
+        stop = self.stop[dev] if kind != _ADAPTER_DOWN else np.full(m, INF)
+        stop = np.minimum(stop, t_dead)
+        res = send(self.channel, self.links[0 if is_up else 1], dev, bits, t0, stop, self.now)
+        is_open = ~(res.is_complete | res.timed_out | (res.t_end_s >= stop))
+        for j in np.flatnonzero(is_open).tolist():  # stopped at the horizon: continued later
+            t_end = float(res.t_end_s[j])
+            snr_time = res.mean_snr_lin[j] * (t_end - t0[j]) if t_end > t0[j] else 0.0
+            self.open.append(_Open(
+                t_end, kind, int(dev[j]), float(bits[j]), int(tokens[j]), float(t0[j]),
+                float(stop[j]), float(t_dead[j]), float(battery[j]), float(res.bits_sent[j]),
+                int(res.num_blocks[j]), snr_time, float(res.stall_start_s[j]), int(attempt[j]),
+            ))  # fmt: skip
+        k = ~is_open
+        self._sent(kind, dev[k], bits[k], tokens[k], t0[k], t_dead[k], battery[k],
+                   Sent(*(f[k] for f in res)), attempt[k])  # fmt: skip
 
     def _continue_open(self, now: float) -> None:
-        """Continue the transfers left open at the horizon that are due now (``_send_rest``)."""
+        """Continue the transfers stopped at the horizon that are due now, one call per kind."""
         due = [o for o in self.open if o.t_s <= now]
         self.open = [o for o in self.open if o.t_s > now]
-        link_of = {_UPLOAD: UPLINK, _ADAPTER_UP: UPLINK, _DOWNLOAD: DOWNLINK}
-        ended: dict[int, list[tuple]] = {}
-        for o in due:
-            t = o.t_s
-            t_end, done, complete, num, snr = self.channel.link_transfer(
-                link_of[o.kind], o.device, o.bits - o.sent_bits, t, o.stop_s, self.now
-            )
-            o.sent_bits, o.num_blocks = o.sent_bits + done, o.num_blocks + num
-            if t_end > t:
-                o.snr_time += snr * (t_end - t)
-            if not (complete or t_end >= o.stop_s):
-                o.t_s = t_end
-                self.open.append(o)
+        for kind in sorted({o.kind for o in due}):
+            group = [o for o in due if o.kind == kind]
+            t = np.array([o.t_s for o in group])
+            dev = np.array([o.device for o in group], dtype=np.int64)
+            left = np.array([o.bits - o.sent_bits for o in group])
+            stop = np.array([o.stop_s for o in group])
+            since = np.array([o.stall_start_s for o in group])
+            link = self.links[0 if kind in (_UPLOAD, _ADAPTER_UP) else 1]
+            res = send(self.channel, link, dev, left, t, stop, self.now, since)
+            ended: list[_Open] = []
+            keep = np.zeros(len(group), dtype=bool)
+            for j, o in enumerate(group):
+                t_end = float(res.t_end_s[j])
+                o.sent_bits += float(res.bits_sent[j])
+                o.num_blocks += int(res.num_blocks[j])
+                if t_end > o.t_s:
+                    o.snr_time += float(res.mean_snr_lin[j]) * (t_end - o.t_s)
+                o.stall_start_s, o.t_s = float(res.stall_start_s[j]), t_end
+                if res.is_complete[j] or res.timed_out[j] or t_end >= o.stop_s:
+                    ended.append(o)
+                    keep[j] = True
+                else:
+                    self.open.append(o)
+            if not ended:
                 continue
-            airtime = t_end - o.t0_s
-            snr_mean = o.snr_time / airtime if airtime > 0 else math.nan
-            ended.setdefault(o.kind, []).append((
-                o.device, o.bits, o.tokens, o.t0_s, o.stop_s, o.t_dead_s, o.battery_j, t_end,
-                o.sent_bits, complete, o.num_blocks, snr_mean,
-            ))  # fmt: skip
-        for kind, rows in ended.items():
-            cols = list(zip(*rows, strict=True))
-            arr = [np.array(c, dtype=dt) for c, dt in zip(cols, _OPEN_TYPES, strict=True)]
-            self._sent(kind, *arr[:7], tuple(arr[7:]), np.zeros(len(rows), dtype=bool))
+            t0 = _field(ended, "t0_s")
+            airtime = _field(ended, "t_s") - t0
+            with np.errstate(divide="ignore", invalid="ignore"):
+                snr = np.where(airtime > 0, _field(ended, "snr_time") / airtime, np.nan)
+            total = Sent(_field(ended, "t_s"), _field(ended, "sent_bits"), res.is_complete[keep],
+                         _field(ended, "num_blocks", np.int64), snr, res.timed_out[keep],
+                         _field(ended, "stall_start_s"))  # fmt: skip
+            self._sent(kind, _field(ended, "device", np.int64), _field(ended, "bits"),
+                       _field(ended, "tokens", np.int64), t0, _field(ended, "t_dead_s"),
+                       _field(ended, "battery_j"), total, _field(ended, "attempt", np.int64))  # fmt: skip
 
     def _sent(
         self, kind: int, dev: IntArray, bits: FloatArray, tokens: IntArray, t0: FloatArray,
-        stop: FloatArray, t_dead: FloatArray, battery: FloatArray,
-        res: tuple[FloatArray, FloatArray, BoolArray, IntArray, FloatArray], direct: BoolArray,
+        t_dead: FloatArray, battery: FloatArray, res: Sent, attempt: IntArray,
     ) -> None:  # fmt: skip
-        """Record finished (or cut) transfers (``RoundRun._sent`` vectorized) and go on.
-        ``res``: ``(t_end, bits sent, complete, blocks, mean SNR)``; ``direct``: resolved
-        vectorized (rows of the round start's vectorized uploads come first)."""
+        """Record finished, cut or timed-out transfers and go on (retries, cuts, next stage)."""
         if not dev.size:
             return
-        t_end, sent, complete, blocks, snr = res
-        self._horizon_wakes(dev, bits, t0, stop, t_end)
-        is_up = kind != _DOWNLOAD
-        sent = np.where(complete, bits, sent)
-        dropped = ~complete & (t_dead <= self.deadline)
+        t_end, complete, timed_out = res.t_end_s, res.is_complete, res.timed_out
+        is_up = kind == _UPLOAD or kind == _ADAPTER_UP
+        sent = np.where(complete, bits, res.bits_sent)
+        dropped = ~complete & ~timed_out & (t_dead <= self.stop[dev]) & is_up
         airtime = t_end - t0
-        power = self.p_up[dev] if is_up else np.full(len(dev), self.p_dl)
-        energy = np.where(dropped, battery, power * airtime) if is_up else np.zeros(len(dev))
+        m = len(dev)
+        power = self.p_up[dev] if is_up else np.full(m, self.p_dl)
+        energy, left = spend_transmit(power, airtime, battery, dropped) if is_up else (np.zeros(m), None)
         row = complete | (airtime > 0)
         with np.errstate(divide="ignore", invalid="ignore"):
             rate = np.where(airtime > 0, sent / airtime, np.nan)
+            snr = res.mean_snr_lin
             snr_db = np.where(snr > 0, 10.0 * np.log10(snr), np.nan)
-        # uploads at the round start: vectorized ones (phase 1), then the processes' (3)
-        phase = np.where(self.wakes.count[dev] == 1, np.where(direct, 1, 3), LATER)
         self.rows.add(
-            EVENT_KINDS[kind], _SEQ[kind], phase[row], dev[row], t0[row], t_end[row],
-            bytes=sent[row] / BITS_PER_BYTE, tokens=tokens[row],
-            bandwidth_hz=self.bw_up[dev[row]] if is_up else np.full(int(row.sum()), self.bw_dl),
+            EVENT_KINDS[kind], dev[row], t0[row], t_end[row], bytes=sent[row] / BITS_PER_BYTE,
+            tokens=tokens[row], bandwidth_hz=self.bw_up[dev[row]] if is_up else self.bw_dl,
             power_w=power[row], rate_bps=rate[row], snr_db=snr_db[row], energy_j=energy[row],
-            num_blocks=blocks[row],
+            num_blocks=res.num_blocks[row],
         )  # fmt: skip
         if is_up:
-            left = np.where(dropped, 0.0, np.maximum(battery - energy, 0.0))
             self.battery[dev[row]] = left[row]
-        cut = ~complete
-        self._interrupt(dev[cut], t_end[cut], dropped[cut], _SEQ[kind] + 1, phase[cut])
+        if timed_out.any():
+            self._timed_out(kind, dev, bits, tokens, t_end, res.stall_start_s, attempt, timed_out)
+        cut = ~complete & ~timed_out
+        if kind == _ADAPTER_DOWN:
+            self._transferred(kind, dev[cut], t_end[cut])
+        else:
+            self._interrupt(dev[cut], t_end[cut], dropped[cut])
         self._transferred(kind, dev[complete], t_end[complete])
 
-    def _horizon_wakes(
-        self, dev: IntArray, bits: FloatArray, t0: FloatArray, stop: FloatArray, t_end: FloatArray
-    ) -> None:
-        """Add the wake-ups where the scalar process continued these transfers (it integrates
-        up to the horizon of its own clock, waits there, continues: ``RoundRun._send_rest``);
-        most transfers end well inside the horizon and need no look."""
-        ch = self.channel
-        now = self.wakes.last(dev)  # the scalar process's clock when the transfer started
-        inside = np.minimum(stop, now + (ch.horizon_blocks - 1) * ch.block_s)  # <= its horizon
-        check = (bits > 0) & (t0 < stop) & ~((t0 < inside) & (t_end <= inside))
-        for j in np.flatnonzero(check).tolist():
-            clock, pos, wakes = float(now[j]), float(t0[j]), []
-            while True:
-                t_stop = min(float(stop[j]), ch.horizon_end_s(clock))
-                if pos >= t_stop:  # starts past the horizon: waits for its start
-                    if pos >= stop[j]:
-                        break
-                    clock = pos
-                elif t_end[j] <= t_stop:
-                    break
-                else:
-                    clock = pos = t_stop
-                wakes.append(clock)
-            for w in wakes:
-                self.wakes.add(dev[j : j + 1], np.array([w]))
+    def _timed_out(
+        self, kind: int, dev: IntArray, bits: FloatArray, tokens: IntArray, t_end: FloatArray,
+        since: FloatArray, attempt: IntArray, out: BoolArray,
+    ) -> None:  # fmt: skip
+        """After timed-out attempts (``out``): the ``timeout`` rows, then a new attempt from
+        scratch, or the end of the device's round (``outage``; the broadcast gives up)."""
+        self.rows.add("timeout", dev[out], since[out], t_end[out])
+        again = out & (attempt < self.retries)
+        self._transfer(kind, dev[again], bits[again], tokens[again], t_end[again], attempt[again] + 1)
+        end = out & ~again
+        if not end.any():
+            return
+        if kind != _ADAPTER_DOWN:
+            self.rows.add("outage", dev[end], t_end[end], t_end[end])
+        self.last_end = max(self.last_end, float(t_end[end].max()))
 
-    def _interrupt(
-        self, dev: IntArray, t: FloatArray, dropped: BoolArray, seq: int, phase: IntArray | int
-    ) -> None:
-        """End these devices' rounds at ``t`` (``dropout`` or ``straggler`` rows)."""
+    def _interrupt(self, dev: IntArray, t: FloatArray, dropped: BoolArray) -> None:
+        """End these devices' rounds at ``t`` (``dropout``, ``leave`` or ``straggler`` rows)."""
         if not dev.size:
             return
         gone = dev[dropped]
         self.battery[gone], self.alive[gone] = 0.0, False
-        phase = np.broadcast_to(phase, dev.shape)
-        self.rows.add("dropout", seq, phase[dropped], gone, t[dropped], t[dropped])
-        late = ~dropped
-        self.rows.add("straggler", seq, phase[late], dev[late], t[late], t[late])
+        self.rows.add("dropout", gone, t[dropped], t[dropped])
+        left = ~dropped & self.leaves[dev]
+        self.rows.add("leave", dev[left], t[left], t[left])
+        late = ~dropped & ~left
+        self.rows.add("straggler", dev[late], t[late], t[late])
         self.last_end = max(self.last_end, float(t.max()))
 
 
-def _fifo(
-    slots: list[float], arrivals: list[float], service: list[float], deadline: float
-) -> tuple[FloatArray, FloatArray]:
-    """FIFO over the slots heap (free times, updated in place), arrivals in order: each starts
-    at ``max(arrival, earliest free slot)`` and ends at ``min(start + service, deadline)``;
-    one never granted before the deadline keeps no slot (end NaN). Returns ``(start, end)``."""
-    starts, ends = [], []
-    for a, s in zip(arrivals, service, strict=True):
-        free = slots[0]
-        start = a if a >= free else free
-        if start >= deadline:
-            starts.append(start)
-            ends.append(math.nan)
-            continue
-        end = start + s
-        if end > deadline:
-            end = deadline
-        heapq.heapreplace(slots, end)
-        starts.append(start)
-        ends.append(end)
-    return np.array(starts), np.array(ends)
+def _field(opens: list[_Open], name: str, dtype: Any = float) -> npt.NDArray[Any]:
+    """One field of the open transfers as an array."""
+    return np.array([getattr(o, name) for o in opens], dtype=dtype)
 
 
 def _check_flops(flops: FloatArray, what: str) -> None:

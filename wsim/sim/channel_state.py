@@ -20,24 +20,10 @@ event asks for them, so the order of events can never change the numbers. Comput
 5. ``g = 10^(−(PL + X)/10) |h|²`` into a device-major buffer ``[num_devices, blocks]`` (float32
    under random fading, float64 without).
 
-Transfers. The rate of a link is piecewise constant, ``r_n = b log2(1 + p g_n / (N0 b))``.
-The round declares its two links (:meth:`CellChannel.set_links`: the uplink's per-device
-``(b_i, p_i)`` and the downlink share). A transfer from ``t0`` integrates ``r_n`` over the
-blocks it spans, in their parts ``[max(t0, n T_b), min((n+1) T_b, stop))``: the block ``k``
-where the bits sent reach the target holds the end ``t_end = start_k + (bits left) / r_k``,
-exactly (up to round-off). :meth:`CellChannel.link_transfers` does this for a whole batch of
-transfers at once (a compiled loop over each one's blocks, :mod:`wsim.sim.kernels`);
-:meth:`CellChannel.link_transfer` is the same for one transfer. A
-transfer is resolved at most ``horizon_blocks`` blocks past the current simulated time (the
-caller waits until then and continues), so the buffer holds at most about
-``2 · horizon_blocks × num_devices`` gains: memory stays bounded for any run length.
-:meth:`CellChannel.integrate` is the generic path for any ``(b, p)`` (tests, tools).
-
-Outages (``faults.min_rate_bps > 0``; off by default, and then nothing below changes): a block
-whose rate is below the minimum carries no bits (``r_n`` taken as 0, also in
-:meth:`CellChannel.integrate`), and :meth:`CellChannel.link_transfer_outage` also reports when
-a stall run reaches ``faults.outage_timeout_s`` (the rule of :mod:`wsim.sim.faults`); the
-vectorized :meth:`CellChannel.link_transfer_many` leaves transfers that time out to it.
+Transfers over this state are integrated by :func:`wsim.sim.transfer.send` (the link passed
+explicitly), at most ``horizon_blocks`` blocks past the current simulated time, so the buffer
+holds at most about ``2 · horizon_blocks × num_devices`` gains: memory stays bounded for any run
+length. :meth:`CellChannel.blocks` hands it the buffer.
 """
 
 from __future__ import annotations
@@ -68,7 +54,6 @@ from wsim.mobility import (
 )
 from wsim.rng import RngStreams
 from wsim.sim import kernels
-from wsim.sim.faults import any_timeout, first_timeout
 
 FloatArray = npt.NDArray[np.float64]
 LOS_MODELS = ("uma", "umi")
@@ -207,7 +192,6 @@ class CellChannel:
         # memory traffic); without fading float64, so transfers match closed forms to 1e-12
         self._dtype = np.float64 if self._fading is None else np.float32
         self._gains = np.empty((n, cap), dtype=self._dtype)
-        self._link_arrays: list[tuple[FloatArray, FloatArray]] = []  # per link: b (Hz), p/(N0 b)
         # per mobility step: its first block, the devices' distance, speed, large-scale gain
         self._seg_start: list[int] = []
         self._seg: list[tuple[FloatArray, FloatArray, FloatArray]] = []
@@ -342,228 +326,6 @@ class CellChannel:
         while self._num_computed <= n:
             self._compute_blocks(n)
 
-    # ------------------------------------------------------------------ links
-    def set_links(
-        self,
-        uplink_bandwidth_hz: FloatArray,
-        uplink_power_w: FloatArray,
-        downlink_bandwidth_hz: float,
-        downlink_power_w: float,
-        noise_psd_w_per_hz: float,
-        now_s: float,
-    ) -> None:
-        """Declare this round's uplink ``[N]`` and (shared) downlink allocation.
-
-        Rates ``b log2(1 + g p / (N0 b))`` (0 where ``b`` or ``p`` is 0). Blocks before
-        ``now_s`` are released.
-        """
-        self.release_before(now_s)
-        n = self.num_devices
-        self._link_arrays = []
-        for b, p in (
-            (uplink_bandwidth_hz, uplink_power_w),
-            (np.full(n, downlink_bandwidth_hz), np.full(n, downlink_power_w)),
-        ):
-            b, p = np.asarray(b, dtype=float), np.asarray(p, dtype=float)
-            ok = (b > 0) & (p > 0)
-            coef = np.where(ok, p / (noise_psd_w_per_hz * np.where(ok, b, 1.0)), 0.0)
-            self._link_arrays.append((np.where(ok, b, 0.0), coef))
-
-    def link_transfer(
-        self, link: int, device: int, bits: float, t0_s: float, t_limit_s: float, now_s: float
-    ) -> tuple[float, float, bool, int, float]:
-        """Send ``bits`` on a declared link from ``t0_s >= now_s``; exact end time.
-
-        Stops at ``t_limit_s`` or at the horizon ``horizon_blocks`` past ``now_s``'s block,
-        whichever comes first (the caller continues from there after waiting).
-
-        Returns:
-            ``(t_end_s, bits_sent, is_complete, num_blocks, mean_snr_lin)``.
-        """
-        t_end, sent, complete, blocks, snr = self.link_transfers(
-            link, np.array([device]), np.array([float(bits)]), np.array([float(t0_s)]),
-            np.array([float(t_limit_s)]), now_s,
-        )  # fmt: skip
-        return float(t_end[0]), float(sent[0]), bool(complete[0]), int(blocks[0]), float(snr[0])
-
-    def link_transfer_many(
-        self,
-        link: int,
-        devices: npt.NDArray[np.int64],
-        bits: FloatArray,
-        t0_s: FloatArray,
-        t_limit_s: FloatArray,
-        now_s: float,
-    ) -> tuple[FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:
-        """The transfers of :meth:`link_transfers` that complete (before their limit, the
-        horizon and, with outages, a timeout); the others (``is_complete`` False, the rest NaN
-        / 0) are left to :meth:`link_transfer` / :meth:`link_transfer_outage`.
-
-        Returns:
-            ``(t_end_s, is_complete, num_blocks, mean_snr_lin)``, ``[len(devices)]`` each.
-        """
-        t_end, _, done, blocks, snr = self.link_transfers(
-            link, devices, bits, t0_s, t_limit_s, now_s
-        )
-        if self.min_rate_bps > 0 and done.any():  # timed out: left to the scalar path
-            idx = np.flatnonzero(done & (bits > 0))
-            first = np.floor(t0_s[idx] / self.block_s + _BOUNDARY_TOL).astype(np.int64)
-            late = idx[self._timeouts_many(link, devices[idx], first, t0_s[idx], t_end[idx])]
-            done[late] = False
-        t_end[~done], blocks[~done], snr[~done] = np.nan, 0, np.nan
-        return t_end, done, blocks, snr
-
-    def link_transfers(
-        self,
-        link: int,
-        devices: npt.NDArray[np.int64],
-        bits: FloatArray,
-        t0_s: FloatArray,
-        t_limit_s: FloatArray,
-        now_s: float,
-    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:
-        """Send ``bits[j]`` for ``devices[j]`` on a declared link from ``t0_s[j] >= now_s``,
-        all at once; each stops at ``t_limit_s[j]`` or at the horizon (``horizon_blocks`` past
-        ``now_s``'s block), whichever comes first. Exact piecewise integrals (module
-        docstring); outage blocks carry no bits, timeouts are not applied here.
-
-        Returns:
-            ``(t_end_s, bits_sent, is_complete, num_blocks, mean_snr_lin)``,
-            ``[len(devices)]`` each; a transfer that could not start (its stop at or before
-            ``t0_s``) is ``(t0_s, 0, False, 0, NaN)``, an empty one ``(t0_s, 0, True, 0, NaN)``.
-        """
-        m, bs = len(devices), self.block_s
-        t0 = np.asarray(t0_s, dtype=float)
-        bits = np.asarray(bits, dtype=float)
-        t_end, sent, snr = t0.copy(), np.zeros(m), np.full(m, np.nan)
-        complete, blocks = bits <= 0, np.zeros(m, dtype=np.int64)
-        if m == 0:
-            return t_end, sent, complete, blocks, snr
-        live = int(now_s / bs + _BOUNDARY_TOL)
-        if live > self._first_block:
-            self.release_before(now_s)
-        stop = np.minimum(t_limit_s, (live + self.horizon_blocks) * bs)
-        go = np.flatnonzero(~complete & (stop > t0))
-        if go.size:
-            b = self._link_arrays[link][0][devices[go]]
-            if not np.all(b > 0):
-                bad = devices[go][~(b > 0)][:10].tolist()
-                raise ValueError(f"devices {bad}: no link (no bandwidth or power this round)")
-            res = self._integrate_links(link, devices[go], bits[go], t0[go], stop[go])
-            t_end[go], sent[go], complete[go], blocks[go], snr[go] = res
-        return t_end, sent, complete, blocks, snr
-
-    def _integrate_links(
-        self, link: int, dev: npt.NDArray[np.int64], bits: FloatArray, t0: FloatArray,
-        stop: FloatArray,
-    ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_], npt.NDArray[np.int64], FloatArray]:  # fmt: skip
-        """The piecewise integrals of :meth:`link_transfers` (``bits > 0``, ``stop > t0``):
-        the blocks up to the latest stop are computed (they are computed in order for all
-        devices anyway), then :func:`wsim.sim.kernels.integrate` walks each transfer's
-        blocks."""
-        bs = self.block_s
-        b_all, coef_all = self._link_arrays[link]
-        first = np.floor(t0 / bs + _BOUNDARY_TOL).astype(np.int64)
-        last = np.floor(stop / bs + _BOUNDARY_TOL).astype(np.int64)  # the block holding stop
-        self._ensure(int(first.min()))  # raises for a released block (a start before now)
-        self._ensure(int(last.max()))
-        t_end, sent, complete, blocks, snr_time = kernels.integrate(
-            self._gains, self._base, dev, first, last, t0, stop, bits, b_all[dev],
-            coef_all[dev], bs, float(self.min_rate_bps),
-        )  # fmt: skip
-        airtime = t_end - t0
-        with np.errstate(divide="ignore", invalid="ignore"):
-            snr = np.where(airtime > 0, snr_time / airtime, np.nan)
-        return t_end, sent, complete, blocks, snr
-
-    # ------------------------------------------------------------------ outages
-    def link_transfer_outage(
-        self,
-        link: int,
-        device: int,
-        bits: float,
-        t0_s: float,
-        t_limit_s: float,
-        now_s: float,
-        stalled_since_s: float = math.nan,
-    ) -> tuple[float, float, bool, int, float, bool, float]:
-        """:meth:`link_transfer` with outage timeouts (``faults.min_rate_bps > 0``).
-
-        A block whose rate is below ``min_rate_bps`` carries no bits. A stall run that starts at
-        ``s`` (``t0_s``, the start of a stalled block, or ``stalled_since_s`` when the transfer
-        continues a stall from an earlier call) times
-        out at ``s + outage_timeout_s`` if every block that overlaps ``[s, s + timeout)`` is
-        stalled and that instant comes before the transfer completes and before ``t_limit_s``
-        (a limit at the same instant wins).
-
-        Returns:
-            ``(t_end_s, bits_sent, is_complete, num_blocks, mean_snr_lin, timed_out,
-            stall_start_s)``: on a timeout, ``t_end_s`` is the timeout instant and
-            ``stall_start_s`` the start of the stall run; on a stop at the horizon,
-            ``stall_start_s`` is the start of the stall in progress there (NaN if none).
-        """
-        res = self.link_transfer(link, device, bits, t0_s, t_limit_s, now_s)
-        t_end, complete = res[0], res[2]
-        if bits <= 0 or t_end <= t0_s:  # nothing happened: a stall in progress goes on
-            return (*res, False, stalled_since_s)
-        at_horizon = not complete and t_end < t_limit_s
-        origin = stalled_since_s if stalled_since_s == stalled_since_s else t0_s
-        if not at_horizon and t_end - origin <= self.outage_timeout_s:
-            return (*res, False, math.nan)  # too short to hold a whole timeout
-        bs = self.block_s
-        first = int(t0_s / bs + _BOUNDARY_TOL)
-        last = max(int(math.ceil(t_end / bs - _BOUNDARY_TOL)) - 1, first)
-        stalled = self._stall_mask(link, np.array([device]), first, last, np.array([first]))[0]
-        t_out, start, tail = first_timeout(stalled, first, origin, t_end, bs, self.outage_timeout_s)
-        if t_out is None:
-            return (*res, False, tail if at_horizon else math.nan)
-        cut = self.link_transfer(link, device, bits, t0_s, t_out, now_s)
-        return (*cut, True, start)
-
-    def _stall_mask(
-        self,
-        link: int,
-        devices: npt.NDArray[np.int64],
-        w0: int,
-        w1: int,
-        first: npt.NDArray[np.int64],
-    ) -> npt.NDArray[np.bool_]:
-        """Outage blocks ``w0 … w1`` of each transfer, ``[len(devices), w1 − w0 + 1]``.
-
-        A block from a transfer's ``first`` block on is stalled where its rate is below
-        ``faults.min_rate_bps`` (exactly the blocks the integration makes no progress in);
-        blocks before ``first`` are False.
-        """
-        b, coef = (a[devices, None] for a in self._link_arrays[link])
-        g = self._gains[devices, w0 - self._base : w1 - self._base + 1]
-        # [num, w1 - w0 + 1]
-        stalled = b * np.log2(1.0 + coef * g) < self.min_rate_bps
-        cols = np.arange(w0, w1 + 1)
-        stalled &= cols >= first[:, None]
-        return stalled
-
-    def _timeouts_many(
-        self,
-        link: int,
-        devices: npt.NDArray[np.int64],
-        first: npt.NDArray[np.int64],
-        t0_s: FloatArray,
-        t_end_s: FloatArray,
-    ) -> npt.NDArray[np.bool_]:
-        """Which of these completed transfers (from ``t0_s`` to ``t_end_s``) hold a stall run
-        that times out first (:func:`~wsim.sim.faults.any_timeout`)."""
-        bs, timeout = self.block_s, self.outage_timeout_s
-        long = np.flatnonzero(t_end_s - t0_s > timeout)
-        out = np.zeros(len(devices), dtype=bool)
-        if long.size == 0:
-            return out
-        last = np.ceil(t_end_s[long] / bs - _BOUNDARY_TOL).astype(np.int64) - 1
-        w0, w1 = int(first[long].min()), int(max(last.max(), first[long].max()))
-        stalled = self._stall_mask(link, devices[long], w0, w1, first[long])
-        stalled &= np.arange(w0, w1 + 1) <= last[:, None]
-        out[long] = any_timeout(stalled, w0, first[long], t0_s[long], t_end_s[long], bs, timeout)
-        return out
-
     # ------------------------------------------------------------------ queries
     def block_index(self, t_s: float) -> int:
         """Index of the fading block containing time ``t_s`` (a time within 1e-9 blocks below
@@ -573,6 +335,17 @@ class CellChannel:
     def horizon_end_s(self, t_s: float) -> float:
         """End of the ``horizon_blocks``-block window starting at ``t_s``'s block, s."""
         return (self.block_index(t_s) + self.horizon_blocks) * self.block_s
+
+    def blocks(self, first: int, last: int) -> tuple[npt.NDArray[np.floating], int]:
+        """The gains buffer holding blocks ``first … last`` (computed on demand) and the block
+        of its column 0: ``(gains [num_devices, cap], base)``.
+
+        Raises:
+            ValueError: ``first`` was released (a start before the simulated clock).
+        """
+        self._ensure(first)
+        self._ensure(last)
+        return self._gains, self._base
 
     def block(self, n: int) -> BlockState:
         """State of block ``n`` (computed on demand, in order, for all devices)."""

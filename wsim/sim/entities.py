@@ -87,7 +87,7 @@ def draw_fleet(
 class EdgeServer:
     """The edge server at the BS: ``num_slots`` parallel slots (FIFO), ``flops_per_s`` each.
 
-    The queue itself is served in closed form by the round (``wsim.sim.processes.RoundRun``:
+    The queue itself is served in closed form by the round (``wsim.sim.batched.RoundResolver``:
     ``start = max(arrival, earliest free slot)`` in arrival order — what a FIFO
     ``simpy.Resource`` does, without its request/release events).
     """

@@ -1,19 +1,17 @@
 """The round process: observe -> decide -> train -> aggregate -> broadcast -> record (DESIGN §4).
 
-The one SimPy process per round. It plans the round (:func:`wsim.sim.plan.plan_round`), starts
-the scheduled devices on the batched path (:mod:`wsim.sim.batched`, a batch workload without
-faults) or as per-device processes (:mod:`wsim.sim.processes`), waits for the last of them,
-aggregates, broadcasts and records.
+The one SimPy process per round. It plans the round (:func:`wsim.sim.plan.plan_round`), has
+:class:`wsim.sim.batched.RoundResolver` resolve the scheduled devices' training (every run:
+real, surrogate, faults), waits for the last of them, aggregates, broadcasts and records.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from wsim.sim import batched
+from wsim.sim.batched import Proc, RoundResolver
 from wsim.sim.faults import draw_round_faults
 from wsim.sim.plan import build_observation, plan_round
-from wsim.sim.processes import Proc, RoundRun, aggregate, start_devices
 from wsim.sim.selection import draw_selection
 from wsim.sim.world import RoundContext, World
 from wsim.units import gain_to_db
@@ -44,20 +42,14 @@ def round_process(world: World, r: int) -> Proc:
     alive_at_start = fleet.is_alive.copy()
     devices = np.flatnonzero(decision.scheduled).tolist()
     faults = draw_round_faults(sc.faults, world.streams.faults, fleet.num_devices, ctx.t_start_s)
-    run = RoundRun(world, ctx, devices, faults)
-    if batched.eligible(world):
-        batched.start_round(run, devices)
-    else:
-        start_devices(run, devices)
-    yield run.trained
+    run = RoundResolver(world, ctx, devices, faults)
+    yield from run.train()
     if run.last_end > env.now:
         yield env.timeout(run.last_end - env.now)  # the last adapter (or cut) is in
-    run.completed.sort()
     ctx.completed[:] = run.completed
-    if run.completed and trains:  # a frozen device stage has no device adapters to average
-        yield from aggregate(world, run)
-    run.write_back()
-    world.events.flush()
+    if ctx.completed and trains:  # a frozen device stage has no device adapters to average
+        yield from run.broadcast(ctx.completed)
+    run.close()
     last = r == sc.sim.num_rounds - 1
     metrics = world.workload.end_round(
         r, list(ctx.completed), evaluate=last or (r + 1) % sc.sim.eval_every == 0
