@@ -1,16 +1,17 @@
-"""The batched round path against the scalar one: identical events, rounds and devices tables.
+"""The one round resolver asked through a workload's batch calls (ahead of time, wide windows)
+and through its scalar calls (in simulated order, one instant per window): identical tables.
 
-Each case runs the same scenario twice, batched (``wsim.sim.batched``) and scalar (``eligible``
-patched to False). The event traces are compared row by row in their recorded order (the
-batched path emits the scalar path's order): integer and categorical columns exactly, float
-columns to 1e-9 relative (NaN where the other is NaN); the rounds and devices tables likewise.
-The two paths do the same arithmetic except the transfer integration, vectorized
-(``link_transfer_many``) where the scalar path calls ``link_transfer`` per transfer; they differ
-by float round-off only (~1e-15 relative in these cases).
+Each case runs the same scenario twice on :class:`wsim.sim.batched.RoundResolver`, once with the
+workload's ``*_many`` calls and once with them hidden (:class:`ScalarCalls`, as the real
+workload is asked). The event traces are compared row by row in the canonical order: integer
+and categorical columns exactly, float columns to 1e-9 relative (NaN where the other is NaN);
+the rounds and devices tables likewise. Then: the same resolver runs real, surrogate and fault
+runs.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import math
 from pathlib import Path
 
@@ -19,9 +20,10 @@ import pandas as pd
 import pytest
 
 from wsim.config import load_scenario
-from wsim.sim import batched
 from wsim.sim.allocators import equal_share_max_power_allocator as FIXED
+from wsim.sim.batched import RoundResolver
 from wsim.sim.engine import SimResult, run_simulation
+from wsim.sim.world import default_workload
 from wsim.workload.profile import WorkloadProfile
 from wsim.workload.protocol import (
     BatchWorkload,
@@ -40,17 +42,34 @@ REL = 1e-9
 ABS_S = 1e-13  # s: ~30 ulps of a time of 30 s
 
 
-def _run(sc, monkeypatch, *, batch: bool, **kwargs) -> SimResult:
-    """Run ``sc`` on the batched or the scalar path (and check which one ran)."""
-    calls = []
+class ScalarCalls:
+    """A workload seen without its batch calls: the resolver must ask it through the scalar
+    calls, in simulated order (as it asks the real workload)."""
+
+    def __init__(self, base) -> None:
+        self.base = base
+
+    def __getattr__(self, name: str):
+        if name.endswith("_many"):
+            raise AttributeError(name)
+        return getattr(self.base, name)
+
+
+def _run(sc, monkeypatch, *, batch: bool, workload=None, **kwargs) -> SimResult:
+    """Run ``sc`` through the batch calls or the scalar calls of its workload (and check
+    which ones the resolver used)."""
+    seen = []
     with monkeypatch.context() as m:
-        if batch:
-            start = batched.start_round
-            m.setattr(batched, "start_round", lambda run, dev: (calls.append(1), start(run, dev)))
-        else:
-            m.setattr(batched, "eligible", lambda world: False)
-        res = run_simulation(sc, **kwargs)
-    assert bool(calls) == batch
+        init = RoundResolver.__init__
+
+        def spy(self, *args):
+            init(self, *args)
+            seen.append(self.is_batch)
+
+        m.setattr(RoundResolver, "__init__", spy)
+        wl = workload if workload is not None else default_workload(sc)
+        res = run_simulation(sc, workload=wl if batch else ScalarCalls(wl), **kwargs)
+    assert seen and set(seen) == {batch}
     return res
 
 
@@ -137,9 +156,10 @@ class TableWorkload:
 
     def __init__(
         self, fwd: np.ndarray, bwd: np.ndarray, server: float, up: float, down: float,
-        adapter: float,
+        adapter: float, device_trains: bool = True,
     ) -> None:  # fmt: skip
         self.fwd, self.bwd = np.asarray(fwd, float), np.asarray(bwd, float)  # [devices, iters]
+        self.device_trains = device_trains
         self.server, self.up, self.down, self.adapter = server, up, down, adapter
 
     def profile(self) -> WorkloadProfile:
@@ -192,10 +212,10 @@ DYADIC = STATIC + [f"devices.cpu_hz_min={2.0**30}", f"devices.cpu_hz_max={2.0**3
 SECOND = 2.0**32  # device FLOPs per second of compute under DYADIC
 
 
-def test_tied_arrivals_are_served_in_simpy_order(monkeypatch) -> None:
+def test_tied_arrivals_are_served_in_device_order(monkeypatch) -> None:
     """Exact ties (zero-bit transfers, times in whole seconds): device 1 arrives first in the
-    first iteration, both arrive at t = 5 s in the second; SimPy serves device 1 first (its
-    arrival was scheduled by an earlier wake-up), not device 0 (the lower index)."""
+    first iteration, both arrive at t = 5 s in the second; the tie goes to device 0 (the lower
+    index: the canonical order, docs/CONTRACTS.md), whichever way the workload is asked."""
     wl = TableWorkload(
         fwd=[[2 * SECOND, SECOND, SECOND], [SECOND, SECOND, SECOND]],
         bwd=[[SECOND] * 3, [2 * SECOND] + [SECOND] * 2],
@@ -204,8 +224,8 @@ def test_tied_arrivals_are_served_in_simpy_order(monkeypatch) -> None:
     assert isinstance(wl, BatchWorkload)
     over = DYADIC + ["devices.num_devices=2", "sim.num_rounds=2", "sim.local_iters=3"]
     ev = assert_same_run(load_scenario(None, over), monkeypatch, workload=wl, allocator=FIXED)
-    srv = ev[(ev["kind"] == "server") & (ev["round"] == 0)].sort_values("t_start_s")
-    assert srv["device"].tolist()[:4] == [1, 0, 1, 0]
+    srv = ev[(ev["kind"] == "server") & (ev["round"] == 0)]
+    assert srv["device"].tolist()[:4] == [1, 0, 0, 1]
     assert srv["t_start_s"].tolist()[:4] == [1.0, 2.0, 5.0, 6.0]
 
 
@@ -232,15 +252,54 @@ def test_long_transfers_and_queue_past_the_horizon(monkeypatch) -> None:
     assert (late > horizon * sc.sim.fading_block_s).any()
 
 
-# ----------------------------------------------------------------------------- eligibility
-def test_eligible_only_for_batch_workloads_without_faults(fake_workload) -> None:
-    from wsim.sim.world import build_world
+def test_frozen_device_stage(monkeypatch) -> None:
+    """``device_trains`` False: forward, upload and server step per iteration, nothing back;
+    the same tables through either kind of call."""
+    wl = TableWorkload(np.full((4, 2), 2e9), np.full((4, 2), 3e9), 5e10, 4e6, 3e6, 1e6,
+                       device_trains=False)  # fmt: skip
+    over = ["devices.num_devices=4", "sim.num_rounds=2", "sim.local_iters=2", "seed=3"]
+    ev = assert_same_run(load_scenario(None, over), monkeypatch, workload=wl, allocator=FIXED)
+    kinds = set(ev["kind"].astype(str))
+    assert {"client_fwd", "upload", "server"} <= kinds
+    assert not kinds & {"download", "client_bwd", "adapter_up", "adapter_down", "aggregate"}
+    assert _count(ev, "server") == 4 * 2 * 2
 
-    sc = load_scenario(STRESS, ["devices.num_devices=10", "sim.num_rounds=1"])
-    assert batched.eligible(build_world(sc))
-    assert not batched.eligible(build_world(sc, workload=fake_workload()))
-    faulty = load_scenario(STRESS, ["devices.num_devices=10", "faults.leave_rate_per_s=0.1"])
-    assert not batched.eligible(build_world(faulty))
+
+# ----------------------------------------------------------------------------- one path
+def test_real_surrogate_and_fault_runs_share_the_resolver(monkeypatch, fake_workload) -> None:
+    """Every kind of run resolves its rounds in :meth:`RoundResolver.train` and serves its
+    queue in :meth:`RoundResolver._serve`: a surrogate run (batch calls), a fault run, a run of
+    a scalar workload (the fake) and a tiny real training run."""
+    calls: list[tuple[str, bool]] = []
+    train, serve = RoundResolver.train, RoundResolver._serve
+
+    def spy_train(self):
+        calls.append(("train", self.is_batch))
+        return (yield from train(self))
+
+    def spy_serve(self, until):
+        calls.append(("serve", self.is_batch))
+        return serve(self, until)
+
+    monkeypatch.setattr(RoundResolver, "train", spy_train)
+    monkeypatch.setattr(RoundResolver, "_serve", spy_serve)
+    runs = {
+        "surrogate": (load_scenario(STRESS, ["devices.num_devices=10", "sim.num_rounds=1"]), None),
+        "faults": (load_scenario(Path(STRESS).parent / "faults.toml", ["sim.num_rounds=2"]), None),
+        "scalar": (load_scenario(None, ["devices.num_devices=3", "sim.num_rounds=1"]),
+                   fake_workload()),
+    }  # fmt: skip
+    if importlib.util.find_spec("torch") is not None:
+        from tests.sim.test_faults import TINY_REAL
+
+        runs["real"] = (load_scenario(None, [*TINY_REAL, "sim.num_rounds=1"]), None)
+    for name, (sc, wl) in runs.items():
+        calls.clear()
+        res = run_simulation(sc, workload=wl)
+        assert ("train", name in ("surrogate", "faults")) in calls, name
+        assert ("serve", name in ("surrogate", "faults")) in calls, name
+        assert res.rounds["num_scheduled"].sum() > 0, name
+    assert runs["faults"][0].faults.any
 
 
 def test_surrogate_batch_methods_equal_the_scalar_ones() -> None:

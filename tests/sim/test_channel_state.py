@@ -11,6 +11,7 @@ from tests.sim.oracle import integrate as oracle_integrate
 from wsim.config import load_scenario
 from wsim.rng import make_streams
 from wsim.sim.channel_state import CellChannel
+from wsim.sim.transfer import make_link, send
 
 MOBILE = [
     "devices.num_devices=3", "mobility.model=vehicular", "mobility.speed_mps=20.0",
@@ -109,48 +110,55 @@ def test_chunked_fading_equals_block_fading_block_by_block(fading: str) -> None:
     np.testing.assert_allclose(got, np.array(want), rtol=1e-7)
 
 
-def test_link_paths_agree_with_the_generic_integral() -> None:
-    """Declared links: scalar and vectorized lookups == the block-by-block integral."""
+BW, P = np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05])
+
+
+def _send(ch, dev, bits, t0, limit, now):
+    """``transfer.send`` on the uplink ``(BW, P)`` of ``ch``, arguments as arrays."""
+    arr = lambda x: np.atleast_1d(np.asarray(x, dtype=float))  # noqa: E731
+    dev = np.atleast_1d(np.asarray(dev, dtype=np.int64))
+    return send(ch, make_link(BW, P, N0, 3), dev, arr(bits), arr(t0), arr(limit), now)
+
+
+def test_transfers_agree_with_the_generic_integral() -> None:
+    """One vectorized call, one call per transfer and the block-by-block oracle agree."""
     ch, ref = _channel(MOBILE), _channel(MOBILE)
-    bw, p = np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05])
-    ch.set_links(bw, p, 3e6, 1.0, N0, 0.0)
     t0 = np.array([0.0004, 0.0031, 0.0102])
     bits = np.array([3e6, 8e5, 1e3])
-    many = ch.link_transfer_many(0, np.arange(3), bits, t0, np.full(3, np.inf), 0.0)
-    assert many[1].all()
+    many = _send(ch, np.arange(3), bits, t0, np.full(3, np.inf), 0.0)
+    assert many.is_complete.all() and not many.timed_out.any()
     for i in range(3):
-        one = ch.link_transfer(0, i, bits[i], t0[i], np.inf, 0.0)
-        want = oracle_integrate(ref, i, bits[i], t0[i], bw[i], p[i], N0)
-        assert one[2] and one[0] == pytest.approx(want.t_end_s, rel=1e-12)
-        assert many[0][i] == pytest.approx(want.t_end_s, rel=1e-12)
-        assert one[3] == many[2][i] == want.num_blocks
-        assert one[4] == pytest.approx(want.mean_snr_lin, rel=1e-9)
-    cut = ch.link_transfer(0, 0, 1e12, 0.0005, 0.0105, 0.0)
-    want = oracle_integrate(_channel(MOBILE), 0, 1e12, 0.0005, bw[0], p[0], N0, t_limit_s=0.0105)
-    assert not cut[2] and cut[0] == 0.0105 and cut[3] == want.num_blocks == 11
+        one = _send(ch, i, bits[i], t0[i], np.inf, 0.0)
+        want = oracle_integrate(ref, i, bits[i], t0[i], BW[i], P[i], N0)
+        assert one.is_complete[0] and one.t_end_s[0] == pytest.approx(want.t_end_s, rel=1e-12)
+        assert many.t_end_s[i] == one.t_end_s[0]
+        assert one.num_blocks[0] == many.num_blocks[i] == want.num_blocks
+        assert one.mean_snr_lin[0] == pytest.approx(want.mean_snr_lin, rel=1e-9)
+    cut = _send(ch, 0, 1e12, 0.0005, 0.0105, 0.0)
+    want = oracle_integrate(_channel(MOBILE), 0, 1e12, 0.0005, BW[0], P[0], N0, t_limit_s=0.0105)
+    assert not cut.is_complete[0] and cut.t_end_s[0] == 0.0105
+    assert cut.num_blocks[0] == want.num_blocks == 11
     # the generic path reports 1e12 - remaining: ulp(1e12) ~ 1e-4 bits of round-off there
-    assert cut[1] == pytest.approx(want.bits, rel=1e-8)
+    assert cut.bits_sent[0] == pytest.approx(want.bits, rel=1e-8)
 
 
 def test_batch_of_transfers_equals_the_generic_integral_case_by_case() -> None:
-    """``link_transfers``: completions, cuts at a limit, at the horizon, empty and unstartable
-    transfers in one batch, each == ``integrate`` (long ones span several passes and groups)."""
+    """``send``: completions, cuts at a limit, at the horizon, empty and unstartable transfers
+    in one batch, each == the oracle (long ones span several passes and groups)."""
     ch = _channel(MOBILE)
-    bw, p = np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05])
-    ch.set_links(bw, p, 3e6, 1.0, N0, 0.0)
     dev = np.array([0, 1, 2, 0, 1, 2, 1])
     bits = np.array([3e6, 4e7, 1e3, 1e12, 0.0, 5e5, 2e6])
     t0 = np.array([0.0004, 0.0031, 0.0102, 0.0005, 0.02, 0.03, 0.0])
     limit = np.array([np.inf, np.inf, np.inf, 0.0105, np.inf, 0.03, np.inf])
-    t_end, sent, complete, blocks, snr = ch.link_transfers(0, dev, bits, t0, limit, 0.0)
+    t_end, sent, complete, blocks, snr, _, _ = _send(ch, dev, bits, t0, limit, 0.0)
     horizon = ch.horizon_end_s(0.0)
     for j in range(len(dev)):
         stop = min(limit[j], horizon)
         if bits[j] <= 0 or stop <= t0[j]:  # nothing sent: empty (complete) or unstartable
             assert (t_end[j], sent[j], complete[j], blocks[j]) == (t0[j], 0.0, bits[j] <= 0, 0)
             continue
-        ref = oracle_integrate(_channel(MOBILE), int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]],
-                                         N0, t_limit_s=stop)  # fmt: skip
+        ref = oracle_integrate(_channel(MOBILE), int(dev[j]), bits[j], t0[j], BW[dev[j]],
+                               P[dev[j]], N0, t_limit_s=stop)  # fmt: skip
         assert complete[j] == ref.is_complete and blocks[j] == ref.num_blocks
         assert t_end[j] == pytest.approx(ref.t_end_s, rel=1e-12)
         # the generic path reports bits − remaining: ulp(1e12) ~ 1e-4 bit of round-off there
@@ -162,12 +170,18 @@ def test_batch_of_transfers_equals_the_generic_integral_case_by_case() -> None:
 
 def test_a_start_before_the_released_blocks_is_an_error() -> None:
     ch = _channel(MOBILE)
-    ch.set_links(np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05]), 3e6, 1.0, N0, 0.0)
-    ch.link_transfer(0, 0, 1e4, 0.5, np.inf, 0.5)  # the clock at 0.5 s
+    _send(ch, 0, 1e4, 0.5, np.inf, 0.5)  # the clock at 0.5 s
     with pytest.raises(ValueError, match="released"):
-        ch.link_transfer(0, 1, 1e4, 0.1, np.inf, 0.5)
+        _send(ch, 1, 1e4, 0.1, np.inf, 0.5)
     with pytest.raises(ValueError, match="released"):
         ch.gains(0, 5, 3)
+
+
+def test_a_device_without_a_link_is_an_error() -> None:
+    ch = _channel(MOBILE)
+    link = make_link(np.array([1e6, 0.0, 5e5]), P, N0, 3)
+    with pytest.raises(ValueError, match=r"devices \[1\]: no link"):
+        send(ch, link, np.array([1]), np.array([1e4]), np.zeros(1), np.full(1, np.inf), 0.0)
 
 
 def test_memory_stays_bounded_when_the_clock_jumps_far_ahead() -> None:
@@ -175,9 +189,8 @@ def test_memory_stays_bounded_when_the_clock_jumps_far_ahead() -> None:
     capacity, not every block in between."""
     ch = _channel(MOBILE)
     cap = ch._gains.shape[1]
-    ch.set_links(np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05]), 3e6, 1.0, N0, 100.0)
-    res = ch.link_transfer(0, 2, 1e6, 100.0, np.inf, 100.0)
-    assert res[2] and res[0] > 100.0
+    res = _send(ch, 2, 1e6, 100.0, np.inf, 100.0)
+    assert res.is_complete[0] and res.t_end_s[0] > 100.0
     assert ch._gains.shape[1] == cap and ch._num_computed >= 100_000
 
 

@@ -20,6 +20,7 @@ from wsim.rng import make_stream, make_streams
 from wsim.sim.allocators import equal_share_max_power_allocator as FIXED
 from wsim.sim.channel_state import CellChannel
 from wsim.sim.engine import SimResult, run_simulation
+from wsim.sim.transfer import make_link, send
 
 REL = 1e-9
 STATIC = [
@@ -294,8 +295,8 @@ def test_outage_timeouts_and_retries_match_a_block_by_block_oracle(fake_workload
 
 
 def test_link_paths_with_outages_agree(fake_workload) -> None:
-    """Declared links with a rate threshold: the vectorized, scalar and generic integrals give
-    the same ends, and the vectorized path leaves exactly the timed-out transfers open. Mean
+    """Links with a rate threshold: one vectorized call, one call per transfer and the generic
+    integral give the same ends; the timed-out transfers end at their stall start + timeout. Mean
     rates ~16, ~25 and ~10 Mbit/s against 15.5 Mbit/s: device 0 stalls in about a third of its
     blocks, device 1 in a few isolated ones (shorter than the timeout), device 2 always."""
     over = MOBILE + ["faults.min_rate_bps=1.55e7"]
@@ -304,26 +305,28 @@ def test_link_paths_with_outages_agree(fake_workload) -> None:
     gen = CellChannel(load_scenario(None, over + ["faults.outage_timeout_s=1e9"]), make_streams(11))
     free = CellChannel(load_scenario(None, MOBILE), make_streams(11))  # no threshold
     bw, p = np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05])
-    ch.set_links(bw, p, 3e6, 1.0, 1e-20, 0.0)
+    link = make_link(bw, p, 1e-20, 3)
     rng = np.random.default_rng(0)
     dev = np.repeat(np.arange(3), 40)
     t0 = np.sort(rng.uniform(0.0, 0.05, dev.size))  # the generic path releases blocks < t0
     bits = rng.uniform(1e4, 3e5, dev.size)
-    t_end, done, blocks, _ = ch.link_transfer_many(0, dev, bits, t0, np.full(dev.size, np.inf), 0.0)
+    many = send(ch, link, dev, bits, t0, np.full(dev.size, np.inf), 0.0)
     kinds = {"done": np.zeros(3, int), "timeout": np.zeros(3, int), "paused": np.zeros(3, int)}
     for j in range(dev.size):
-        one = ch.link_transfer_outage(0, int(dev[j]), bits[j], t0[j], math.inf, 0.0)
-        assert done[j] == (one[2] and not one[5])
-        if one[5]:
+        one = send(ch, link, dev[j : j + 1], bits[j : j + 1], t0[j : j + 1], np.full(1, np.inf), 0.0)
+        assert [f[0] for f in one[:6]] == [f[j] for f in many[:6]]
+        if one.timed_out[0]:
             kinds["timeout"][dev[j]] += 1
-            assert not one[2] and one[0] == pytest.approx(one[6] + 0.0023, rel=1e-12)
+            assert not one.is_complete[0]
+            assert one.t_end_s[0] == pytest.approx(one.stall_start_s[0] + 0.0023, rel=1e-12)
             continue
+        assert one.is_complete[0]
         kinds["done"][dev[j]] += 1
         want = oracle_integrate(gen, int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]], 1e-20)
-        assert one[0] == pytest.approx(want.t_end_s, rel=1e-12) == t_end[j]
-        assert one[3] == blocks[j] == want.num_blocks
+        assert one.t_end_s[0] == pytest.approx(want.t_end_s, rel=1e-12)
+        assert one.num_blocks[0] == want.num_blocks
         no_stall = oracle_integrate(free, int(dev[j]), bits[j], t0[j], bw[dev[j]], p[dev[j]], 1e-20)
-        kinds["paused"][dev[j]] += one[0] > no_stall.t_end_s * (1 + 1e-9)
+        kinds["paused"][dev[j]] += one.t_end_s[0] > no_stall.t_end_s * (1 + 1e-9)
     assert kinds["done"].tolist()[1:] == [40, 0] and kinds["timeout"].tolist()[1:] == [0, 40]
     assert kinds["done"][0] >= 10 and kinds["timeout"][0] >= 10
     assert kinds["paused"][0] >= 5 and kinds["paused"][1] >= 1  # stalled, then completed
@@ -458,12 +461,11 @@ def test_timeout_cut_on_a_block_boundary_spans_no_extra_block() -> None:
     a sliver below the clock's resolution is no block (issue 15)."""
     over = MOBILE + ["faults.min_rate_bps=1.55e7", "faults.outage_timeout_s=0.0023"]
     ch = CellChannel(load_scenario(None, over), make_streams(11))
-    ch.set_links(np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05]), 3e6, 1.0, 1e-20, 0.0)
+    link = make_link(np.array([1e6, 2e6, 5e5]), np.array([0.2, 0.1, 0.05]), 1e-20, 3)
     for k in range(1, 60):  # device 2 is always in outage: every transfer times out
         t0 = k * 0.0007
-        t_end, _, complete, num_blocks, _, timed_out, _ = ch.link_transfer_outage(
-            0, 2, 1e6, t0, math.inf, 0.0
-        )
-        assert timed_out and not complete
+        res = send(ch, link, np.array([2]), np.array([1e6]), np.array([t0]), np.full(1, math.inf), 0.0)
+        t_end, num_blocks = float(res.t_end_s[0]), int(res.num_blocks[0])
+        assert res.timed_out[0] and not res.is_complete[0]
         want = math.ceil(t_end / 0.001 - 1e-9) - math.floor(t0 / 0.001 + 1e-9)
         assert num_blocks == want, (k, t0, t_end)
