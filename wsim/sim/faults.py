@@ -9,8 +9,8 @@ leaves at ``t_start + e_i / leave_rate_per_s``, never when the rate is 0). The s
 the same faults; changing one fault's rate rescales its draws without moving the other's.
 
 Outages (``min_rate_bps``, ``outage_timeout_s``) are not drawn: they follow from the channel
-(:meth:`wsim.sim.channel_state.CellChannel.link_transfer_outage`, which applies the timeout rule
-of :func:`first_timeout` / :func:`any_timeout` to a transfer's outage blocks).
+(:func:`wsim.sim.transfer.send`, which applies the timeout rule of :func:`first_timeout` to a
+transfer's outage blocks).
 
 The timeout rule: a stall run that starts at ``s`` (the transfer's start, the start of an outage
 block, or where an earlier stretch of the same transfer left a stall in progress) times out at
@@ -105,29 +105,3 @@ def first_timeout(
         return None, math.nan, tail
     j = int(hit[0])
     return float(s[j] + timeout_s), float(s[j]), tail
-
-
-def any_timeout(
-    stalled: BoolArray, w0: int, first: npt.NDArray[np.int64], t0_s: FloatArray,
-    t_end_s: FloatArray, block_s: float, timeout_s: float,
-) -> BoolArray:  # fmt: skip
-    """Whether each of many transfers times out before it ends (:func:`first_timeout`'s rule,
-    vectorized over transfers).
-
-    Args:
-        stalled: ``[num, width]`` outage flags of blocks ``w0 … w0 + width − 1`` per transfer,
-            False outside the transfer's blocks.
-        w0: Block index of column 0.
-        first: ``[num]`` first block of each transfer (its runs there start at ``t0_s``).
-        t0_s: ``[num]`` transfer starts, s.
-        t_end_s: ``[num]`` transfer ends, s.
-        block_s: Fading block length, s.
-        timeout_s: ``outage_timeout_s``, s.
-    """
-    # block of each column, and the first block of the run each stalled cell is in: [num, width]
-    cols = np.arange(w0, w0 + stalled.shape[1])
-    run_start = np.maximum.accumulate(np.where(stalled, -1, cols - w0), axis=1) + 1 + w0
-    s = np.where(run_start == first[:, None], t0_s[:, None], run_start * block_s)
-    need = np.ceil((s + timeout_s) / block_s - _BOUNDARY_TOL) - 1
-    hit = stalled & (cols >= need) & (s + timeout_s < t_end_s[:, None])
-    return hit.any(axis=1)
