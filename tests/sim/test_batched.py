@@ -150,6 +150,14 @@ def test_uploads_past_the_channel_horizon(monkeypatch) -> None:
     assert (up["t_end_s"] - start[up["round"]].to_numpy() > 5.12).sum() > 10
 
 
+def test_faults_scenario(monkeypatch) -> None:
+    """Leaves, outage timeouts with retries, slowed server, dropouts: either way of asking."""
+    sc = load_scenario(Path(STRESS).parent / "faults.toml")
+    ev = assert_same_run(sc, monkeypatch)
+    for kind in ("leave", "timeout", "outage", "server_slowdown"):
+        assert _count(ev, kind) > 0, kind
+
+
 # ----------------------------------------------------------------------------- table workload
 class TableWorkload:
     """Scalar and batch methods from per-device (and per-iteration) tables of FLOPs and bits."""
