@@ -14,6 +14,7 @@ from wsim.energy import (
     compute_time_s,
     depletion_time_s,
     drain_battery,
+    spend_transmit,
     transmit_energy_j,
 )
 
@@ -62,3 +63,14 @@ def test_run_compute_completes_or_cuts_at_the_stop_or_the_battery() -> None:
     assert run.has_row.tolist() == [True, True, True, False]
     with pytest.raises(ValueError, match="never zero"):
         run_compute([0.0], 1.0, 1e9, 1e-28, [0.0], [1.0], [1.0])
+
+
+def test_spend_transmit_closed_form_and_dropout() -> None:
+    """``E = p t`` off the battery; a transmission cut by its battery spent all of it."""
+    power, airtime = np.array([0.2, 0.1, 0.5]), np.array([2.0, 1.0, 4.0])
+    battery = np.array([1.0, 1.0, 1.5])
+    energy, left = spend_transmit(power, airtime, battery, np.array([False, False, True]))
+    np.testing.assert_allclose(energy, [0.4, 0.1, 1.5])
+    np.testing.assert_allclose(left, [0.6, 0.9, 0.0])
+    # the dropped one's airtime is its battery's depletion time
+    assert depletion_time_s(battery[2], power[2]) == pytest.approx(3.0)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from wsim.energy import run_compute, spend_transmit
+from wsim.energy import depletion_time_s, run_compute, spend_transmit
 from wsim.records import EVENT_KINDS, KIND_CODE
 from wsim.sim.transfer import Link, Sent, send
 from wsim.units import BITS_PER_BYTE
@@ -31,8 +31,8 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 INF = math.inf
-_UPLOAD, _DOWNLOAD = KIND_CODE["upload"], KIND_CODE["download"]
-_ADAPTER_UP, _ADAPTER_DOWN = KIND_CODE["adapter_up"], KIND_CODE["adapter_down"]
+UPLOAD, DOWNLOAD = KIND_CODE["upload"], KIND_CODE["download"]
+ADAPTER_UP, ADAPTER_DOWN = KIND_CODE["adapter_up"], KIND_CODE["adapter_down"]
 
 
 @dataclass(eq=False)
@@ -115,10 +115,10 @@ class DeviceActivities:
             return
         m = len(dev)
         attempt = np.zeros(m, np.int64) if attempt is None else attempt
-        is_up = kind == _UPLOAD or kind == _ADAPTER_UP
+        is_up = kind == UPLOAD or kind == ADAPTER_UP
         battery = self.battery[dev] if is_up else np.zeros(m)
-        t_dead = t0 + battery / self.p_up[dev] if is_up else np.full(m, INF)
-        stop = self.stop[dev] if kind != _ADAPTER_DOWN else np.full(m, INF)
+        t_dead = t0 + depletion_time_s(battery, self.p_up[dev]) if is_up else np.full(m, INF)
+        stop = self.stop[dev] if kind != ADAPTER_DOWN else np.full(m, INF)
         stop = np.minimum(stop, t_dead)
         res = send(self.channel, self.links[0 if is_up else 1], dev, bits, t0, stop, self.now)
         is_open = ~(res.is_complete | res.timed_out | (res.t_end_s >= stop))
@@ -145,7 +145,7 @@ class DeviceActivities:
             left = np.array([o.bits - o.sent_bits for o in group])
             stop = np.array([o.stop_s for o in group])
             since = np.array([o.stall_start_s for o in group])
-            link = self.links[0 if kind in (_UPLOAD, _ADAPTER_UP) else 1]
+            link = self.links[0 if kind in (UPLOAD, ADAPTER_UP) else 1]
             res = send(self.channel, link, dev, left, t, stop, self.now, since)
             ended: list[_Open] = []
             keep = np.zeros(len(group), dtype=bool)
@@ -182,7 +182,7 @@ class DeviceActivities:
         if not dev.size:
             return
         t_end, complete, timed_out = res.t_end_s, res.is_complete, res.timed_out
-        is_up = kind == _UPLOAD or kind == _ADAPTER_UP
+        is_up = kind == UPLOAD or kind == ADAPTER_UP
         sent = np.where(complete, bits, res.bits_sent)
         dropped = ~complete & ~timed_out & (t_dead <= self.stop[dev]) & is_up
         airtime = t_end - t0
@@ -207,7 +207,7 @@ class DeviceActivities:
         if timed_out.any():
             self._timed_out(kind, dev, bits, tokens, t_end, res.stall_start_s, attempt, timed_out)
         cut = ~complete & ~timed_out
-        if kind == _ADAPTER_DOWN:
+        if kind == ADAPTER_DOWN:
             self._transferred(kind, dev[cut], t_end[cut])
         else:
             self._interrupt(dev[cut], t_end[cut], dropped[cut])
@@ -227,7 +227,7 @@ class DeviceActivities:
         end = out & ~again
         if not end.any():
             return
-        if kind != _ADAPTER_DOWN:
+        if kind != ADAPTER_DOWN:
             self.rows.add("outage", dev[end], t_end[end], t_end[end])
         self.last_end = max(self.last_end, float(t_end[end].max()))
 

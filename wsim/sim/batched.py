@@ -41,10 +41,18 @@ from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
 from wsim.records import KIND_CODE
-from wsim.sim.activities import DeviceActivities
+from wsim.sim.activities import (
+    ADAPTER_DOWN,
+    ADAPTER_UP,
+    DOWNLOAD,
+    INF,
+    UPLOAD,
+    DeviceActivities,
+    FloatArray,
+    IntArray,
+)
 from wsim.sim.faults import RoundFaults
 from wsim.sim.trace import RoundRows, fifo
 from wsim.sim.transfer import make_link
@@ -60,13 +68,7 @@ if TYPE_CHECKING:
     from wsim.sim.world import RoundContext, World
 
 Proc = Generator[Any, Any, Any]
-IntArray = npt.NDArray[np.int64]
-FloatArray = npt.NDArray[np.float64]
-BoolArray = npt.NDArray[np.bool_]
-INF = math.inf
 _FWD, _BWD = KIND_CODE["client_fwd"], KIND_CODE["client_bwd"]
-_UPLOAD, _DOWNLOAD = KIND_CODE["upload"], KIND_CODE["download"]
-_ADAPTER_UP, _ADAPTER_DOWN = KIND_CODE["adapter_up"], KIND_CODE["adapter_down"]
 _RESUME, _NEXT = 0, 1  # wake-ups of a scalar workload: gradient arrived / next forward starts
 _MARGIN = 0.999  # window bound a + 0.999·L: safe against round-off in the summed durations
 
@@ -145,7 +147,7 @@ class RoundResolver(DeviceActivities):
         dev = np.asarray(completed, dtype=np.int64)
         zeros = np.zeros(len(dev), dtype=np.int64)
         self._transfer(
-            _ADAPTER_DOWN, dev, np.full(len(dev), down_bits), zeros, np.full(len(dev), t_agg)
+            ADAPTER_DOWN, dev, np.full(len(dev), down_bits), zeros, np.full(len(dev), t_agg)
         )
         yield from self._run()
         if self.last_end > env.now:
@@ -228,7 +230,7 @@ class RoundResolver(DeviceActivities):
     def _forward(self, dev: IntArray, t: FloatArray) -> None:
         """Forward passes from ``t``, then the activation uploads."""
         dev, t = self._compute(_FWD, dev, self.fwd_flops[dev], self.tokens[dev], t)
-        self._transfer(_UPLOAD, dev, self.up_bits[dev], self.tokens[dev], t)
+        self._transfer(UPLOAD, dev, self.up_bits[dev], self.tokens[dev], t)
 
     def _backward(self, dev: IntArray, t: FloatArray) -> None:
         """Backward passes from ``t``; then the next forwards, or the adapter uploads."""
@@ -241,20 +243,20 @@ class RoundResolver(DeviceActivities):
                 bits = np.asarray(self.wl.adapter_up_bits_many(last), dtype=float)
             else:
                 bits = np.array([self.wl.adapter_up_bits(i) for i in last.tolist()], dtype=float)
-            self._transfer(_ADAPTER_UP, last, bits, np.zeros(len(last), np.int64), t[~more])
+            self._transfer(ADAPTER_UP, last, bits, np.zeros(len(last), np.int64), t[~more])
 
     def _transferred(self, kind: int, dev: IntArray, t: FloatArray) -> None:
         """Continue after completed transfers of one kind (ending at ``t``)."""
         if not dev.size:
             return
-        if kind == _UPLOAD:
+        if kind == UPLOAD:
             self._pend(dev, t)
-        elif kind == _DOWNLOAD:
+        elif kind == DOWNLOAD:
             if self.is_batch:
                 self._backward(dev, t)
             else:
                 self._pend_wake(_RESUME, dev, t)
-        elif kind == _ADAPTER_UP:
+        elif kind == ADAPTER_UP:
             self._finish(dev, t)
         else:
             self.last_end = max(self.last_end, float(t.max()))
@@ -332,7 +334,7 @@ class RoundResolver(DeviceActivities):
             for i in dev.tolist():
                 self.dl_bits[i] = wl.server_step(i, r, int(self.it[i])).download_bits
         if self.trains:
-            self._transfer(_DOWNLOAD, dev, self.dl_bits[dev], np.zeros(len(dev), np.int64), t)
+            self._transfer(DOWNLOAD, dev, self.dl_bits[dev], np.zeros(len(dev), np.int64), t)
             return
         more = self.it[dev] + 1 < self.iters  # frozen: nothing comes back
         self._next_iteration(dev[more], t[more])
