@@ -206,11 +206,8 @@ class DeviceActivities:
             self.battery[dev[row]] = left[row]
         if timed_out.any():
             self._timed_out(kind, dev, bits, tokens, t_end, res.stall_start_s, attempt, timed_out)
-        cut = ~complete & ~timed_out
-        if kind == ADAPTER_DOWN:
-            self._transferred(kind, dev[cut], t_end[cut])
-        else:
-            self._interrupt(dev[cut], t_end[cut], dropped[cut])
+        cut = ~complete & ~timed_out  # (never the broadcast: it has no cut-off)
+        self._interrupt(dev[cut], t_end[cut], dropped[cut])
         self._transferred(kind, dev[complete], t_end[complete])
 
     def _timed_out(
