@@ -6,7 +6,7 @@ and a transposed copy). :func:`integrate` walks each transfer's fading blocks in
 the bits sent reach the target: per block ``r = b log2(1 + coef g)`` (0 below the outage
 minimum) over its part ``[max(t0, n T_b), min((n+1) T_b, stop))``; the end time in the last
 block is ``start + (bits left) / r``. One pass per transfer, in float64, in the order a scalar
-loop would add — the exact piecewise integral of :mod:`wsim.sim.channel_state` (whose module
+loop would add — the exact piecewise integral of :mod:`wsim.sim.transfer` (whose module
 docstring states the model) at a few ns per block, where numpy needs a dozen passes over a
 flat array per block. The caller makes sure every block up to each transfer's ``last`` is in
 the buffer.
