@@ -4,8 +4,8 @@ The rate of a link is piecewise constant in the fading blocks of
 :class:`~wsim.sim.channel_state.CellChannel`: ``r_n = b log2(1 + p g_n / (N0 b))`` (the
 Shannon rate of ``channel_models.shannon_rate_bps``). A transfer from ``t0`` integrates ``r_n``
 over the parts ``[max(t0, n T_b), min((n+1) T_b, stop))`` of the blocks it spans; the block
-where the bits sent reach the target holds the end ``t_end = start_k + (bits left) / r_k``, exactly (up to
-round-off; the compiled loop of :func:`wsim.sim.kernels.integrate`). A transfer is resolved at
+where the bits sent reach the target holds the end ``t_end = start_k + (bits left) / r_k``,
+exactly (up to round-off; the compiled loop of :func:`wsim.sim.kernels.integrate`). A transfer is resolved at
 most ``horizon_blocks`` blocks past the current simulated time (the caller waits until then and
 continues), so the channel buffers a bounded number of blocks.
 
