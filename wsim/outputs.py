@@ -20,6 +20,9 @@ never pickled: sinks live outside the world.
 from __future__ import annotations
 
 import os
+import queue
+import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol
 
@@ -28,8 +31,14 @@ import pandas as pd
 
 from wsim.records import ROUND_COLUMNS, EventLog, RoundLog
 
-ROW_GROUP_ROWS = 1 << 17
-"""Rows buffered before a Parquet row group is written (whole rounds; ~15 MB of events)."""
+ROW_GROUP_ROWS = 1 << 18
+"""Rows buffered before a Parquet row group is written (whole rounds; ~30 MB of events)."""
+EVENT_DICTIONARY = ("round", "device", "kind", "tokens", "num_blocks")
+DEVICE_DICTIONARY = ("round", "device", "status", "tokens", "solver_reason", "num_timeouts", "selected")  # fmt: skip
+"""Columns dictionary-encoded in the Parquet files (few distinct values); the float columns are
+not (dictionary-encoding them is wasted work: 2x slower writes of a larger file)."""
+MAX_PENDING_JOBS = 4
+"""Writes queued behind the one running (each holds one round's tables) before a round waits."""
 EVENTS_FILE, DEVICES_FILE, DEVICES_CSV = "events.parquet", "devices.parquet", "devices.csv"
 ROUND_SCALARS = ("round", "t_start_s", "t_end_s", "accuracy", "loss", "server_slowdown")
 """The round-log fields a streaming run keeps once a round is reduced (its arrays go)."""
@@ -79,6 +88,57 @@ def _rounds(rows: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(ROUND_COLUMNS))
 
 
+class Jobs:
+    """Runs callables in submission order on one background thread, so a round's file writes
+    (Parquet encoding, pickles, ``os.replace``; most release the GIL) overlap the next rounds.
+
+    The first failure is re-raised by the next :meth:`submit` or by :meth:`wait`; later jobs
+    are skipped. At most :data:`MAX_PENDING_JOBS` jobs wait: memory stays bounded.
+    """
+
+    def __init__(self, max_pending: int = MAX_PENDING_JOBS) -> None:
+        self._queue: queue.Queue[Callable[[], None] | None] = queue.Queue(max_pending)
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+
+    def submit(self, job: Callable[[], None]) -> None:
+        self._raise()
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="wsim-writer", daemon=True)
+            self._thread.start()
+        self._queue.put(job)
+
+    def wait(self) -> None:
+        """Block until every submitted job ran; re-raise the first failure."""
+        if self._thread is not None:
+            self._queue.join()
+        self._raise()
+
+    def close(self) -> None:
+        """Wait for the jobs (failures are not raised), then end the thread."""
+        if self._thread is not None:
+            self._queue.join()
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _work(self) -> None:
+        while (job := self._queue.get()) is not None:
+            try:
+                if self._error is None:
+                    job()
+            except BaseException as error:  # handed to the submitting thread
+                self._error = error
+            finally:
+                self._queue.task_done()
+        self._queue.task_done()
+
+
 class MemorySink:
     """Keeps every round's devices and rounds rows; the trace stays in the world's log."""
 
@@ -111,9 +171,9 @@ class MemorySink:
 class _ParquetStream:
     """A Parquet file written as row groups of whole buffered frames, under a hidden name."""
 
-    def __init__(self, path: Path, row_group_rows: int) -> None:
+    def __init__(self, path: Path, row_group_rows: int, dictionary: tuple[str, ...]) -> None:
         self.path, self.partial = path, path.with_name(f".{path.name}.partial")
-        self.row_group_rows = row_group_rows
+        self.row_group_rows, self.dictionary = row_group_rows, dictionary
         self.buffer: list[pd.DataFrame] = []
         self.num_buffered = 0
         self.writer: Any = None  # pyarrow.parquet.ParquetWriter, opened on the first row group
@@ -136,7 +196,8 @@ class _ParquetStream:
         table = pa.Table.from_pandas(frame, preserve_index=False)
         if self.writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self.writer = pq.ParquetWriter(self.partial, table.schema)
+            dictionary = [c for c in self.dictionary if c in table.column_names]
+            self.writer = pq.ParquetWriter(self.partial, table.schema, use_dictionary=dictionary)
         self.writer.write_table(table, row_group_size=max(len(frame), 1))
         self.buffer, self.num_buffered = [], 0
 
@@ -144,18 +205,21 @@ class _ParquetStream:
         """Write what is buffered, close the file and move it into place."""
         self.flush(empty)
         self.writer.close()
+        self.writer = None
         os.chmod(self.partial, 0o644)
         os.replace(self.partial, self.path)
 
     def abort(self) -> None:
         if self.writer is not None:
             self.writer.close()
+            self.writer = None
         self.partial.unlink(missing_ok=True)
 
 
 class FileSink:
     """Streams the trace and the devices table into ``out`` (see the module docstring);
-    ``devices_csv``: also ``devices.csv``."""
+    ``devices_csv``: also ``devices.csv``. The writes run on a background thread
+    (:class:`Jobs`), in round order."""
 
     keeps_trace = False
 
@@ -163,29 +227,37 @@ class FileSink:
         self, out: str | Path, *, devices_csv: bool = False, row_group_rows: int = ROW_GROUP_ROWS
     ) -> None:
         out = Path(out)
-        self.events = _ParquetStream(out / EVENTS_FILE, row_group_rows)
-        self.devices = _ParquetStream(out / DEVICES_FILE, row_group_rows)
+        self.events = _ParquetStream(out / EVENTS_FILE, row_group_rows, EVENT_DICTIONARY)
+        self.devices = _ParquetStream(out / DEVICES_FILE, row_group_rows, DEVICE_DICTIONARY)
         self.csv_path = out / DEVICES_CSV if devices_csv else None
         self.csv_partial = out / f".{DEVICES_CSV}.partial"
         self._csv: Any = None  # the open devices.csv text file
         self.rounds: list[dict[str, Any]] = []
         self.num_events = 0
+        self.jobs = Jobs()
 
     def add(self, tables: RoundTables) -> None:
+        """Queue the round's rows for writing (``tables`` must not change afterwards)."""
+        header = not self.rounds
+        self.jobs.submit(lambda: self._write(tables, header))
+        self.rounds.append(tables.rounds)
+        self.num_events += len(tables.events["round"])
+
+    def _write(self, tables: RoundTables, header: bool) -> None:
         self.events.add(events_frame(tables.events))
         self.devices.add(tables.devices)
         if self.csv_path is not None:
             if self._csv is None:
                 self.csv_partial.parent.mkdir(parents=True, exist_ok=True)
                 self._csv = open(self.csv_partial, "w", encoding="utf-8", newline="")  # noqa: SIM115
-            tables.devices.to_csv(self._csv, header=not self.rounds, index=False)
-        self.rounds.append(tables.rounds)
-        self.num_events += len(tables.events["round"])
+            tables.devices.to_csv(self._csv, header=header, index=False)
 
     def finish(self) -> tuple[None, None, pd.DataFrame]:
         """Close the files and move them into place; the rounds table (the rest is on disk)."""
         from wsim.tables import devices_frame
 
+        self.jobs.wait()
+        self.jobs.close()
         empty_events = EventLog().to_frame()
         self.events.close(empty_events)
         self.devices.close(devices_frame(empty_events, RoundLog()))
@@ -199,8 +271,10 @@ class FileSink:
 
     def abort(self) -> None:
         """Close and remove the partial files (the run stopped)."""
+        self.jobs.close()
         self.events.abort()
         self.devices.abort()
         if self._csv is not None:
             self._csv.close()
+            self._csv = None
         self.csv_partial.unlink(missing_ok=True)

@@ -34,12 +34,13 @@ from __future__ import annotations
 
 import pickle
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from wsim.outputs import Jobs
 from wsim.records import EventLog, RoundLog, atomic_write
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ class Checkpointer:
     folder: Path
     every: int = 1
     num_parts: int = 0
+    jobs: Jobs = field(default_factory=Jobs, repr=False, compare=False)
+    """Writes the files on a background thread, in order (a state after its parts)."""
 
     def __post_init__(self) -> None:
         if self.every < 1:
@@ -83,16 +86,21 @@ class Checkpointer:
         return next_round < num_rounds and next_round % self.every == 0
 
     def save_round(self, tables: RoundTables, record: dict[str, Any]) -> None:
-        """Write the next log part: a finished round's round-log ``record`` and ``tables``."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"log-{self.num_parts:05d}.pkl"
-        atomic_write(self.folder / name, lambda tmp: _dump_all([record, tables._asdict()], tmp))
+        """Queue the next log part: a finished round's round-log ``record`` and ``tables``
+        (neither may change afterwards)."""
+        path = self.folder / f"log-{self.num_parts:05d}.pkl"
+
+        def write() -> None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: _dump_all([record, tables._asdict()], tmp))
+
+        self.jobs.submit(write)
         self.num_parts += 1
 
     def save(self, world: World, next_round: int) -> None:
-        """Write a checkpoint from which round ``next_round`` starts (the parts of the rounds
-        before it written by :meth:`save_round`)."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Checkpoint now, from which round ``next_round`` starts (the parts of the rounds
+        before it queued by :meth:`save_round`): the state is pickled here, written in the
+        background after the parts."""
         state = {
             "format": FORMAT_VERSION,
             "next_round": next_round,
@@ -103,7 +111,21 @@ class Checkpointer:
             },
             "torch_rng": _torch_rng_state(),
         }
-        atomic_write(self.folder / STATE_FILE, lambda tmp: _dump(state, tmp))
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+        def write() -> None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.folder / STATE_FILE, lambda tmp: Path(tmp).write_bytes(data))
+
+        self.jobs.submit(write)
+
+    def wait(self) -> None:
+        """Block until every checkpoint file is written (re-raises a failed write)."""
+        self.jobs.wait()
+
+    def close(self) -> None:
+        """Wait for the files (a failure is not raised) and end the writer thread."""
+        self.jobs.close()
 
 
 @dataclass(frozen=True)

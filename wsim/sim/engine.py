@@ -169,8 +169,15 @@ def run_simulation(
         )  # fmt: skip
         t0 = time.perf_counter()
         events, devices, rounds = sink.finish()
-        timing_s["outputs_s"] += time.perf_counter() - t0
+        t1 = time.perf_counter()
+        if checkpointer is not None:
+            checkpointer.wait()
+            checkpointer.close()
+        timing_s["outputs_s"] += t1 - t0
+        timing_s["checkpoints_s"] += time.perf_counter() - t1
     except BaseException:
+        if checkpointer is not None:  # the checkpoints written so far stay usable
+            checkpointer.close()
         sink.abort()
         raise
     return SimResult(
