@@ -4,6 +4,11 @@ Each path given by the user is detected by its files or columns: a run folder (`
 sweep folder (``sweep.parquet``), a solver-bench CSV, a compression-bench CSV, or a folder whose
 immediate sub-folders are run/sweep folders (e.g. ``runs/``). Only the columns the figures use are
 required; a malformed file raises :class:`LoadError` with a one-line message naming the file.
+
+A run's events and devices tables (millions of rows at scale) are not read here: they are
+:class:`TableFile` handles whose columns are checked now and whose rows a figure reads on demand,
+only the columns and rows it needs (Parquet column selection and row-group statistics). The
+devices table is ``devices.parquet`` (a run written before it existed: ``devices.csv``).
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -41,6 +47,60 @@ class LoadError(ValueError):
 
 
 @dataclass(frozen=True)
+class TableFile:
+    """A result table on disk (Parquet, or CSV for older runs), read on demand.
+
+    Attributes:
+        path: The file.
+        columns: Its columns.
+    """
+
+    path: Path
+    columns: tuple[str, ...]
+
+    def read(
+        self, columns: Sequence[str] | None = None, where: dict[str, Any] | None = None
+    ) -> pd.DataFrame:
+        """The rows whose column equals the value for every ``where`` item (all rows when
+        None), only ``columns`` (all when None); Parquet skips the row groups whose
+        statistics rule the values out.
+
+        Raises:
+            LoadError: The file cannot be read.
+        """
+        where = where or {}
+        try:
+            if self.path.suffix == ".parquet":
+                import pyarrow.parquet as pq
+
+                filters = [(c, "==", v) for c, v in where.items()] or None
+                cols = None if columns is None else list(columns)
+                return pq.read_table(self.path, columns=cols, filters=filters).to_pandas()
+            frame = pd.read_csv(
+                self.path, usecols=None if columns is None else sorted({*columns, *where})
+            )
+        except Exception as error:  # pandas/pyarrow raise many types for a corrupt file
+            raise LoadError(f"{self.path}: unreadable ({type(error).__name__}: {error})") from error
+        for column, value in where.items():
+            frame = frame[frame[column] == value]
+        return frame.reset_index(drop=True)[list(columns) if columns is not None else frame.columns]
+
+    def value_range(self, column: str) -> tuple[Any, Any] | None:
+        """Smallest and largest value of ``column`` (None: no rows); Parquet reads them from the
+        row groups' statistics where they are all there."""
+        if self.path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            meta = pq.ParquetFile(self.path).metadata
+            index = meta.schema.to_arrow_schema().get_field_index(column)
+            stats = [meta.row_group(i).column(index).statistics for i in range(meta.num_row_groups)]
+            if all(s is not None and s.has_min_max for s in stats):
+                return (min(s.min for s in stats), max(s.max for s in stats)) if stats else None
+        values = self.read([column])[column]
+        return (values.min(), values.max()) if len(values) else None
+
+
+@dataclass(frozen=True)
 class Run:
     """One run folder: its tables and its label (scenario name and method)."""
 
@@ -49,8 +109,8 @@ class Run:
     method: str
     label: str
     rounds: pd.DataFrame
-    devices: pd.DataFrame | None
-    events: pd.DataFrame | None
+    devices: TableFile | None
+    events: TableFile | None
 
 
 @dataclass(frozen=True)
@@ -59,7 +119,7 @@ class Sweep:
 
     path: Path
     rounds: pd.DataFrame
-    devices: pd.DataFrame | None
+    devices: TableFile | None
 
 
 @dataclass(frozen=True)
@@ -127,15 +187,17 @@ def load_run(path: Path) -> Run:
     """Load a run folder: ``rounds.csv`` and ``scenario.toml`` required, the rest optional."""
     rounds = read_table(path / "rounds.csv", ROUND_COLUMNS)
     name, method = _scenario_label(path / "scenario.toml", default_name=path.name)
-    devices = _optional(path / "devices.csv", DEVICE_COLUMNS)
-    events = _optional(path / "events.parquet", EVENT_COLUMNS)
+    devices = _optional_file(path / "devices.parquet", DEVICE_COLUMNS)
+    if devices is None:  # a run from before devices.parquet
+        devices = _optional_file(path / "devices.csv", DEVICE_COLUMNS)
+    events = _optional_file(path / "events.parquet", EVENT_COLUMNS)
     return Run(path, name, method, display_name(method), rounds, devices, events)
 
 
 def load_sweep(path: Path) -> Sweep:
     """Load a sweep folder (``sweep.parquet`` and optionally ``sweep_devices.parquet``)."""
     rounds = read_table(path / "sweep.parquet", SWEEP_COLUMNS)
-    devices = _optional(path / "sweep_devices.parquet", ("run_id", *DEVICE_COLUMNS))
+    devices = _optional_file(path / "sweep_devices.parquet", ("run_id", *DEVICE_COLUMNS))
     if METHOD_KEY not in rounds.columns:
         scenario = path / "scenario.toml"
         method = _scenario_label(scenario, path.name)[1] if scenario.is_file() else path.name
@@ -158,8 +220,28 @@ def read_table(path: Path, required: Sequence[str]) -> pd.DataFrame:
     return frame
 
 
-def _optional(path: Path, required: Sequence[str]) -> pd.DataFrame | None:
-    return read_table(path, required) if path.is_file() else None
+def open_table(path: Path, required: Sequence[str]) -> TableFile:
+    """A :class:`TableFile` of a CSV or Parquet file that has the ``required`` columns (only
+    its header or schema is read)."""
+    if not path.is_file():
+        raise LoadError(f"{path}: missing")
+    try:
+        if path.suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            columns = tuple(pq.read_schema(path).names)
+        else:
+            columns = tuple(pd.read_csv(path, nrows=0).columns)
+    except Exception as error:  # pandas/pyarrow raise many types for a corrupt file
+        raise LoadError(f"{path}: unreadable ({type(error).__name__}: {error})") from error
+    missing = [col for col in required if col not in columns]
+    if missing:
+        raise LoadError(f"{path}: missing columns {', '.join(missing)}")
+    return TableFile(path, columns)
+
+
+def _optional_file(path: Path, required: Sequence[str]) -> TableFile | None:
+    return open_table(path, required) if path.is_file() else None
 
 
 def _load_bench_csv(path: Path) -> tuple[str, pd.DataFrame]:

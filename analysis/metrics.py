@@ -1,6 +1,6 @@
 """The reductions behind the figures: pure pandas functions, one per figure's table.
 
-Each takes result tables (``rounds.csv``, ``devices.csv``, ``events.parquet``, ``sweep.parquet``
+Each takes result tables (``rounds.csv``, ``devices.parquet``, ``events.parquet``, ``sweep.parquet``
 rows or a bench CSV, see docs/CONTRACTS.md) and returns the tidy table that the figure plots and
 that is written next to it as CSV. Runs are passed as ``(label, method, frame)`` triples.
 """
@@ -20,6 +20,10 @@ Labelled = Sequence[tuple[str, str, pd.DataFrame]]
 METHOD_KEY = "method.name"
 BASELINE_METHOD = "none"
 LATENCY_PARTS = ("client_compute_s", "upload_s", "server_incl_wait_s", "download_s")
+TIMELINE_COLUMNS = ("round", "device", "kind", "t_start_s", "t_end_s", "bytes", "rate_bps")
+"""The events columns the timeline reads."""
+MAX_CDF_POINTS = 2000
+"""Points per CDF curve at most (see :func:`cdf_table`)."""
 TIMELINE_KINDS = (
     "client_fwd", "upload", "server_wait", "server", "download", "client_bwd", "adapter_up",
     "adapter_down",
@@ -119,14 +123,25 @@ def mobility_table(sweep: pd.DataFrame, speed_key: str = "mobility.speed_mps") -
     return pd.DataFrame(rows)
 
 
-def cdf_table(runs: Labelled) -> pd.DataFrame:
-    """Empirical CDFs of per-device round latency and energy over completed device-rounds."""
+def cdf_table(runs: Labelled, max_points: int = MAX_CDF_POINTS) -> pd.DataFrame:
+    """Empirical CDFs of per-device round latency and energy over completed device-rounds.
+
+    Each curve is the sorted values with their ranks over the count (``probability``): every
+    value when there are at most ``max_points``, else the order statistics of ``max_points``
+    ranks evenly spaced from the first to the last (each still the exact ECDF at its value),
+    so a figure of a million device-rounds draws ``max_points`` steps.
+    """
     parts = []
     for label, method, devices in runs:
         done = devices[devices["status"] == "completed"]
         for metric in ("latency_s", "energy_j"):
             values = np.sort(done[metric].dropna().to_numpy(dtype=float))
-            probability = np.arange(1, len(values) + 1) / max(len(values), 1)
+            num = len(values)
+            rank = np.arange(1, num + 1)
+            if num > max_points:  # ranks 1 .. num, evenly spaced
+                rank = np.unique(np.round(np.linspace(1, num, max_points)).astype(np.int64))
+                values = values[rank - 1]
+            probability = rank / max(num, 1)
             parts.append(
                 pd.DataFrame(
                     {
@@ -197,7 +212,7 @@ def timeline_table(
     kept = in_round[in_round["kind"].isin(TIMELINE_KINDS) & (in_round["device"] >= 0)]
     devices = sorted(kept["device"].unique())[:max_devices]
     kept = kept[kept["device"].isin(devices)]
-    table = kept[["round", "device", "kind", "t_start_s", "t_end_s", "bytes", "rate_bps"]].copy()
+    table = kept[list(TIMELINE_COLUMNS)].copy()
     table["start_rel_s"] = table["t_start_s"] - origin
     table["end_rel_s"] = table["t_end_s"] - origin
     return table.sort_values(["device", "t_start_s", "kind"], kind="stable").reset_index(drop=True)

@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from wsim.config import ConfigError, load_scenario
@@ -22,7 +23,7 @@ from wsim.sim.world import build_world
 from wsim.workload.protocol import RoundMetrics
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULT_FILES = ("events.parquet", "rounds.csv", "devices.csv", "scenario.toml")
+RESULT_FILES = ("events.parquet", "rounds.csv", "devices.parquet", "scenario.toml")
 TINY_REAL = [
     'model.preset="vit_micro_test"', "model.cut_layer=1", "model.lora_rank=2",
     'model.pretrained="none"', "devices.num_devices=3", "sim.num_rounds=5", "sim.local_iters=2",
@@ -94,6 +95,33 @@ def test_resume_with_faults_on(tmp_path: Path) -> None:
     rest = run_simulation(scenario, resumed=load_checkpoint(tmp_path))
     assert rest.events.equals(whole.events)
     assert rest.rounds.equals(whole.rounds)
+
+
+@pytest.mark.parametrize("every", [1, 2])
+def test_resumed_streamed_run_writes_the_uninterrupted_files(tmp_path: Path, every: int) -> None:
+    """A run streaming its tables (`FileSink`, row groups spanning rounds and checkpoints)
+    crashes after round 4; resumed into fresh files, they equal an uninterrupted run's, byte
+    for byte, and the checkpoint parts hold only each round's scalars of the round log."""
+    from wsim.outputs import FileSink
+
+    scenario = load_scenario(ROOT / "scenarios" / "pedestrian.toml", SURROGATE)
+    full, killed, ckpt = tmp_path / "full", tmp_path / "killed", tmp_path / "ckpt"
+    whole = run_simulation(scenario, sink=FileSink(full, devices_csv=True, row_group_rows=150))
+    with pytest.raises(Crash):
+        run_simulation(
+            scenario, on_round=_crash_at(4), checkpointer=Checkpointer(ckpt, every),
+            sink=FileSink(killed, devices_csv=True, row_group_rows=150),
+        )  # fmt: skip
+    resumed = load_checkpoint(ckpt, every=every)
+    assert resumed.next_round == 4 and "tokens" not in resumed.world.rounds.rounds[0]
+    rest = run_simulation(
+        scenario, resumed=resumed, checkpointer=resumed.checkpointer,
+        sink=FileSink(killed, devices_csv=True, row_group_rows=150),
+    )  # fmt: skip
+    assert rest.num_events == len(pd.read_parquet(full / "events.parquet"))
+    for name in ("events.parquet", "devices.parquet", "devices.csv"):
+        assert filecmp.cmp(full / name, killed / name, shallow=False), name
+    pd.testing.assert_frame_equal(rest.rounds, whole.rounds, check_exact=True)
 
 
 def test_resume_needs_the_same_scenario(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from wsim.records import (
     write_run_folder,
 )
 from wsim.sim.engine import run_simulation
-from wsim.tables import _sum_like_numpy, devices_frame, rounds_frame
+from wsim.tables import _sum_like_numpy, devices_frame, round_tables, rounds_frame
 
 
 @pytest.fixture(scope="module")
@@ -169,8 +169,15 @@ def test_write_run_folder(tmp_path: Path, result) -> None:
         meta=run_meta(result.scenario.seed, result.wall_time_s),
     )
     files = sorted(p.name for p in out.iterdir())
-    assert files == ["devices.csv", "events.parquet", "meta.json", "rounds.csv", "scenario.toml"]
+    assert files == [
+        "devices.parquet",
+        "events.parquet",
+        "meta.json",
+        "rounds.csv",
+        "scenario.toml",
+    ]
     pd.testing.assert_frame_equal(pd.read_parquet(out / "events.parquet"), result.events)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "devices.parquet"), result.devices)
     assert list(pd.read_csv(out / "rounds.csv").columns) == list(ROUND_COLUMNS)
     meta = json.loads((out / "meta.json").read_text())
     assert meta["seed"] == 3 and meta["versions"]["numpy"] == np.__version__
@@ -208,7 +215,8 @@ def _dense_totals(events: pd.DataFrame, sizes: list[int]) -> tuple[dict, np.ndar
     return sums, last
 
 
-def test_devices_frame_matches_the_dense_reduction() -> None:
+def _three_rounds() -> tuple[EventLog, RoundLog]:
+    """A trace and round log of 3 rounds (4, 3, 2 devices) with every status."""
     rng = np.random.default_rng(7)
     log, rounds = EventLog(), RoundLog()
     # round 0: 4 devices; device 3 has no event (no row in the trace at all)
@@ -231,6 +239,11 @@ def test_devices_frame_matches_the_dense_reduction() -> None:
     log.add(2, 1, "timeout", 20.0, 25.0, energy_j=0.5)  # the row's last end is the end of
     log.add(2, 1, "timeout", 21.0, 23.0, energy_j=0.25)  # the first of two events of a kind
     log.add(2, 1, "outage", 22.0, 22.0)
+    return log, rounds
+
+
+def test_devices_frame_matches_the_dense_reduction() -> None:
+    log, rounds = _three_rounds()
     events = log.to_frame()
     dev = devices_frame(events, rounds)
 
@@ -267,6 +280,49 @@ def test_devices_frame_matches_the_dense_reduction() -> None:
     rnd = rounds_frame(dev, rounds)
     assert rnd["num_scheduled"].tolist() == [4, 0, 2] and rnd["num_completed"].tolist() == [3, 0, 0]
     assert rnd["num_timeouts"].tolist() == [1, 0, 2] and rnd["num_outages"].tolist() == [0, 0, 1]
+
+
+def test_round_by_round_tables_are_the_whole_runs() -> None:
+    """Reducing each round as it ends gives the rows (values, bits, dtypes) of the whole-trace
+    reduction; a trace row of another round is refused."""
+    log, rounds = _three_rounds()
+    events = log.to_frame()
+    ends = np.searchsorted(events["round"].to_numpy(), [0, 1, 2], side="right")
+    starts = np.concatenate([[0], ends[:-1]])
+    parts = [round_tables(_slice(log, a, b), rec)
+             for a, b, rec in zip(starts, ends, rounds.rounds, strict=True)]  # fmt: skip
+    whole = devices_frame(events, rounds)
+    got = pd.concat([dev for dev, _ in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(got, whole, check_exact=True)
+    rows = pd.DataFrame([row for _, row in parts], columns=list(ROUND_COLUMNS))
+    pd.testing.assert_frame_equal(rows, rounds_frame(whole, rounds), check_exact=True)
+    with pytest.raises(ValueError, match="round 1: trace rows of rounds 0..1"):
+        round_tables(_slice(log, 0, ends[1]), rounds.rounds[1])
+
+
+def _slice(log: EventLog, start: int, end: int) -> dict[str, np.ndarray]:
+    return {c: col[: end - start] for c, col in log.columns_since(start).items()}
+
+
+def test_event_log_discard_keeps_counting() -> None:
+    log = EventLog()
+    for row in _rows(1000, 4):
+        log.add_row(row)
+    log.discard()  # written out
+    assert len(log) == 1000
+    log.add(9, 1, "upload", 1.0, 2.0, bytes=5.0)
+    assert len(log) == 1001 and log.columns_since(1000)["bytes"].tolist() == [5.0]
+    with pytest.raises(ValueError, match="written out"):
+        log.columns_since(999)
+    with pytest.raises(ValueError, match="streamed"):
+        log.to_frame()
+    back = pickle.loads(pickle.dumps(log))
+    assert len(back) == 1001 and back.columns_since(1000)["round"].tolist() == [9]
+    fresh = EventLog()
+    fresh.discard(500)  # a resumed run's rows already in its files
+    assert len(fresh) == 500
+    with pytest.raises(ValueError, match="holds no rows"):
+        back.discard(3)
 
 
 @pytest.mark.parametrize("num_parts", [1, 2, 7, 8, 9, 15, 16, 17, 40])

@@ -115,7 +115,7 @@ def test_rerun_continues_a_killed_run_from_its_checkpoint(tmp_path: Path) -> Non
     (run,) = expand_sweep(spec)
     folder = tmp_path / "killed" / "runs" / run.run_id
     runner.run(run.scenario, folder, progress=False, keep_checkpoint=True)
-    for name in ("rounds.csv", "devices.csv", "events.parquet", "meta.json"):
+    for name in ("rounds.csv", "devices.parquet", "events.parquet", "meta.json"):
         (folder / name).unlink()  # as if killed before the end: only the checkpoint is left
     resumed = run_sweep(spec, tmp_path / "killed", workers=1)
     assert resumed.ok and resumed.num_skipped == 0

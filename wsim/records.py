@@ -1,10 +1,11 @@
 """Records: the event trace (column-wise), the per-round log, and the result files.
 
-The column schema of ``events.parquet``, ``rounds.csv`` and ``devices.csv`` lives here (see
-docs/CONTRACTS.md). Events are appended to one growable array per column during the run and
-become the events DataFrame at the end without a copy; the rounds and devices tables are built
-from it and the round log by :mod:`wsim.tables`. Files are written atomically (temporary file in
-the same folder, then ``os.replace``).
+The column schema of ``events.parquet``, ``rounds.csv`` and ``devices.parquet`` lives here (see
+docs/CONTRACTS.md). Events are appended to one growable array per column during the run; each
+round's rows are reduced into its devices and rounds rows (:mod:`wsim.tables`) as it ends, then
+either kept (the events DataFrame at the end, without a copy) or streamed to the run folder and
+dropped (:mod:`wsim.outputs`). Files are written atomically (temporary file in the same folder,
+then ``os.replace``).
 """
 
 from __future__ import annotations
@@ -95,10 +96,14 @@ class EventLog:
     copied, so its pages are faulted in once) and :meth:`to_frame` hands them to pandas without a
     copy. From then on the frame views them, so the next append first copies them (detaches):
     an array that a frame views is never resized.
+
+    Rows that were written out can be dropped (:meth:`discard`): ``len()`` and the row numbers
+    of :meth:`columns_since` keep counting them, so memory holds only the rows since.
     """
 
     def __init__(self) -> None:
         self._rows: list[tuple] = []
+        self._num_discarded = 0  # rows before the first one held (written out, dropped)
         # one array per column, rows [0, _num_flushed) in use, the rest capacity
         self._cols = [np.empty(0, dtype) for dtype in _STORE_DTYPES]
         self._num_flushed = 0
@@ -108,16 +113,34 @@ class EventLog:
         self.append = self._rows.append
 
     def __len__(self) -> int:
-        return self._num_flushed + len(self._rows)
+        return self._num_discarded + self._num_flushed + len(self._rows)
 
     def __getstate__(self) -> dict[str, Any]:
         """Only the rows in use (in :meth:`columns`' form) and the pending rows: no capacity."""
-        return {"columns": self._columns(0), "rows": list(self._rows)}
+        return {
+            "columns": self._columns(0),
+            "rows": list(self._rows),
+            "discarded": self._num_discarded,
+        }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__()
+        self._num_discarded = state.get("discarded", 0)
         self.extend_columns(state["columns"])
         self._rows.extend(state["rows"])
+
+    def discard(self, num_rows: int | None = None) -> None:
+        """Drop the rows held (they were written out), or count ``num_rows`` rows as dropped
+        ones that were never held (a resumed run's rows already in its files). The arrays keep
+        their capacity for the next rows."""
+        if num_rows is not None:
+            if len(self) != self._num_discarded:
+                raise ValueError("discard(num_rows): only while the log holds no rows")
+            self._num_discarded += num_rows
+            return
+        self.flush()
+        self._num_discarded += self._num_flushed
+        self._num_flushed = 0
 
     def add(
         self,
@@ -217,12 +240,20 @@ class EventLog:
 
     def columns_since(self, start: int) -> dict[str, np.ndarray]:
         """New arrays of the columns of rows ``start`` onwards, in :meth:`columns`' form
-        (checkpoints save what was added since the last one)."""
+        (a round's rows, for its tables and checks).
+
+        Raises:
+            ValueError: Some of those rows were dropped (:meth:`discard`).
+        """
         self.flush()
-        return self._columns(start)
+        if start < self._num_discarded:
+            raise ValueError(
+                f"rows {start}..{self._num_discarded - 1} were written out and dropped"
+            )
+        return self._columns(start - self._num_discarded)
 
     def _columns(self, start: int) -> dict[str, np.ndarray]:
-        """Copies of the flushed rows ``start`` onwards, in :meth:`columns`' form."""
+        """Copies of the flushed rows held, from the ``start``-th held one on."""
         used = slice(start, self._num_flushed)
         cols = zip(EVENT_COLUMNS, self._cols, _COLUMN_DTYPES, strict=True)
         return {c: col[used].astype(dtype) for c, col, dtype in cols}
@@ -235,7 +266,12 @@ class EventLog:
         in place), so it costs no memory: until the next append, which detaches the log (copies
         its arrays), an edit of the frame's values in place shows in the log and in any other
         frame of it.
+
+        Raises:
+            ValueError: Rows were dropped (:meth:`discard`): the trace is in the run's files.
         """
+        if self._num_discarded:
+            raise ValueError("the trace was streamed to events.parquet: read it from there")
         self.flush()
         used = self._num_flushed
         if not self._is_shared and len(self._cols[0]) != used:
@@ -328,23 +364,34 @@ def run_meta(seed: int, wall_time_s: float, **extra: Any) -> dict[str, Any]:
     }
 
 
+def write_parquet(frame: pd.DataFrame, path: Path) -> None:
+    """Write ``frame`` to Parquet (pyarrow, no index) atomically."""
+    atomic_write(path, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=False))
+
+
 def write_run_folder(
     out_dir: str | Path,
     *,
     scenario_toml: str,
-    events: pd.DataFrame,
     rounds: pd.DataFrame,
-    devices: pd.DataFrame,
     meta: dict[str, Any],
+    events: pd.DataFrame | None = None,
+    devices: pd.DataFrame | None = None,
+    devices_csv: bool = False,
 ) -> Path:
-    """Write ``scenario.toml, events.parquet, rounds.csv, devices.csv, meta.json``; return the folder."""
+    """Write ``scenario.toml, events.parquet, rounds.csv, devices.parquet, meta.json`` (and
+    ``devices.csv`` with ``devices_csv``); return the folder. ``events`` / ``devices`` None:
+    already in the folder (streamed by :class:`wsim.outputs.FileSink`). ``meta.json`` goes last:
+    a folder with it is complete."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "scenario.toml", scenario_toml)
-    atomic_write(
-        out / "events.parquet", lambda tmp: events.to_parquet(tmp, engine="pyarrow", index=False)
-    )
+    if events is not None:
+        write_parquet(events, out / "events.parquet")
     atomic_write(out / "rounds.csv", lambda tmp: rounds.to_csv(tmp, index=False))
-    atomic_write(out / "devices.csv", lambda tmp: devices.to_csv(tmp, index=False))
+    if devices is not None:
+        write_parquet(devices, out / "devices.parquet")
+        if devices_csv:
+            atomic_write(out / "devices.csv", lambda tmp: devices.to_csv(tmp, index=False))
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2, default=float) + "\n")
     return out

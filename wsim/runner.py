@@ -2,9 +2,11 @@
 
 With no scenario it runs the built-in default (= ``scenarios/default.toml``): REAL split-federated
 LoRA fine-tuning of the shipped ViT on the embedded digits, coupled to the event loop.
-Writes ``scenario.toml`` (resolved), ``events.parquet``, ``rounds.csv``, ``devices.csv``,
-``meta.json`` (see docs/CONTRACTS.md), ``profile.json`` (the workload profile the solver planned
-with) and, from the command line, ``figures/`` (``analysis.make_figures``). Bad input
+Writes ``scenario.toml`` (resolved), ``events.parquet``, ``rounds.csv``, ``devices.parquet``
+(and ``devices.csv`` with ``--csv``), ``meta.json`` (see docs/CONTRACTS.md), ``profile.json``
+(the workload profile the solver planned with) and, from the command line, ``figures/``
+(``analysis.make_figures``). The trace and the devices table are streamed to their files as
+rounds end (:class:`wsim.outputs.FileSink`), so memory does not grow with the run. Bad input
 (``ConfigError``) prints one line on stderr and exits with code 2, without a traceback.
 
 Real runs use one torch thread: the default model is tiny, intra-op parallelism does not pay
@@ -50,6 +52,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--no-figures", action="store_true", help="do not write RUN/figures/")
+    parser.add_argument(
+        "--csv", action="store_true",
+        help="also write devices.csv (the devices table as CSV; devices.parquet is always written)",
+    )  # fmt: skip
     return parser
 
 
@@ -114,8 +120,10 @@ def run(
     checkpoint_every: int = 1,
     keep_checkpoint: bool = False,
     resume: bool = False,
+    devices_csv: bool = False,
 ) -> Path:
-    """Run ``scenario`` and write its run folder (``figures``: also ``out/figures``); return it.
+    """Run ``scenario`` and write its run folder (``figures``: also ``out/figures``;
+    ``devices_csv``: also ``devices.csv``); return it.
 
     Checkpoints go to ``out/checkpoint`` every ``checkpoint_every`` rounds (0: none) and are
     removed at the end unless ``keep_checkpoint``; ``resume`` continues from them (``scenario``
@@ -129,6 +137,7 @@ def run(
 
     from tqdm import tqdm
 
+    from wsim.outputs import FileSink
     from wsim.records import atomic_write_text, run_meta, write_run_folder
     from wsim.sim.checkpoint import (
         Checkpointer,
@@ -189,26 +198,26 @@ def run(
             bar.update(1)
 
         result = run_simulation(
-            scenario, on_round=on_round, checkpointer=checkpointer, resumed=resumed
-        )
+            scenario, on_round=on_round, checkpointer=checkpointer, resumed=resumed,
+            sink=FileSink(out, devices_csv=devices_csv),
+        )  # fmt: skip
     workload = result.world.workload
     extra = {"workload": scenario.sim.workload}
     if hasattr(workload, "torch_time_s"):
         extra["torch_time_s"] = dict(workload.torch_time_s)
     if getattr(workload, "accuracy_note", ""):  # why the accuracy column is empty
         extra["accuracy_note"] = workload.accuracy_note
+    workload.profile().to_json(out / "profile.json")
     write_run_folder(
         out,
         scenario_toml=scenario_to_toml(scenario),
-        events=result.events,
         rounds=result.rounds,
-        devices=result.devices,
         meta=run_meta(
             scenario.seed, result.wall_time_s, scenario=scenario.name,
-            num_events=len(result.events), resumed_at_round=first if resume else None, **extra,
+            num_events=result.num_events, resumed_at_round=first if resume else None,
+            timing_s=result.timing_s, **extra,
         ),
     )  # fmt: skip
-    workload.profile().to_json(out / "profile.json")
     if not keep_checkpoint and ckpt_dir.is_dir():
         shutil.rmtree(ckpt_dir)
     print(_summary(scenario, result, out))
@@ -252,7 +261,7 @@ def cli_main(argv: list[str] | None = None) -> int:
         run(
             scenario, out, progress=not args.quiet, figures=not args.no_figures,
             checkpoint_every=args.checkpoint_every, keep_checkpoint=args.keep_checkpoint,
-            resume=args.resume is not None,
+            resume=args.resume is not None, devices_csv=args.csv,
         )  # fmt: skip
     except ConfigError as exc:
         print(f"wsim run: {exc}", file=sys.stderr)

@@ -1,11 +1,14 @@
 """Tables: the devices and rounds tables, reduced from the event trace and the round log.
 
-``devices.csv`` has one row per device per round: the round's decision and channel snapshot
+``devices.parquet`` has one row per device per round: the round's decision and channel snapshot
 plus totals of the device's events; ``rounds.csv`` one row per round, reduced from the devices
 table, so every figure traces back to events (columns: docs/CONTRACTS.md,
 :data:`wsim.records.DEVICE_COLUMNS` and :data:`wsim.records.ROUND_COLUMNS`). Each reduction is
 vectorized over all rows and gives the same values, bit for bit, as its pandas or dense numpy
-form (tests/test_records.py holds those as oracles).
+form (tests/test_records.py holds those as oracles). A round's rows depend on that round's
+events and record only, so the engine reduces each round as it ends (:func:`round_tables`):
+the tables of a run are the concatenation of its rounds' tables, the same values as reducing
+the whole trace at once.
 """
 
 from __future__ import annotations
@@ -38,18 +41,22 @@ _BYTES_KINDS = (*TX_KINDS, *DOWN_KINDS)
 _DURATION_KINDS = (*COMPUTE_KINDS, "upload", "server", "server_wait", "download")
 _COUNT_KINDS = (*_ENDING_KINDS, "timeout")
 _STATUS_CODE = {status: code for code, status in enumerate(DEVICE_STATUSES)}
+_EVENT_FIELDS = ("round", "device", "kind", "t_start_s", "t_end_s", "energy_j", "bytes")
+"""The trace columns the devices table is reduced from."""
 _FLOAT_FIELDS = ("bandwidth_hz", "power_w", "battery_j", "distance_m", "speed_mps", "gain_db")
 _SUMMED_COLUMNS = ("energy_j", "compute_energy_j", "tx_energy_j", "bytes_up", "bytes_down")
 _MEAN_COLUMNS = ("client_compute_s", "upload_s", "server_s", "server_wait_s", "download_s")
 """Duration columns whose mean over a round's completed devices goes into the rounds table."""
+_ROUND_INPUTS = (*_SUMMED_COLUMNS, *_MEAN_COLUMNS, "num_timeouts")
 
 
-def _kind_groups(events: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
-    """The trace's device rows grouped by kind: ``(kind, event indices in trace order)`` for
-    each kind present; rows of device -1 are left out."""
+def _kind_groups(device: np.ndarray, kind: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """The trace's device rows grouped by kind (``kind``: codes in :data:`EVENT_KINDS`):
+    ``(kind, event indices in trace order)`` for each kind present; rows of device -1 are left
+    out."""
     no_kind = len(EVENT_KINDS)
     # [num_events] kind codes, device -1 rows in a last group that is not returned
-    code = np.where(events["device"].to_numpy() >= 0, events["kind"].cat.codes.to_numpy(), no_kind)
+    code = np.where(device >= 0, kind, no_kind).astype(np.intp)
     order = np.argsort(code, kind="stable")  # stable: trace order within a kind
     ends = np.cumsum(np.bincount(code, minlength=no_kind + 1))
     starts = np.concatenate([[0], ends[:-1]])
@@ -67,7 +74,7 @@ def _fmax_at(out: np.ndarray, index: np.ndarray, values: np.ndarray) -> None:
 
 
 def _event_totals(
-    events: pd.DataFrame, row_of_round: np.ndarray, num_rows: int
+    cols: dict[str, np.ndarray], row_of_round: np.ndarray, num_rows: int
 ) -> tuple[dict[str, dict[str, np.ndarray]], np.ndarray]:
     """Per device-round row and kind: sums of energy (all kinds), bytes (transfers), durations
     (the kinds of the duration columns) and event counts (round-ending kinds and timeouts);
@@ -81,13 +88,11 @@ def _event_totals(
         ``sums[quantity][kind]`` ``[num_rows]`` (no entry: the kind has no event, or for energy
         none with nonzero energy) and ``last_end_s`` ``[num_rows]`` (NaN: no event).
     """
-    names = ("round", "device", "t_start_s", "t_end_s", "energy_j", "bytes")
-    cols = {c: events[c].to_numpy() for c in names}
     sums: dict[str, dict[str, np.ndarray]] = {
         q: {} for q in ("energy_j", "bytes", "duration_s", "count")
     }
     last_end_s = np.full(num_rows, np.nan)
-    for kind, idx in _kind_groups(events):
+    for kind, idx in _kind_groups(cols["device"], cols["kind"]):
         row = row_of_round[cols["round"][idx]] + cols["device"][idx]
         t_end_s = cols["t_end_s"][idx]
         _fmax_at(last_end_s, row, t_end_s)
@@ -142,27 +147,27 @@ def _reason_column(reasons: np.ndarray) -> np.ndarray:
     return _string_column(codes, np.asarray(uniques, dtype=object).astype(str))
 
 
-def _round_fields(log: RoundLog) -> dict[str, np.ndarray]:
+def _round_fields(records: list[dict[str, Any]]) -> dict[str, np.ndarray]:
     """The rounds' ``[num_devices]`` fields (:data:`_BASE_FIELDS`) stacked into ``[num_rows]``
     arrays (one row per device per round), with each row's ``round``, ``device`` and round
     ``t_start_s``, and ``row_of_round`` (the first row of each round number)."""
-    sizes = [len(rec["scheduled"]) for rec in log.rounds]
-    rounds = np.asarray([int(rec["round"]) for rec in log.rounds], dtype=np.int64)
+    sizes = [len(rec["scheduled"]) for rec in records]
+    rounds = np.asarray([int(rec["round"]) for rec in records], dtype=np.int64)
     row_of_round = np.zeros(rounds.max(initial=-1) + 1, dtype=np.int64)
     row_of_round[rounds] = np.cumsum(sizes, dtype=np.int64) - sizes
 
     def stack(arrays: list, dtype: Any = float) -> np.ndarray:
         return np.concatenate(arrays) if arrays else np.zeros(0, dtype)
 
-    fields = {k: stack([np.asarray(rec[k]) for rec in log.rounds]) for k in _BASE_FIELDS}
+    fields = {k: stack([np.asarray(rec[k]) for rec in records]) for k in _BASE_FIELDS}
     fields["is_selected"] = stack(
-        [np.asarray(rec.get("is_selected", np.ones(n, dtype=bool))) for rec, n in zip(log.rounds, sizes, strict=True)],
+        [np.asarray(rec.get("is_selected", np.ones(n, dtype=bool))) for rec, n in zip(records, sizes, strict=True)],
         bool,
     )  # fmt: skip
     return fields | {
         "round": np.repeat(rounds, sizes),
         "device": stack([np.arange(n, dtype=np.int64) for n in sizes], np.int64),
-        "t_start_s": np.repeat([float(rec["t_start_s"]) for rec in log.rounds], sizes),
+        "t_start_s": np.repeat([float(rec["t_start_s"]) for rec in records], sizes),
         "row_of_round": row_of_round,
     }
 
@@ -180,7 +185,7 @@ def _status_codes(fields: dict[str, np.ndarray], count: dict[str, np.ndarray]) -
 
 
 def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
-    """``devices.csv``: one row per device per round, reduced from the trace and the decisions.
+    """``devices.parquet``: one row per device per round, reduced from the trace and the decisions.
 
     Columns (docs/CONTRACTS.md): the round's decision and channel snapshot (``tokens,
     bandwidth_hz, power_w, battery_j, distance_m, speed_mps, gain_db, solver_reason``), the
@@ -192,9 +197,20 @@ def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
     durations (s) of the kinds behind the rounds table's means (``client_compute_s, upload_s,
     server_s, server_wait_s, download_s``; sums over the device's events).
     """
-    fields = _round_fields(log)
+    cols = {c: events[c].to_numpy() for c in _EVENT_FIELDS if c != "kind"}
+    cols["kind"] = events["kind"].cat.codes.to_numpy()
+    data, _ = _devices_data(cols, log.rounds)
+    return pd.DataFrame(data, copy=False)  # one array per column, no copy into 2-D blocks
+
+
+def _devices_data(
+    cols: dict[str, np.ndarray], records: list[dict[str, Any]]
+) -> tuple[dict[str, Any], np.ndarray]:
+    """The devices table's columns (see :func:`devices_frame`) from the trace columns ``cols``
+    (kind as codes) of the rounds ``records``, and the rows' status codes."""
+    fields = _round_fields(records)
     num_rows = len(fields["round"])
-    sums, last_end_s = _event_totals(events, fields["row_of_round"], num_rows)
+    sums, last_end_s = _event_totals(cols, fields["row_of_round"], num_rows)
 
     def total(quantity: str, kinds: tuple[str, ...]) -> np.ndarray:
         out = _sum_like_numpy([sums[quantity].get(k) for k in kinds])
@@ -236,7 +252,7 @@ def devices_frame(events: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
         "server_wait_s": total("duration_s", ("server_wait",)),
         "download_s": total("duration_s", ("download",)),
     }
-    return pd.DataFrame(data, copy=False)  # one array per column, no copy into 2-D blocks
+    return data, status
 
 
 def _rows_by_round(rounds: np.ndarray) -> dict[int, np.ndarray]:
@@ -278,31 +294,61 @@ def rounds_frame(devices: pd.DataFrame, log: RoundLog) -> pd.DataFrame:
     # [num_rows] codes in DEVICE_STATUSES; -1 for another value, and for a missing one (whose
     # factorize code -1 picks the appended last entry)
     status = np.array([_STATUS_CODE.get(u, -1) for u in uniques] + [-1], dtype=np.int8)[codes]
-    cols = {c: devices[c].to_numpy() for c in (*_SUMMED_COLUMNS, *_MEAN_COLUMNS, "num_timeouts")}
+    cols = {c: devices[c].to_numpy() for c in _ROUND_INPUTS}
     rows_by_round = _rows_by_round(devices["round"].to_numpy())
-    code = _STATUS_CODE
-    rows = []
-    for rec in log.rounds:
-        d = rows_by_round.get(rec["round"], np.zeros(0, dtype=np.int64))
-        s = status[d]
-        sched = d[(s != code["skipped"]) & (s != code["dead"])]
-        done = d[s == code["completed"]]
-        count = lambda st, s=s: int(np.count_nonzero(s == code[st]))  # noqa: E731
-        rows.append({
-            "round": rec["round"], "t_start_s": rec["t_start_s"], "t_end_s": rec["t_end_s"],
-            "latency_s": rec["t_end_s"] - rec["t_start_s"],
-            "num_scheduled": len(sched), "num_completed": len(done),
-            "num_stragglers": count("straggler"), "num_dropouts": count("dropout"),
-            "num_leaves": count("left"), "num_outages": count("outage"),
-            "num_timeouts": int(cols["num_timeouts"][d].sum()),
-            "server_slowdown": float(rec.get("server_slowdown", 1.0)),
-            "energy_j": _sum(cols["energy_j"][d]),
-            "energy_mean_j": _mean(cols["energy_j"][sched]),
-            "energy_max_j": _max(cols["energy_j"][sched]),
-            "compute_energy_j": _sum(cols["compute_energy_j"][d]),
-            "tx_energy_j": _sum(cols["tx_energy_j"][d]),
-            **{c: _mean(cols[c][done]) for c in _MEAN_COLUMNS},
-            "bytes_up": _sum(cols["bytes_up"][d]), "bytes_down": _sum(cols["bytes_down"][d]),
-            "accuracy": rec["accuracy"], "loss": rec["loss"],
-        })  # fmt: skip
+    no_rows = np.zeros(0, dtype=np.int64)
+    rows = [
+        _round_row(status, cols, rows_by_round.get(rec["round"], no_rows), rec)
+        for rec in log.rounds
+    ]
     return pd.DataFrame(rows, columns=list(ROUND_COLUMNS))
+
+
+def _round_row(
+    status: np.ndarray, cols: dict[str, np.ndarray], d: np.ndarray, rec: dict[str, Any]
+) -> dict[str, Any]:
+    """The rounds row of round ``rec`` from its devices rows ``d`` (indices into ``status``,
+    the rows' codes in :data:`DEVICE_STATUSES`, and into the columns ``cols``)."""
+    code = _STATUS_CODE
+    s = status[d]
+    sched = d[(s != code["skipped"]) & (s != code["dead"])]
+    done = d[s == code["completed"]]
+    count = lambda st: int(np.count_nonzero(s == code[st]))  # noqa: E731
+    return {
+        "round": rec["round"], "t_start_s": rec["t_start_s"], "t_end_s": rec["t_end_s"],
+        "latency_s": rec["t_end_s"] - rec["t_start_s"],
+        "num_scheduled": len(sched), "num_completed": len(done),
+        "num_stragglers": count("straggler"), "num_dropouts": count("dropout"),
+        "num_leaves": count("left"), "num_outages": count("outage"),
+        "num_timeouts": int(cols["num_timeouts"][d].sum()),
+        "server_slowdown": float(rec.get("server_slowdown", 1.0)),
+        "energy_j": _sum(cols["energy_j"][d]),
+        "energy_mean_j": _mean(cols["energy_j"][sched]),
+        "energy_max_j": _max(cols["energy_j"][sched]),
+        "compute_energy_j": _sum(cols["compute_energy_j"][d]),
+        "tx_energy_j": _sum(cols["tx_energy_j"][d]),
+        **{c: _mean(cols[c][done]) for c in _MEAN_COLUMNS},
+        "bytes_up": _sum(cols["bytes_up"][d]), "bytes_down": _sum(cols["bytes_down"][d]),
+        "accuracy": rec["accuracy"], "loss": rec["loss"],
+    }  # fmt: skip
+
+
+def round_tables(
+    cols: dict[str, np.ndarray], rec: dict[str, Any]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """One round's devices rows and rounds row from its trace rows ``cols`` (in
+    :meth:`wsim.records.EventLog.columns` form) and its round-log record ``rec``: the rows
+    :func:`devices_frame` and :func:`rounds_frame` give for that round, same values and bits.
+
+    Raises:
+        ValueError: A trace row belongs to another round.
+    """
+    rounds = cols["round"]
+    if len(rounds) and (rounds.min() != rec["round"] or rounds.max() != rec["round"]):
+        raise ValueError(
+            f"round {rec['round']}: trace rows of rounds {rounds.min()}..{rounds.max()}"
+        )
+    data, status = _devices_data(cols, [rec])
+    devices = pd.DataFrame(data, copy=False)
+    row = _round_row(status, data, np.arange(len(status)), rec)
+    return devices, row

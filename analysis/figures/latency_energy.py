@@ -1,10 +1,15 @@
 """Per-round latency stacked by component, and per-round device energy (mean split into compute
-and transmit, and the maximum over devices); one row of panels per run (from ``rounds.csv``)."""
+and transmit, and the maximum over devices); one row of panels per run (from ``rounds.csv``).
+
+Up to :data:`MAX_BAR_ROUNDS` rounds each round is a stacked bar; a longer run is drawn as stacked
+areas over the rounds (the same values; a hundred hatched bars per panel take seconds to render
+and cannot be told apart)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -19,6 +24,7 @@ from analysis.style import DOUBLE_COLUMN_IN, HATCHES, OKABE_ITO, new_figure, pap
 NAME = "latency_energy"
 BAR_WIDTH = 0.7
 MAX_ROUND_TICKS = 12
+MAX_BAR_ROUNDS = 30
 LATENCY_LABELS = {
     "client_compute_s": "Client compute",
     "upload_s": "Upload",
@@ -36,6 +42,9 @@ def table(inputs: Inputs, options: Options) -> pd.DataFrame:
 
 
 def _stack(ax: Axes, run: pd.DataFrame, labels: dict[str, str]) -> None:
+    if len(run) > MAX_BAR_ROUNDS:
+        _stack_areas(ax, run, labels)
+        return
     bottom = pd.Series(0.0, index=run.index)
     for index, (column, text) in enumerate(labels.items()):
         ax.bar(
@@ -51,6 +60,18 @@ def _stack(ax: Axes, run: pd.DataFrame, labels: dict[str, str]) -> None:
             gid=column,
         )
         bottom = bottom + run[column]
+
+
+def _stack_areas(ax: Axes, run: pd.DataFrame, labels: dict[str, str]) -> None:
+    """The components stacked as areas over the rounds (NaN drawn as 0, as a missing bar)."""
+    bottom = np.zeros(len(run))
+    for index, (column, text) in enumerate(labels.items()):
+        top = bottom + run[column].fillna(0.0).to_numpy()
+        ax.fill_between(
+            run["round"], bottom, top, label=text, color=OKABE_ITO[COLOURS[index]],
+            hatch=HATCHES[index], edgecolor="white", linewidth=0.4, gid=column,
+        )  # fmt: skip
+        bottom = top
 
 
 def _round_ticks(ax: Axes, rounds: pd.Series) -> None:

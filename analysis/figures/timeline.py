@@ -35,14 +35,22 @@ KIND_STYLE = {  # kind -> (legend text, face colour, hatch); upload's colour com
 
 
 def table(inputs: Inputs, options: Options) -> pd.DataFrame:
-    """The chosen round's events for the first six devices of the first run with events."""
+    """The chosen round's events for the first six devices of the first run with events (only
+    that round's rows of ``events.parquet`` are read)."""
     runs = [r for r in inputs.runs if r.events is not None]
     if not runs:
         raise MissingInput("needs a run folder with events.parquet")
     if len(runs) > 1:
         note(NAME, f"drawn for the first run with events ({runs[0].label}) of {len(runs)}")
+    span = runs[0].events.value_range("round")
+    if span is None:
+        raise MissingInput("the run has no events")
+    chosen = int(span[0]) if options.round_index is None else options.round_index
+    events = runs[0].events.read(metrics.TIMELINE_COLUMNS, where={"round": chosen})
+    if events.empty:
+        raise MissingInput(f"round {chosen} has no events (rounds {span[0]}..{span[1]})")
     try:
-        result = metrics.timeline_table(runs[0].events, options.round_index, MAX_DEVICES)
+        result = metrics.timeline_table(events, chosen, MAX_DEVICES)
     except KeyError as error:
         raise MissingInput(error.args[0]) from error
     if result.empty:

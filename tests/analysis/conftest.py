@@ -122,7 +122,7 @@ def _round_row(round_, start, end, devices: pd.DataFrame, events, accuracy) -> d
 
 
 def write_run(path: Path, name: str, method: str, seed: int) -> Path:
-    """A run folder whose devices.csv and rounds.csv are reductions of its events."""
+    """A run folder whose devices.parquet and rounds.csv are reductions of its events."""
     rng = np.random.default_rng(seed)
     factor, final_accuracy = METHODS[method]
     events, devices, rounds, start = [], [], [], 0.0
@@ -150,7 +150,7 @@ def write_run(path: Path, name: str, method: str, seed: int) -> Path:
         start = end + 0.01
     path.mkdir(parents=True)
     pd.DataFrame(events).to_parquet(path / "events.parquet", index=False)
-    pd.concat(devices).to_csv(path / "devices.csv", index=False)
+    pd.concat(devices).to_parquet(path / "devices.parquet", index=False)
     pd.DataFrame(rounds).to_csv(path / "rounds.csv", index=False)
     (path / "scenario.toml").write_text(
         f'name = "{name}"\nseed = {seed}\n\n[method]\nname = "{method}"\n'
@@ -177,7 +177,7 @@ def write_sweep(path: Path, key: str, values: list[float], seeds: list[int]) -> 
         rows.append(frame.assign(**{"method.name": method}))
     sweep = pd.concat(rows, ignore_index=True)
     sweep.to_parquet(path / "sweep.parquet", index=False)
-    devices = pd.read_csv(template_run / "devices.csv").assign(run_id="run000")
+    devices = pd.read_parquet(template_run / "devices.parquet").assign(run_id="run000")
     devices.to_parquet(path / "sweep_devices.parquet", index=False)
     return path
 

@@ -72,6 +72,30 @@ def test_latency_energy_bars_equal_csv(made) -> None:
         np.testing.assert_allclose(max_line.get_ydata(), run["energy_max_j"])
 
 
+def test_latency_energy_of_a_long_run_stacks_areas() -> None:
+    """Past MAX_BAR_ROUNDS rounds the components are stacked areas whose top edge at each round
+    is the cumulative sum of the components (the bars' tops)."""
+    from analysis.metrics import latency_energy_table
+
+    num = latency_energy.MAX_BAR_ROUNDS + 10
+    rng = np.random.default_rng(2)
+    cols = ("client_compute_s", "upload_s", "server_s", "server_wait_s", "download_s",
+            "latency_s", "energy_j", "energy_mean_j", "energy_max_j", "compute_energy_j",
+            "tx_energy_j")  # fmt: skip
+    rounds = pd.DataFrame({"round": np.arange(num), **{c: rng.random(num) for c in cols}})
+    table = latency_energy_table([("A", "none", rounds)])
+    fig = latency_energy.draw(table)
+    latency_ax = fig.axes[0]
+    assert not [p for p in latency_ax.patches if isinstance(p, Rectangle)]
+    top = np.zeros(num)
+    for column in latency_energy.LATENCY_LABELS:
+        (area,) = [c for c in latency_ax.collections if c.get_gid() == column]
+        top = top + table[column].to_numpy()
+        xy = area.get_paths()[0].vertices
+        highest = [xy[np.isclose(xy[:, 0], r), 1].max() for r in range(num)]
+        np.testing.assert_allclose(highest, top)
+
+
 def test_timeline_bars_equal_csv(made) -> None:
     table = pd.read_csv(made[0] / "timeline.csv")
     ax = timeline.draw(table).axes[0]

@@ -36,7 +36,7 @@ def test_latency_energy_matches_rounds_and_devices(results, made) -> None:
     table = _csv(made, "latency_energy")
     for method, path in results.runs.items():
         rounds = pd.read_csv(path / "rounds.csv")
-        devices = pd.read_csv(path / "devices.csv")
+        devices = pd.read_parquet(path / "devices.parquet")
         mine = table[table["method"] == method].set_index("round")
         for row in rounds.itertuples():
             assert mine.loc[row.round, "server_incl_wait_s"] == pytest.approx(
@@ -72,7 +72,7 @@ def test_tradeoff_is_mean_over_rounds_then_seeds(results, made) -> None:
 def test_cdf_uses_completed_devices_only(results, made) -> None:
     table = _csv(made, "cdf")
     for method, path in results.runs.items():
-        devices = pd.read_csv(path / "devices.csv")
+        devices = pd.read_parquet(path / "devices.parquet")
         done = devices[devices["status"] == "completed"]
         assert len(done) == len(devices) - 1  # one straggler per run
         for metric in ("latency_s", "energy_j"):
@@ -81,6 +81,55 @@ def test_cdf_uses_completed_devices_only(results, made) -> None:
             assert list(mine["value"]) == pytest.approx(expected)
             n = len(expected)
             assert list(mine["probability"]) == pytest.approx([(i + 1) / n for i in range(n)])
+
+
+def test_cdf_of_many_device_rounds_is_thinned_to_exact_order_statistics() -> None:
+    """Above ``max_points`` values a curve keeps evenly spaced ranks 1..n, each point the
+    exact ECDF (rank / n) at its value; the first and the last value are kept."""
+    from analysis.metrics import cdf_table
+
+    rng = np.random.default_rng(5)
+    num = 100_003
+    devices = pd.DataFrame({
+        "status": np.where(rng.random(num) < 0.9, "completed", "straggler"),
+        "latency_s": rng.exponential(2.0, num).round(2),  # many ties
+        "energy_j": rng.random(num),
+    })  # fmt: skip
+    table = cdf_table([("A", "none", devices)], max_points=500)
+    done = devices[devices["status"] == "completed"]
+    for metric in ("latency_s", "energy_j"):
+        curve = table[table["metric"] == metric]
+        values = np.sort(done[metric].to_numpy())
+        assert 490 <= len(curve) <= 500
+        rank = np.rint(curve["probability"].to_numpy() * len(values)).astype(int)
+        np.testing.assert_array_equal(curve["value"].to_numpy(), values[rank - 1])
+        assert rank[0] == 1 and rank[-1] == len(values) and np.all(np.diff(rank) > 0)
+        assert np.all(np.diff(rank) <= len(values) // 499 + 1)  # evenly spaced
+
+
+def test_lazy_tables_read_only_what_is_asked(results, tmp_path: Path) -> None:
+    """A run's events/devices are opened, not read: `read` selects columns and rows (row
+    groups), `value_range` comes from the statistics; a run with the older devices.csv loads."""
+    import shutil
+
+    from analysis.load import load_run
+
+    run = load_run(results.runs["none"])
+    events = pd.read_parquet(results.runs["none"] / "events.parquet")
+    got = run.events.read(["device", "t_end_s"], where={"round": 1})
+    want = events.loc[events["round"] == 1, ["device", "t_end_s"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, want)
+    assert run.events.value_range("round") == (events["round"].min(), events["round"].max())
+    old = tmp_path / "old"
+    shutil.copytree(results.runs["none"], old)
+    devices = pd.read_parquet(old / "devices.parquet")
+    devices.to_csv(old / "devices.csv", index=False)
+    (old / "devices.parquet").unlink()
+    legacy = load_run(old).devices
+    assert legacy.path.name == "devices.csv"
+    done = legacy.read(["status", "energy_j"], where={"status": "completed"})
+    want = devices.loc[devices["status"] == "completed", ["status", "energy_j"]]
+    np.testing.assert_array_equal(done["energy_j"], want["energy_j"])
 
 
 def test_payload_reduction_vs_none(results, made) -> None:

@@ -9,10 +9,17 @@ the records so far. A checkpoint folder holds:
 - ``state.pkl``: the world without its trace and round log (``pickle``; torch models and
   tensors pickle as they are), the next round to run, the torch global RNG state when torch is
   loaded (surrogate runs never import it) and how many log parts belong to it;
-- ``log-00000.pkl``, ``log-00001.pkl``, ...: append-only parts, each the event-trace columns
-  and round-log entries added since the previous checkpoint, so a checkpoint costs what the
-  last rounds added, not the whole run so far;
+- ``log-00000.pkl``, ``log-00001.pkl``, ...: append-only parts, one per round: its round-log
+  record (first pickle: read eagerly on resume; only the scalars when the run streams its
+  tables) and its tables (second pickle: the trace rows, devices rows and rounds row,
+  :class:`wsim.outputs.RoundTables`), so a checkpoint costs what the last rounds added, not
+  the whole run so far, and memory holds one round at a time;
 - ``scenario.toml``: the resolved scenario the run was started with.
+
+A run that streams its tables to files (:class:`wsim.outputs.FileSink`) drops them from memory
+as each round ends; the parts are what a resumed run writes into fresh files before its first
+new round (its open ``ParquetWriter`` is no part of the pickled state), so the streamed files
+are continued exactly.
 
 Every file is written atomically (temporary file, then ``os.replace``) and ``state.pkl`` last:
 a kill at any instant leaves the previous checkpoint valid (a part written after it is ignored
@@ -27,20 +34,24 @@ from __future__ import annotations
 
 import pickle
 import sys
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import simpy
 
+from wsim.outputs import Jobs
 from wsim.records import EventLog, RoundLog, atomic_write
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from wsim.outputs import RoundTables
     from wsim.round_api import Allocator
     from wsim.sim.world import World
 
 STATE_FILE = "state.pkl"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _REBUILT = ("env", "server", "allocator", "events", "rounds")
 """World fields not pickled: rebuilt from the scenario (env at the saved clock) or from the log."""
 
@@ -56,16 +67,14 @@ class Checkpointer:
     Attributes:
         folder: The checkpoint folder (created on the first write).
         every: Rounds between checkpoints (>= 1).
-        num_parts: Log parts written so far.
-        events_saved: Event-trace rows already in a part.
-        rounds_saved: Round-log entries already in a part.
+        num_parts: Log parts (rounds) written so far.
     """
 
     folder: Path
     every: int = 1
     num_parts: int = 0
-    events_saved: int = 0
-    rounds_saved: int = 0
+    jobs: Jobs = field(default_factory=Jobs, repr=False, compare=False)
+    """Writes the files on a background thread, in order (a state after its parts)."""
 
     def __post_init__(self) -> None:
         if self.every < 1:
@@ -76,29 +85,47 @@ class Checkpointer:
         """Whether to checkpoint before ``next_round`` (never after the last round)."""
         return next_round < num_rounds and next_round % self.every == 0
 
+    def save_round(self, tables: RoundTables, record: dict[str, Any]) -> None:
+        """Queue the next log part: a finished round's round-log ``record`` and ``tables``
+        (neither may change afterwards)."""
+        path = self.folder / f"log-{self.num_parts:05d}.pkl"
+
+        def write() -> None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(path, lambda tmp: _dump_all([record, tables._asdict()], tmp))
+
+        self.jobs.submit(write)
+        self.num_parts += 1
+
     def save(self, world: World, next_round: int) -> None:
-        """Write a checkpoint from which round ``next_round`` starts."""
-        self.folder.mkdir(parents=True, exist_ok=True)
-        part = {
-            "events": world.events.columns_since(self.events_saved),
-            "rounds": world.rounds.rounds[self.rounds_saved :],
-        }
-        name = f"log-{self.num_parts:05d}.pkl"
-        atomic_write(self.folder / name, lambda tmp: _dump(part, tmp))
+        """Checkpoint now, from which round ``next_round`` starts (the parts of the rounds
+        before it queued by :meth:`save_round`): the state is pickled here, written in the
+        background after the parts."""
         state = {
             "format": FORMAT_VERSION,
             "next_round": next_round,
             "now_s": float(world.env.now),
-            "num_parts": self.num_parts + 1,
+            "num_parts": self.num_parts,
             "world": {
                 f.name: getattr(world, f.name) for f in fields(world) if f.name not in _REBUILT
             },
             "torch_rng": _torch_rng_state(),
         }
-        atomic_write(self.folder / STATE_FILE, lambda tmp: _dump(state, tmp))
-        self.num_parts += 1
-        self.events_saved = len(world.events)
-        self.rounds_saved = len(world.rounds.rounds)
+        data = pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+        def write() -> None:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            atomic_write(self.folder / STATE_FILE, lambda tmp: Path(tmp).write_bytes(data))
+
+        self.jobs.submit(write)
+
+    def wait(self) -> None:
+        """Block until every checkpoint file is written (re-raises a failed write)."""
+        self.jobs.wait()
+
+    def close(self) -> None:
+        """Wait for the files (a failure is not raised) and end the writer thread."""
+        self.jobs.close()
 
 
 @dataclass(frozen=True)
@@ -108,6 +135,16 @@ class Resumed:
     world: World
     next_round: int
     checkpointer: Checkpointer
+    parts: tuple[Path, ...] = ()
+
+    def saved_rounds(self) -> Iterator[RoundTables]:
+        """The tables of the rounds before ``next_round``, one part read at a time."""
+        from wsim.outputs import RoundTables
+
+        for path in self.parts:
+            with open(path, "rb") as f:
+                pickle.load(f)  # the round-log record, already in the world
+                yield RoundTables(**pickle.load(f))
 
 
 def load_checkpoint(
@@ -131,11 +168,11 @@ def load_checkpoint(
     state = _load(folder / STATE_FILE)
     if state.get("format") != FORMAT_VERSION:
         raise CheckpointError(f"{folder / STATE_FILE}: checkpoint format {state.get('format')!r}, expected {FORMAT_VERSION}")  # fmt: skip
-    events, rounds = EventLog(), RoundLog()
-    for k in range(state["num_parts"]):
-        part = _load(folder / f"log-{k:05d}.pkl")
-        events.extend_columns(part["events"])
-        rounds.rounds.extend(part["rounds"])
+    if state["num_parts"] != state["next_round"]:
+        raise CheckpointError(f"{folder / STATE_FILE}: {state['num_parts']} log parts for {state['next_round']} rounds")  # fmt: skip
+    rounds = RoundLog()
+    parts = tuple(folder / f"log-{k:05d}.pkl" for k in range(state["num_parts"]))
+    rounds.rounds.extend(_load(path) for path in parts)  # each part's first pickle
     saved = state["world"]
     scenario = saved["scenario"]
     env = simpy.Environment(initial_time=state["now_s"])
@@ -143,7 +180,7 @@ def load_checkpoint(
         env=env,
         server=EdgeServer(env, scenario.server),
         allocator=allocator if allocator is not None else get_allocator(scenario.optimizer.solver),
-        events=events,
+        events=EventLog(),  # filled (or counted) from the parts by run_simulation
         rounds=rounds,
         **saved,
     )
@@ -151,8 +188,8 @@ def load_checkpoint(
         import torch
 
         torch.set_rng_state(state["torch_rng"])
-    checkpointer = Checkpointer(folder, every, state["num_parts"], len(events), len(rounds.rounds))
-    return Resumed(world, state["next_round"], checkpointer)
+    checkpointer = Checkpointer(folder, every, state["num_parts"])
+    return Resumed(world, state["next_round"], checkpointer, parts)
 
 
 def checkpoint_exists(folder: str | Path) -> bool:
@@ -168,8 +205,14 @@ def _torch_rng_state() -> Any:
 
 
 def _dump(obj: Any, path: str) -> None:
+    _dump_all([obj], path)
+
+
+def _dump_all(objs: list[Any], path: str) -> None:
+    """Pickle ``objs`` one after the other into ``path`` (read back by successive loads)."""
     with open(path, "wb") as f:
-        pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
+        for obj in objs:
+            pickle.dump(obj, f, protocol=pickle.HIGHEST_PROTOCOL)
 
 
 def _load(path: Path) -> Any:

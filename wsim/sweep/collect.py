@@ -1,4 +1,4 @@
-"""The sweep's tables: every completed run's ``rounds.csv``/``devices.csv`` tagged with its run.
+"""The sweep's tables: every completed run's ``rounds.csv``/``devices.parquet`` tagged with its run.
 
 Each row gets ``run_id``, ``seed`` and one column per swept key (named by its dotted key, e.g.
 ``optimizer.energy_price_per_j``) plus ``method.name`` and ``optimizer.solver``, holding the
@@ -38,13 +38,17 @@ def collect_table(
 ) -> pd.DataFrame:
     """Concatenate ``file_name`` of every run in ``runs`` (all complete), tagged and sorted."""
     frames = [
-        _tagged(run, pd.read_csv(run_folder(out, run.run_id) / file_name))
+        _tagged(run, _read(run_folder(out, run.run_id) / file_name))
         for run in sorted(runs, key=lambda r: r.run_id)
     ]
     if not frames:
         return pd.DataFrame(columns=_meta_columns(runs))
     table = pd.concat(frames, ignore_index=True)
     return table.sort_values(list(sort_by), kind="mergesort").reset_index(drop=True)
+
+
+def _read(path: Path) -> pd.DataFrame:
+    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
 def failures_table(runs: Sequence[RunSpec], outcomes: Sequence[RunOutcome]) -> pd.DataFrame:
@@ -61,11 +65,6 @@ def failures_table(runs: Sequence[RunSpec], outcomes: Sequence[RunOutcome]) -> p
         if o.error is not None
     ]
     return pd.DataFrame(rows, columns=[*_meta_columns(runs), "error"])
-
-
-def write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    """Write ``frame`` to Parquet (no index) atomically."""
-    atomic_write(path, lambda tmp: frame.to_parquet(tmp, engine="pyarrow", index=False))
 
 
 def write_csv(frame: pd.DataFrame, path: Path) -> None:

@@ -6,7 +6,7 @@ Sweep folder ``OUT``::
                            `wsim sweep OUT/sweep.toml --out OUT` resumes it
     runs/<run_id>/         one run folder per run (docs/CONTRACTS.md)
     sweep.parquet          rounds.csv of every completed run + run_id, seed, swept keys
-    sweep_devices.parquet  devices.csv likewise
+    sweep_devices.parquet  devices.parquet likewise
     failures.csv           run_id, seed, swept keys, error of every run that failed (header only if none)
 """
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from wsim.records import atomic_write_text
+from wsim.records import atomic_write_text, write_parquet
 from wsim.sweep import collect
 from wsim.sweep.engines import ENGINES, RunOutcome, is_complete, run_folder, run_serial
 from wsim.sweep.expand import RunSpec, expand_sweep
@@ -131,9 +131,9 @@ def run_sweep(
     failed = {o.run_id for o in outcomes if o.error is not None}
     done = [r for r in runs if r.run_id not in failed]
     table = collect.collect_table(done, out, "rounds.csv", collect.ROUNDS_SORT)
-    devices = collect.collect_table(done, out, "devices.csv", collect.DEVICES_SORT)
+    devices = collect.collect_table(done, out, "devices.parquet", collect.DEVICES_SORT)
     failures = collect.failures_table(runs, outcomes)
-    collect.write_parquet(table, out / "sweep.parquet")
-    collect.write_parquet(devices, out / "sweep_devices.parquet")
+    write_parquet(table, out / "sweep.parquet")
+    write_parquet(devices, out / "sweep_devices.parquet")
     collect.write_csv(failures, out / "failures.csv")
     return SweepResult(out, table, devices, failures, len(runs), num_skipped)

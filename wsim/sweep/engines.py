@@ -27,7 +27,7 @@ from wsim.config import Scenario, scenario_to_toml
 from wsim.sweep.expand import RunSpec
 from wsim.sweep.spec import SweepError
 
-RUN_FILES = ("scenario.toml", "events.parquet", "rounds.csv", "devices.csv", "meta.json")
+RUN_FILES = ("scenario.toml", "events.parquet", "rounds.csv", "devices.parquet", "meta.json")
 MAX_ERROR_CHARS = 300
 RAY_TASK_RETRIES = 1  # re-executions of a run whose Ray worker died (exceptions: none)
 
