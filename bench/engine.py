@@ -1,7 +1,7 @@
 """Engine speed at scale, as users feel it: simulation events/s vs raw SimPy, and `wsim run` end to end.
 
     .venv/bin/python bench/engine.py [--scenario FILE ...] [--rounds R] [--devices N]
-                                     [--path batched|scalar] [--no-figures]
+                                     [--no-figures]
 
 Each ``--scenario`` (default ``scenarios/stress_10k.toml``; give several, e.g. also
 ``scenarios/stress_100k.toml``, to compare them in one bench run) is run by ``wsim run``'s own
@@ -64,11 +64,8 @@ def child(args: argparse.Namespace) -> int:
     """One scenario through ``wsim run``'s code; prints one JSON line of measurements."""
     from wsim import runner
     from wsim.config import load_scenario
-    from wsim.sim import batched
     from wsim.sim.engine import run_simulation
 
-    if args.path == "scalar":
-        batched.eligible = lambda world: False  # every round on the per-device processes
     t_jit = time.perf_counter()
     run_simulation(load_scenario(args.child, ["devices.num_devices=20", "sim.num_rounds=1"]))
     t_jit = time.perf_counter() - t_jit
@@ -93,7 +90,7 @@ def child(args: argparse.Namespace) -> int:
 
 
 def _measure(scenario: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--child", scenario, "--path", args.path]
+    cmd = [sys.executable, __file__, "--child", scenario]
     cmd += ["--rounds", str(args.rounds)] if args.rounds else []
     cmd += ["--devices", str(args.devices)] if args.devices else []
     cmd += ["--no-figures"] if args.no_figures else []
@@ -133,7 +130,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--devices", type=int, default=0, help="override devices.num_devices")
     parser.add_argument("--raw-procs", type=int, default=1000)
     parser.add_argument("--raw-events", type=int, default=500_000)
-    parser.add_argument("--path", choices=("batched", "scalar"), default="batched")
     parser.add_argument("--no-figures", action="store_true", help="wsim run --no-figures")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
