@@ -6,23 +6,30 @@ activation uplink / downlink bits per round (the split-learning payloads the com
 SplitCom's U-shaped extra pair included; the LoRA adapter exchange is the same for every method
 and is not counted), the uplink ratio and the total (uplink + downlink) ratio to ``none`` (how many
 times less), final test accuracy of the split model as deployed (device stage → compressor →
-server stage, ``RealWorkload.evaluate``) with ±σ, the binomial standard error
-``sqrt(a (1 − a) / n_test)`` of that one run (not a spread over seeds), accuracy loss vs ``none``
+server stage, ``RealWorkload.evaluate``), its mean over ``--seeds`` (the scenario seed: devices,
+channel, data partition, initialisation) with ±σ the sample standard deviation over the seeds
+(with one seed: the binomial standard error ``sqrt(a (1 − a) / n_test)`` of that run; the
+``accuracy_binomial_se`` column always holds the latter, at the mean accuracy), accuracy loss vs
+``none``
 (points), the accuracy of the same global model on the uncompressed full sequence
 (``evaluate_full``), server FLOPs ratio to ``none``, device memory (device-stage parameters as
 stored, bytes), device compute energy per round (J, the ``client_fwd`` + ``client_bwd`` events of
 all devices) and device peak memory (bytes: stored device weights + adapter gradients + optimizer
 state + the profiled activation peak of one device step on a probe batch — forward + backward
-when the device trains, forward only for a frozen device; SplitCom's caches not included).
+when the device trains, forward only for a frozen device; SFT's paper recipe: its device part
+``SFTPaper.encode`` only, the factored FFN's rest is the server's; SplitCom's caches not
+included). Every measure but the accuracy's σ is the mean over the seeds.
 
 Each method with a ``paper`` recipe (PAPERS.md) has two rows: ``<method>`` runs its scenario file
 (the paper recipe) and ``<method>_wsim`` the ``wsim`` recipe. Rows named in ``VARIANTS`` run a
 scenario with overrides and/or a compressor parameter the scenario format has no field for (the
 [CLS]-scored ST-SFLora of DESIGN §6 as first written). ``--csv`` also writes the table with
-accuracies as fractions (``analysis/`` turns it into a LaTeX table). The ST-SFLora ``paper`` row
+accuracies as fractions and each row's ``method_name``, ``recipe`` and ``variant`` (``analysis/``
+turns it into a LaTeX table labelled by recipe, e.g. "ST-SFLora (paper)"). The ST-SFLora ``paper`` row
 needs the engine's ``device_trains`` support (frozen device stage).
 
-    .venv/bin/python bench/compression.py --rounds 30 --jobs 2 --csv runs/compression.csv
+    .venv/bin/python bench/compression.py --rounds 30 --seeds 0 1 2 --jobs 2 \
+        --csv bench/results/compression.csv
 """
 
 from __future__ import annotations
@@ -55,8 +62,15 @@ COLUMNS = (
     "method", "uplink_bits_per_round", "downlink_bits_per_round", "uplink_ratio", "total_ratio",
     "final_accuracy", "accuracy_sigma", "accuracy_loss", "full_sequence_accuracy",
     "server_flops_ratio", "device_memory_bytes", "device_compute_energy_j_per_round",
-    "device_peak_memory_bytes", "ushape_bits_per_round",
+    "device_peak_memory_bytes", "ushape_bits_per_round", "method_name", "recipe", "variant",
+    "num_seeds", "accuracy_binomial_se",
 )  # fmt: skip
+MEASURES = (
+    "uplink_bits_per_round", "downlink_bits_per_round", "final_accuracy",
+    "device_compute_energy_j_per_round", "device_peak_memory_bytes", "full_sequence_accuracy",
+    "server_flops", "device_memory_bytes", "ushape_bits_per_round",
+)  # fmt: skip
+"""The per-run measures averaged over the seeds."""
 
 
 def device_peak_memory_bytes(workload: Any) -> int:
@@ -64,7 +78,7 @@ def device_peak_memory_bytes(workload: Any) -> int:
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from wsim.compression import CompressContext
+    from wsim.compression import CompressContext, Compressed, SFTPaper
     from wsim.training.data import model_input
 
     trainer, cfg = workload.trainer, workload.config
@@ -73,6 +87,14 @@ def device_peak_memory_bytes(workload: Any) -> int:
     k = max(workload.profile().token_counts)
     gen = torch.Generator().manual_seed(0)  # random_tokens draws; the probe never trains
     ctx = CompressContext(sample_ids=idx, keep_tokens=k, generator=gen, training=False)
+    compressor = workload.compressor
+    if isinstance(compressor, SFTPaper):  # the device's part only: z = S_r V_rᵀ · norm2(h)
+        sft = compressor
+
+        def compressor(h: Any, _attn: Any, _ctx: Any) -> Compressed:
+            z = sft.encode(h)
+            return Compressed(z, z.numel() * sft.quant_bits, z.numel() * 32, h.shape[1], 1.0)
+
     state = 0
     device = trainer.devices[0]
     if workload.device_trains:
@@ -83,7 +105,7 @@ def device_peak_memory_bytes(workload: Any) -> int:
             if t.dim() > 0
         ) + sum(p.numel() * p.element_size() for p in device.params.values())  # grads
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out = trainer.client_forward(0, images, workload.compressor, ctx)
+        out = trainer.client_forward(0, images, compressor, ctx)
         if workload.device_trains:
             grad = torch.ones_like(out.server_input)
             del out
@@ -98,8 +120,8 @@ def device_peak_memory_bytes(workload: Any) -> int:
     return int(workload.device_memory_bytes + state + peak)
 
 
-def run_method(name: str, rounds: int, overrides: tuple[str, ...] = ()) -> dict:
-    """Run one row's scenario; return its raw measures."""
+def run_method(name: str, rounds: int, seed: int = 0, overrides: tuple[str, ...] = ()) -> dict:
+    """Run one row's scenario with scenario seed ``seed``; return its raw measures."""
     import torch
 
     from wsim.compression import ushape_extra_bits
@@ -110,7 +132,7 @@ def run_method(name: str, rounds: int, overrides: tuple[str, ...] = ()) -> dict:
     torch.set_num_threads(1)
     stem, extra, params = VARIANTS.get(name, (name, (), {}))
     path = ROOT / "scenarios" / "methods" / f"{stem}.toml"
-    sc = load_scenario(path, [f"sim.num_rounds={rounds}", *extra, *overrides])
+    sc = load_scenario(path, [f"sim.num_rounds={rounds}", f"seed={seed}", *extra, *overrides])
     workload = RealWorkload(sc, compressor_params=params or None)
     res = run_simulation(sc, workload=workload)
     ev = res.events
@@ -121,6 +143,10 @@ def run_method(name: str, rounds: int, overrides: tuple[str, ...] = ()) -> dict:
         ushape = float(sum(ushape_extra_bits(sc.data.batch_size, workload.config.embed_dim)))
     return {
         "method": name,
+        "method_name": sc.method.name,
+        "recipe": sc.method.recipe,
+        "variant": "cls" if params.get("score") == "cls" else "",
+        "seed": seed,
         "uplink_bits_per_round": 8.0 * ev.loc[ev["kind"] == "upload", "bytes"].sum() / n,
         "downlink_bits_per_round": 8.0 * ev.loc[ev["kind"] == "download", "bytes"].sum() / n,
         "final_accuracy": float(res.rounds["accuracy"].iloc[-1]),
@@ -136,12 +162,33 @@ def run_method(name: str, rounds: int, overrides: tuple[str, ...] = ()) -> dict:
     }
 
 
+def over_seeds(raw: list[dict]) -> list[dict]:
+    """One row per method: :data:`MEASURES` averaged over its seeds, the accuracy's sample σ."""
+    import numpy as np
+
+    rows = []
+    for name in dict.fromkeys(r["method"] for r in raw):
+        runs = [r for r in raw if r["method"] == name]
+        row = {k: runs[0][k] for k in ("method", "method_name", "recipe", "variant", "num_test")}
+        row |= {k: float(np.mean([r[k] for r in runs])) for k in MEASURES}
+        acc = np.array([r["final_accuracy"] for r in runs])
+        binomial = float(
+            np.sqrt(row["final_accuracy"] * (1 - row["final_accuracy"]) / row["num_test"])
+        )
+        row["num_seeds"] = len(runs)
+        row["accuracy_binomial_se"] = binomial
+        row["accuracy_sigma"] = float(acc.std(ddof=1)) if len(runs) > 1 else binomial
+        rows.append(row)
+    return rows
+
+
 def table(raw: list[dict]) -> list[dict]:
-    """Add the ratios to ``none`` (which must be in ``raw``)."""
-    ref = next(r for r in raw if r["method"] == "none")
+    """Average over the seeds and add the ratios to ``none`` (which must be in ``raw``)."""
+    means = over_seeds(raw)
+    ref = next(r for r in means if r["method"] == "none")
     ref_total = ref["uplink_bits_per_round"] + ref["downlink_bits_per_round"]
     rows = []
-    for r in raw:
+    for r in means:
         total = r["uplink_bits_per_round"] + r["downlink_bits_per_round"]
         rows.append({
             "method": r["method"],
@@ -150,8 +197,7 @@ def table(raw: list[dict]) -> list[dict]:
             "uplink_ratio": ref["uplink_bits_per_round"] / r["uplink_bits_per_round"],
             "total_ratio": ref_total / total,
             "final_accuracy": r["final_accuracy"],
-            "accuracy_sigma": (r["final_accuracy"] * (1 - r["final_accuracy"]) / r["num_test"])
-            ** 0.5,
+            "accuracy_sigma": r["accuracy_sigma"],
             "accuracy_loss": ref["final_accuracy"] - r["final_accuracy"],
             "full_sequence_accuracy": r["full_sequence_accuracy"],
             "server_flops_ratio": r["server_flops"] / ref["server_flops"],
@@ -159,6 +205,8 @@ def table(raw: list[dict]) -> list[dict]:
             "device_compute_energy_j_per_round": r["device_compute_energy_j_per_round"],
             "device_peak_memory_bytes": r["device_peak_memory_bytes"],
             "ushape_bits_per_round": r["ushape_bits_per_round"],
+            **{k: r[k] for k in ("method_name", "recipe", "variant", "num_seeds",
+                                 "accuracy_binomial_se")},
         })  # fmt: skip
     return rows
 
@@ -179,8 +227,8 @@ def print_table(rows: list[dict]) -> None:
             f"{r['total_ratio']:>10.2f}"
             f"{100 * r['final_accuracy']:>8.2f} ±{100 * r['accuracy_sigma']:>4.2f}"
             f"{100 * r['accuracy_loss']:>8.2f}{100 * r['full_sequence_accuracy']:>11.2f}"
-            f"{r['server_flops_ratio']:>10.3f}{r['device_memory_bytes']:>10d}"
-            f"{r['device_compute_energy_j_per_round']:>10.3f}{r['device_peak_memory_bytes']:>11d}"
+            f"{r['server_flops_ratio']:>10.3f}{r['device_memory_bytes']:>10.0f}"
+            f"{r['device_compute_energy_j_per_round']:>10.3f}{r['device_peak_memory_bytes']:>11.0f}"
         )
     for r in rows:
         if r["ushape_bits_per_round"] > 0:
@@ -196,18 +244,28 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--jobs", type=int, default=1, help="methods run in parallel processes")
+    parser.add_argument(
+        "--seeds", type=int, nargs="+", default=[0], help="scenario seeds (accuracy ± σ over them)"
+    )
     parser.add_argument("--set", action="append", default=[], help="extra scenario override")
     parser.add_argument("--csv", type=Path, default=None)
     args = parser.parse_args()
     methods = ["none", *[m for m in args.methods if m != "none"]]
     with ProcessPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = [pool.submit(run_method, m, args.rounds, tuple(args.set)) for m in methods]
+        futures = [
+            pool.submit(run_method, m, args.rounds, seed, tuple(args.set))
+            for m in methods
+            for seed in args.seeds
+        ]
         raw = []
         for f in futures:
             raw.append(f.result())
-            print(f"done: {raw[-1]['method']}", file=sys.stderr, flush=True)
+            print(f"done: {raw[-1]['method']} seed {raw[-1]['seed']}", file=sys.stderr, flush=True)
     rows = table(raw)
-    print(f"default scenario, seed 0, {args.rounds} rounds, real coupled loop")
+    seeds = " ".join(map(str, args.seeds))
+    print(
+        f"default scenario, seeds {seeds} (± σ over them), {args.rounds} rounds, real coupled loop"
+    )
     print_table(rows)
     if args.csv is not None:
         args.csv.parent.mkdir(parents=True, exist_ok=True)

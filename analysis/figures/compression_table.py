@@ -1,4 +1,5 @@
-"""The compression comparison as a LaTeX booktabs table (``compression_table.tex``) and its CSV."""
+"""The compression comparison as a LaTeX booktabs table (``compression_table.tex``) and its CSV,
+one row per method and recipe ("ST-SFLora (paper)", "ST-SFLora (wsim)")."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pandas as pd
 
 from analysis import metrics
 from analysis.figures.spec import MissingInput, Options
+from analysis.figures.tradeoff import recipe_label
 from analysis.load import Inputs
 from analysis.output import write_table
 
@@ -32,7 +34,21 @@ def table(inputs: Inputs, options: Options) -> pd.DataFrame:
     """The comparison in print units."""
     if inputs.compression_bench is None:
         raise MissingInput("needs a compression-bench CSV")
-    return metrics.compression_table(inputs.compression_bench)
+    return with_recipe_labels(metrics.compression_table(inputs.compression_bench),
+                              inputs.compression_bench)  # fmt: skip
+
+
+def with_recipe_labels(table: pd.DataFrame, bench: pd.DataFrame) -> pd.DataFrame:
+    """``table`` (one row per bench row) labelled by method and recipe ("ST-SFLora (paper)")
+    when the bench CSV has ``method_name``/``recipe`` columns; unchanged otherwise."""
+    if not {"method_name", "recipe"} <= set(bench.columns):
+        return table
+    variants = bench["variant"] if "variant" in bench else [None] * len(bench)
+    labels = [
+        recipe_label(m, r, v)
+        for m, r, v in zip(bench["method_name"], bench["recipe"], variants, strict=True)
+    ]
+    return table.assign(label=labels)
 
 
 def escape_latex(text: str) -> str:

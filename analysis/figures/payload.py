@@ -1,9 +1,11 @@
 """Uplink and downlink bytes per round by method (log scale), each bar annotated with its
-reduction vs the ``none`` method. From run folders, else from a compression-bench CSV."""
+reduction vs the ``none`` method. From run folders, else from a compression-bench CSV; methods
+with two recipes are labelled by recipe ("SFT (paper)")."""
 
 from __future__ import annotations
 
 import math
+import tomllib
 from pathlib import Path
 
 import numpy as np
@@ -11,8 +13,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from analysis import metrics
+from analysis.figures.compression_table import with_recipe_labels
 from analysis.figures.spec import MissingInput, Options, note
-from analysis.load import Inputs
+from analysis.figures.tradeoff import recipe_label
+from analysis.load import Inputs, Run
 from analysis.output import save_figure
 from analysis.style import (
     HATCHES,
@@ -36,14 +40,28 @@ COLOURS = ("blue", "vermillion")
 def table(inputs: Inputs, options: Options) -> pd.DataFrame:
     """Mean bytes per round per run (or per bench method) with reductions vs ``none``."""
     if inputs.runs:
-        result = metrics.payload_table([(r.label, r.method, r.rounds) for r in inputs.runs])
+        runs = [(_run_label(r), r.method, r.rounds) for r in inputs.runs]
+        result = metrics.payload_table(runs)
     elif inputs.compression_bench is not None:
-        result = metrics.payload_table_from_bench(inputs.compression_bench)
+        bench = inputs.compression_bench
+        result = with_recipe_labels(metrics.payload_table_from_bench(bench), bench)
     else:
         raise MissingInput("needs run folders or a compression-bench CSV")
     if result["uplink_reduction"].isna().all():
         note(NAME, f"no '{metrics.BASELINE_METHOD}' method among the inputs: no reduction shown")
     return result
+
+
+def _run_label(run: Run) -> str:
+    """The run's label with its method's name replaced by method + recipe (from the run's
+    ``scenario.toml``), e.g. "ST-SFLora" → "ST-SFLora (paper)"."""
+    path = run.path / "scenario.toml"
+    try:
+        recipe = tomllib.loads(path.read_text()).get("method", {}).get("recipe")
+    except (OSError, tomllib.TOMLDecodeError):
+        return run.label
+    plain = display_name(run.method)
+    return run.label.replace(plain, recipe_label(run.method, recipe), 1)
 
 
 def _ratio_text(ratio: float) -> str:

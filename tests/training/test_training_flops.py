@@ -19,7 +19,13 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 from wsim_training_helpers import TINY, tiny_model
 
-from wsim.training.flops import block_flops, client_flops, server_flops
+from wsim.training.flops import (
+    attention_half_flops,
+    block_flops,
+    client_flops,
+    mlp_half_flops,
+    server_flops,
+)
 
 BATCH = 2
 
@@ -69,6 +75,47 @@ def test_flops_match_flop_counter(targets):
         measured = _counted(model.server_stage, tokens)
         analytic = server_flops(config, BATCH, kept).forward_flops
         assert analytic == pytest.approx(measured, rel=0.02)
+
+
+@pytest.mark.parametrize(("targets", "rank"), [(("qkv",), 3), (("qkv", "proj"), 8)])
+def test_sft_paper_split_flops_match_flop_counter(targets, rank):
+    """SFT's paper split (PAPERS.md SFT [A]): the device runs blocks[:cut], the cut block's
+    attention half and ``S_r V_rᵀ · norm2(h)``; the server ``U_r`` (+ bias), GELU, fc2 (no MLP
+    residual) and blocks[cut + 1:] — the counted FLOPs of the real code on each side."""
+    from wsim.compression import SFTPaper
+    from wsim.training.split import build_split_vit
+
+    config = TINY.replace(lora_targets=targets, depth=3, cut_layer=1)
+    model = build_split_vit(config, torch.Generator().manual_seed(0), attention_half=True)
+    comp = SFTPaper.from_block(model.vit.blocks[config.cut_layer], rank)
+    images = torch.randn(BATCH, 1, config.img_size, config.img_size)
+    device = _counted(lambda x: comp.encode(model.device_stage(x)), images)
+    z = torch.randn(BATCH, config.num_tokens, rank)
+    server = _counted(lambda v: model.server_stage(comp.decode(v)), z)
+    assert client_flops(config, BATCH, sft_rank=rank).forward_flops == pytest.approx(
+        device, rel=0.02
+    )
+    assert server_flops(config, BATCH, config.num_tokens, sft_rank=rank).forward_flops == server
+    # the plain-cut formulas miss the cut block's attention half on the device side
+    assert client_flops(config, BATCH).forward_flops < 0.9 * device
+    split = client_flops(config, BATCH, sft_rank=rank)
+    assert split.backward_flops == 2 * split.forward_flops
+    with pytest.raises(ValueError, match="sft_rank"):
+        client_flops(config, BATCH, sft_rank=config.embed_dim + 1)
+
+
+def test_block_is_its_attention_half_plus_its_mlp_half():
+    n, d = TINY.num_tokens, TINY.embed_dim
+    for targets in [(), ("qkv",), ("qkv", "proj", "fc1", "fc2")]:
+        whole = block_flops(n, d, TINY.num_heads, TINY.mlp_ratio, 2, targets)
+        halves = attention_half_flops(n, d, TINY.num_heads, 2, targets) + mlp_half_flops(
+            n, d, TINY.mlp_ratio, 2, targets
+        )
+        assert whole == halves
+    # by hand: qkv 6Nd² + proj 2Nd² + attention core 4N²d
+    assert attention_half_flops(n, d, TINY.num_heads) == 8 * n * d * d + 4 * n * n * d
+    with pytest.raises(ValueError, match="LoRA target"):
+        mlp_half_flops(n, d, 2.0, 2, ("bogus",))
 
 
 def test_fewer_tokens_fewer_server_flops_and_backward_convention():

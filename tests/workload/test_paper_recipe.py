@@ -155,3 +155,32 @@ def test_splitcom_paper_uploads_and_downloads_fall_after_the_first_epoch(tiny, e
     for kind, total in per_round.items():
         assert total[-1] < 0.9 * total[0], (kind, total)
     assert len(wl.compressor.grad_cache) > 0 and wl.compressor.last_download_ratio < 1
+
+
+def test_sft_paper_run_uploads_b_n_r_numbers_and_counts_the_split_flops(tiny) -> None:
+    """SFT paper in the coupled loop: every upload and download is ``B·N·r`` fp32 numbers, and
+    the device/server FLOPs are those of the attention-half split (training.flops, sft_rank)."""
+    from wsim.sim.engine import run_simulation
+    from wsim.training.flops import client_flops, server_flops
+    from wsim.workload.real import device_modules
+
+    sc = tiny('method.name="sft"', "method.rank=3")
+    wl = RealWorkload(sc)
+    cfg, batch, n = wl.config, sc.data.batch_size, wl.config.num_tokens
+    ev = run_simulation(sc, workload=wl).events
+    for kind in ("upload", "download"):
+        assert (ev.loc[ev["kind"] == kind, "bytes"] == batch * n * 3 * 4).all()
+    fwd = client_flops(cfg, batch, sft_rank=3)
+    srv = server_flops(cfg, batch, n, sft_rank=3).total_flops
+    assert (ev.loc[ev["kind"] == "client_fwd", "flops"] == fwd.forward_flops).all()
+    assert (ev.loc[ev["kind"] == "client_bwd", "flops"] == fwd.backward_flops).all()
+    assert np.allclose(ev.loc[ev["kind"] == "server", "flops"], srv, rtol=1e-9)  # event float
+    prof = wl.profile()
+    assert prof.client_fwd_flops == (fwd.forward_flops / batch,)
+    assert prof.server_flops == (srv / batch,)
+    # device memory: blocks[:cut] + the cut block's attention half + S_r V_rᵀ [r, d] fp32
+    modules, loose = device_modules(wl.trainer.model)
+    stored = sum(t.numel() * t.element_size() for t in (*modules.parameters(), *modules.buffers()))
+    assert wl.device_memory_bytes == stored + loose + 3 * cfg.embed_dim * 4
+    attn = wl.trainer.model.vit.blocks[cfg.cut_layer].attn
+    assert any(p is q for p in modules.parameters() for q in attn.parameters())

@@ -13,7 +13,9 @@ attention half of ``blocks[cut]`` (``DeviceStage(attention_half=True)``), then
 ``drop_path2(ls2(fc2(norm(drop1(act(U_r z + b1))))))`` — timm's ``Mlp`` order — and continues with
 ``blocks[cut + 1:]``. Payload ``B·N·r·q`` bits (q = 32, or 16 as wsim's fp16 option), no side
 information (U_r, S_r V_rᵀ are fixed and known to both ends); the gradient comes back in z's shape
-``[B, N, r]`` fp32 (``grad_payload_bits``).
+``[B, N, r]`` fp32 (``grad_payload_bits``). :meth:`SFTPaper.encode` is the device's part and
+:meth:`SFTPaper.decode` the server's; their FLOPs are ``wsim.training.flops``' ``client_flops`` /
+``server_flops`` with ``sft_rank = r`` (tested against ``FlopCounterMode``).
 
 wsim's choices where the sources are silent: the server part runs inside ``compress`` (it uses the
 frozen modules of the one timm model), so autograd returns the gradient with respect to the block
@@ -97,19 +99,29 @@ class SFTPaper:
         """The factorization rank r."""
         return int(self.down.shape[0])
 
+    def encode(self, activation: torch.Tensor) -> torch.Tensor:
+        """The device's part: ``z = S_r V_rᵀ · norm2(h)`` ``[B, N, r]`` (fp16-rounded with a
+        straight-through gradient when ``quant_bits`` is 16)."""
+        z = F.linear(self.block.norm2(activation), self.down)
+        if self.quant_bits == 16:
+            z = z + (z.to(torch.float16).to(z.dtype) - z).detach()
+        return z
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """The server's part of the cut block: ``fc2(GELU(U_r z + b1))`` (timm's ``Mlp`` order,
+        ``ls2``/``drop_path2`` applied), WITHOUT the block's MLP residual."""
+        b, mlp = self.block, self.block.mlp
+        hidden = mlp.act(F.linear(z, self.up, self.bias))
+        return b.drop_path2(b.ls2(mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(hidden))))))
+
     def compress(
         self, activation: torch.Tensor, cls_attn: torch.Tensor | None, ctx: CompressContext
     ) -> Compressed:
         check_activation(activation, None)
-        b, mlp = self.block, self.block.mlp
-        z = F.linear(b.norm2(activation), self.down)  # [B, N, r]: the device's upload
-        if self.quant_bits == 16:
-            z = z + (z.to(torch.float16).to(z.dtype) - z).detach()
-        hidden = mlp.act(F.linear(z, self.up, self.bias))  # server: U_r z + b1, GELU
-        out = b.drop_path2(b.ls2(mlp.drop2(mlp.fc2(mlp.norm(mlp.drop1(hidden))))))
+        z = self.encode(activation)  # [B, N, r]: the device's upload
         numbers = z.numel()
         return Compressed(
-            server_input=out,  # the cut block's output WITHOUT its MLP residual
+            server_input=self.decode(z),  # the cut block's output WITHOUT its MLP residual
             payload_bits=numbers * self.quant_bits,
             grad_payload_bits=numbers * 32,
             num_tokens_sent=activation.shape[1],

@@ -5,7 +5,7 @@ probe batch of ``data.batch_size`` training samples, records per candidate token
 (``method.token_counts``, or all patches): the actual compressed upload and gradient download
 bits per sample (SplitCom's U-shaped extra pair included), device forward/backward and server
 (forward + backward) FLOPs per sample from ``wsim.training.flops`` for the shapes the compressor
-produced, and the semantic retention ρ(k) (the compressor's own retention, or the top-k share of
+produced (SFT's paper compressor: the attention-half split, ``sft_rank``), and the semantic retention ρ(k) (the compressor's own retention, or the top-k share of
 the probe's patch attention score when it reports none). It also evaluates the untrained model
 (``acc0``, ``loss0``).
 
@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from wsim.compression import CompressContext, retention_curve, ushape_bits
+from wsim.compression import CompressContext, SFTPaper, retention_curve, ushape_bits
 from wsim.training.flops import client_flops, server_flops
 from wsim.workload.profile import WorkloadProfile
 
@@ -102,7 +102,8 @@ def measure_model_profile(
     model.probe.arm()
     activation = model.device_stage(images)
     cls_attn = model.probe.scores()
-    dev = client_flops(config, 1)
+    sft_rank = compressor.rank if isinstance(compressor, SFTPaper) else 0  # attention-half split
+    dev = client_flops(config, 1, sft_rank=sft_rank)
     fields: dict[str, list[float]] = {k: [] for k in ("up", "down", "srv", "rho")}
     for k in token_counts:
         ctx = CompressContext(
@@ -115,7 +116,9 @@ def measure_model_profile(
         extra_down, extra_up = ushape_bits(out)  # SplitCom's U-shaped pair (else 0, 0)
         fields["up"].append((out.payload_bits + extra_up) / batch)
         fields["down"].append((out.grad_payload_bits + extra_down) / batch)
-        fields["srv"].append(server_flops(config, 1, out.num_tokens_sent).total_flops)
+        fields["srv"].append(
+            server_flops(config, 1, out.num_tokens_sent, sft_rank=sft_rank).total_flops
+        )
         fields["rho"].append(float(rho))
     num = len(token_counts)
     adapter = float(trainer.adapter_payload_bits())

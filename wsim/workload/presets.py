@@ -84,9 +84,11 @@ def analytic_profile(scenario: Scenario) -> WorkloadProfile:
     method = scenario.method
     if method.name == "sft" and method.recipe == "paper":
         raise ValueError(
-            "method.recipe: the analytic profile has no model of SFT's paper recipe (it factors "
-            "the cut block itself); measure one with `wsim profile SCENARIO --out P.json` (real model) and set "
-            'workload.profile, or set method.recipe = "wsim"'
+            "method.recipe: the analytic profile does not support SFT's paper recipe: its device "
+            "also holds the cut block's attention half and S_r V_r^T, which the analytic device "
+            "memory model (wsim.training.memory_model) does not describe (its FLOPs are "
+            "training.flops' sft_rank); measure a profile with `wsim profile SCENARIO --out "
+            'P.json` (real model) and set workload.profile, or set method.recipe = "wsim"'
         )
     frozen = method.name == "stsflora" and method.recipe == "paper"  # device stage frozen [T]
     counts = sorted(scenario.method.token_counts) or [config.num_patches]

@@ -52,9 +52,11 @@ candidate K are ``method.token_counts``, or every integer in ``[method.min_token
 when that is empty; the compressor is ``STSFLoraPaper`` ([CLS] score, K + 2 tokens).
 SFT ``paper`` recipe: the device stage continues into the attention half of ``blocks[cut]``
 (its adapters are device adapters), the compressor is ``SFTPaper`` on that block's frozen fc1
-(rank ``method.rank``), the server stage starts at ``blocks[cut + 1]``. FLOPs are still
-``training.flops``' counts for a cut at ``cut_layer`` (the attention half of the cut block and the
-r-wide projections are not moved between the two sides: a known approximation).
+(rank ``method.rank``), the server stage starts at ``blocks[cut + 1]``. FLOPs follow that split
+(``training.flops`` with ``sft_rank = method.rank``): the device counts the cut block's attention
+half and ``S_r V_rᵀ · norm2(h)``, the server ``U_r`` (+ bias) and ``fc2`` before ``blocks[cut+1:]``
+(the factored FFN runs inside the device's torch call, but its FLOPs are the server's).
+``device_memory_bytes`` includes the cut block's attention half and ``S_r V_rᵀ``.
 
 Cut activities: if the deadline or the battery cuts a device mid-iteration, its pending device
 graph is dropped at ``end_round`` and its adapters are overwritten by the broadcast. A server
@@ -222,10 +224,14 @@ def _module_bytes(module: torch.nn.Module) -> int:
 
 
 def device_modules(model: Any) -> tuple[torch.nn.ModuleList, int]:
-    """The device's modules (``patch_embed``, ``norm_pre``, ``blocks[:cut]``) and the bytes of
-    its loose parameters ([CLS] token, position embedding)."""
+    """The device's modules (``patch_embed``, ``norm_pre``, ``blocks[:cut]``; with SFT paper's
+    attention-half split also ``norm1``, ``attn``, ``ls1``, ``norm2`` of ``blocks[cut]``) and the
+    bytes of its loose parameters ([CLS] token, position embedding)."""
     vit, cut = model.device_stage.vit, model.device_stage.cut_layer
     modules = torch.nn.ModuleList([vit.patch_embed, vit.norm_pre, *vit.blocks[:cut]])
+    if model.device_stage.attention_half:  # SFT paper: the cut block's attention half + norm2
+        b = vit.blocks[cut]
+        modules.extend([b.norm1, b.attn, b.ls1, b.norm2])
     loose = [t for t in (vit.cls_token, vit.pos_embed) if t is not None]
     return modules, sum(t.numel() * t.element_size() for t in loose)
 
@@ -333,8 +339,12 @@ class RealWorkload:
         extra = dict(compressor_params or {})
         if not self.device_trains and not scenario.method.token_counts:
             extra.setdefault("token_counts", tuple(counts))
+        self._sft_rank = 0  # SFT paper: the FLOPs of the attention-half split (flops.py)
         if is_sft_paper(scenario.method):
             self.compressor: Any = sft_paper_compressor(scenario.method, model)
+            self._sft_rank = self.compressor.rank
+            down = self.compressor.down
+            self.device_memory_bytes += down.numel() * down.element_size()  # S_r V_rᵀ
         else:
             self.compressor = build_compressor(scenario.method, seed, extra)
         model.probe.score = getattr(self.compressor, "score", "cls")
@@ -366,6 +376,10 @@ class RealWorkload:
             return fn(*args, **kwargs)
         finally:
             self.torch_time_s[phase] = self.torch_time_s.get(phase, 0.0) + time.perf_counter() - t0
+
+    def _server_flops(self, batch: int, tokens: int) -> float:
+        """Server forward + backward FLOPs of a batch of ``tokens``-long sequences."""
+        return server_flops(self.config, batch, tokens, sft_rank=self._sft_rank).total_flops
 
     def _tokens(self, device: int) -> int:
         j = int(self._option[device])
@@ -404,7 +418,7 @@ class RealWorkload:
         )
         ids = torch.as_tensor(idx)
         self._pending[device] = _Pending(out, self.train.labels[ids], sample_ids=ids)
-        flops = client_flops(self.config, len(idx)).forward_flops
+        flops = client_flops(self.config, len(idx), sft_rank=self._sft_rank).forward_flops
         _, extra_up = ushape_bits(out.compressed)
         return ClientStep(flops=flops, upload_bits=float(out.payload_bits + extra_up), tokens=k)
 
@@ -414,7 +428,7 @@ class RealWorkload:
         pending = self._pending[device]
         out = pending.out
         tokens = int(out.server_input.shape[1])
-        flops = server_flops(self.config, len(pending.labels), tokens).total_flops
+        flops = self._server_flops(len(pending.labels), tokens)
         extra_down, _ = ushape_bits(out.compressed)
         return ServerStep(flops=flops, download_bits=float(out.grad_payload_bits + extra_down))
 
@@ -440,11 +454,11 @@ class RealWorkload:
             self._pending.pop(device)
             batch = len(pending.labels)
             self._samples[device] = self._samples.get(device, 0) + batch
-            flops = server_flops(self.config, batch, srv.num_tokens).total_flops
+            flops = self._server_flops(batch, srv.num_tokens)
             return ServerStep(flops=flops, download_bits=0.0)
         if hasattr(self.compressor, "observe"):  # SplitCom's threshold controller
             self.compressor.observe(srv.loss)
-        flops = server_flops(self.config, len(pending.labels), srv.num_tokens).total_flops
+        flops = self._server_flops(len(pending.labels), srv.num_tokens)
         extra_down, _ = ushape_bits(out.compressed)
         down_bits = srv.grad_payload_bits
         if hasattr(self.compressor, "compress_gradient"):  # SplitCom paper: gradient cache
@@ -470,7 +484,7 @@ class RealWorkload:
         self._timed("client_backward", self.trainer.client_backward, device, pending.grad)
         batch = len(pending.labels)
         self._samples[device] = self._samples.get(device, 0) + batch
-        return client_flops(self.config, batch).backward_flops
+        return client_flops(self.config, batch, sft_rank=self._sft_rank).backward_flops
 
     def adapter_up_bits(self, device: int) -> float:
         """The device's LoRA adapter tensors, bits."""
