@@ -37,7 +37,7 @@ def test_expansion_is_grid_times_seeds_with_resolved_params() -> None:
     }
     assert points == {(p, v, s) for p in (0.0, 1.0) for v in (0.5, 1.5) for s in (0, 1)}
     for run in runs:
-        assert list(run.params) == [*TINY_GRID, "method.name", "optimizer.solver"]
+        assert list(run.params) == [*TINY_GRID, "method.name", "method.recipe", "optimizer.solver"]
         assert run.scenario.devices.num_devices == 3 and run.scenario.seed == run.seed
         assert run.scenario.mobility.speed_mps == run.params["mobility.speed_mps"]
 
@@ -143,8 +143,8 @@ def test_pool_gives_the_same_tables_as_in_process(tmp_path: Path) -> None:
             pd.read_parquet(tmp_path / "serial" / name), pd.read_parquet(tmp_path / "pool" / name)
         )
     assert serial.devices.groupby("run_id").size().eq(3 * 2).all()
-    assert list(serial.table.columns[:6]) == [
-        "run_id", "seed", *TINY_GRID, "method.name", "optimizer.solver",
+    assert list(serial.table.columns[:7]) == [
+        "run_id", "seed", *TINY_GRID, "method.name", "method.recipe", "optimizer.solver",
     ]  # fmt: skip
     loaded = load_sweep_folder(tmp_path / "pool")  # what analysis/ reads
     assert len(loaded.rounds) == 16 and set(loaded.rounds["method.name"]) == {"none"}

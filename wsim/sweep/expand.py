@@ -18,7 +18,7 @@ from typing import Any
 from wsim.config import ConfigError, Scenario, load_scenario, scenario_to_toml
 from wsim.sweep.spec import SweepError, SweepSpec, toml_literal
 
-ALWAYS_KEYS = ("method.name", "optimizer.solver")  # a column of every sweep table
+ALWAYS_KEYS = ("method.name", "method.recipe", "optimizer.solver")  # a column of every sweep table
 RUN_ID_HEX = 12
 
 
