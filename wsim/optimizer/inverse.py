@@ -85,7 +85,7 @@ def _converged(x_new: np.ndarray, x: np.ndarray, work: np.ndarray) -> bool:
     np.subtract(x_new, x, out=work)
     np.abs(work, out=work)
     work /= x
-    return bool(np.max(work, initial=0.0) <= _WARM_RTOL)
+    return bool(work.max(initial=0.0) <= _WARM_RTOL)
 
 
 def _marginal_step(
@@ -144,7 +144,7 @@ def inv_marginal(
     np.minimum(s, _MAX_ARG, out=s)
     positive = s > 0.0
     everywhere = bool(positive.all())
-    warm = x0 is not None and x0.shape == s.shape and bool(np.all(x0 > 0.0))
+    warm = x0 is not None and x0.shape == s.shape and bool((x0 > 0.0).all())
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         for attempt in ("warm", "cold") if warm else ("cold",):
             if attempt == "warm":
