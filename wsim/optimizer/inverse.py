@@ -31,6 +31,9 @@ _RATIO_STEPS = 2
 _MAX_ARG = 1e250  # keeps exp(x) finite (x <= ~580)
 _WARM_MAX_STEPS = 8
 _WARM_RTOL = 1e-5
+# arrays up to this size run the compiled loops (no per-call overhead); larger ones numpy's
+# vectorized passes (SIMD exp/log beat numba's scalar libm calls there; measured crossover ~3e3)
+COMPILED_MAX_SIZE = 4096
 
 
 class Scratch:
@@ -79,6 +82,8 @@ def inv_marginal(
         ``x >= 0``, same shape; ``x = 0`` where ``s = 0``.
     """
     s_in = np.asarray(s, dtype=np.float64)
+    if s_in.size > COMPILED_MAX_SIZE:
+        return _inv_marginal_numpy(s_in, x0, scratch)
     pool = Scratch(s_in.shape) if scratch is None else scratch
     out = pool.take()
     warm = x0 is not None and np.shape(x0) == s_in.shape
@@ -97,6 +102,8 @@ def refine_marginal(s: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, bool]:
     the new ``x`` is exact to ~1e-15 relative). For iterations that move ``s`` a little at a
     time: one step per move keeps ``x`` within ``(step)^3`` of ``G^{-1}(s)``.
     """
+    if np.size(x) > COMPILED_MAX_SIZE:
+        return _refine_marginal_numpy(s, x)
     out = np.empty(np.shape(x))
     exact = marginal_refine_into(_flat(s), _flat(x), out.reshape(-1), _WARM_RTOL)
     return out, bool(exact)
@@ -120,9 +127,188 @@ def inv_expm1_ratio(m: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
         ``x > 0`` where ``m > 1``; ``nan`` where ``m <= 1`` (no positive root: callers mask it).
     """
     shape = np.shape(m)
+    if np.size(m) > COMPILED_MAX_SIZE:
+        return _inv_expm1_ratio_numpy(m, x0)
     m_flat = _flat(m)
     warm = x0 is not None and np.shape(x0) == shape
     out = np.empty(m_flat.shape)
     x_warm = _flat(x0) if warm else m_flat
     ratio_into(m_flat, x_warm, warm, out, _RATIO_STEPS, _WARM_MAX_STEPS, _WARM_RTOL, _MAX_ARG)
     return out.reshape(shape)
+
+
+def _marginal_start(
+    s: np.ndarray, x: np.ndarray, t1: np.ndarray, t2: np.ndarray, t3: np.ndarray
+) -> None:
+    """Cold start for ``inv_marginal`` (``s > 0``) into ``x``: branch-point series or Winitzki.
+
+    ``x = p - p^2/3 + 11 p^3/72 - 43 p^4/540`` (``p = sqrt(2 s)``) for ``s < 2``, else
+    ``x = 1 + L (1 - log1p(L) / (2 + L))`` with ``L = log1p((s - 1) / e)``.
+    """
+    np.minimum(s, 2.0, out=t1)
+    t1 *= 2.0
+    np.sqrt(t1, out=t1)  # p
+    np.multiply(t1, -43.0 / 540.0, out=x)
+    x += 11.0 / 72.0
+    x *= t1
+    x += -1.0 / 3.0
+    x *= t1
+    x += 1.0
+    x *= t1
+    np.subtract(s, 1.0, out=t1)
+    np.maximum(t1, 0.0, out=t1)
+    t1 /= np.e
+    np.log1p(t1, out=t1)  # L
+    np.log1p(t1, out=t2)
+    np.add(t1, 2.0, out=t3)
+    t2 /= t3
+    np.subtract(1.0, t2, out=t2)
+    t2 *= t1
+    t2 += 1.0
+    np.copyto(x, t2, where=s >= 2.0)
+
+
+def _converged(x_new: np.ndarray, x: np.ndarray, work: np.ndarray) -> bool:
+    """Halley's error after a step is ~ (relative step)^3: below ``_WARM_RTOL`` it is ~1e-15."""
+    np.subtract(x_new, x, out=work)
+    np.abs(work, out=work)
+    work /= x
+    return bool(work.max(initial=0.0) <= _WARM_RTOL)
+
+
+def _marginal_step(
+    x: np.ndarray, s: np.ndarray, out: np.ndarray, t1: np.ndarray, t2: np.ndarray
+) -> None:
+    """One Halley step on ``G(x) = s`` from ``x`` into ``out`` (``t1``, ``t2``: scratch).
+
+    With ``q = (G(x) - s) e^{-x} = (1 - x) expm1(-x) + (x - s) e^{-x}`` (``G' = x e^x``,
+    ``G'' = (x + 1) e^x``): ``x_new = max(x - 2 q x / (2 x^2 - q (x + 1)), x / 2)``.
+    """
+    np.negative(x, out=t2)
+    np.exp(t2, out=out)  # e^{-x}
+    np.expm1(t2, out=t2)
+    np.subtract(1.0, x, out=t1)
+    t2 *= t1  # (1 - x) expm1(-x)
+    np.subtract(x, s, out=t1)
+    t1 *= out
+    t2 += t1  # q
+    np.add(x, 1.0, out=t1)
+    t1 *= t2  # q (x + 1)
+    np.multiply(x, 2.0, out=out)
+    out *= x
+    out -= t1  # 2 x^2 - q (x + 1)
+    t2 *= 2.0
+    t2 *= x
+    t2 /= out  # Halley step
+    np.subtract(x, t2, out=out)
+    np.multiply(x, 0.5, out=t1)
+    np.maximum(out, t1, out=out)
+
+
+def _inv_marginal_numpy(
+    s: np.ndarray, x0: np.ndarray | None = None, scratch: Scratch | None = None
+) -> np.ndarray:
+    """``inv_marginal`` in numpy passes over the whole array (for arrays above ``COMPILED_MAX_SIZE``)."""
+    s_in = np.asarray(s, dtype=np.float64)
+    pool = Scratch(s_in.shape) if scratch is None else scratch
+    s, x, out, t1, t2 = (pool.take() for _ in range(5))
+    np.maximum(s_in, 0.0, out=s)
+    np.minimum(s, _MAX_ARG, out=s)
+    positive = s > 0.0
+    everywhere = bool(positive.all())
+    warm = x0 is not None and x0.shape == s.shape and bool((x0 > 0.0).all())
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for attempt in ("warm", "cold") if warm else ("cold",):
+            if attempt == "warm":
+                np.copyto(x, x0)
+            else:
+                _marginal_start(s, x, t1, t2, out)
+            if not everywhere:
+                x[~positive] = 1.0
+            done = False
+            for _ in range(_WARM_MAX_STEPS if attempt == "warm" else _HALLEY_STEPS):
+                _marginal_step(x, s, out, t1, t2)
+                done = attempt == "warm" and _converged(out, x, t1)
+                x, out = out, x
+                if done:
+                    break
+            if attempt == "cold" or done:
+                break  # else a poor warm start: start over cold
+    pool.give(s, out, t1, t2)
+    if not everywhere:
+        x[~positive] = 0.0
+    return x
+
+
+def _refine_marginal_numpy(s: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``refine_marginal`` in numpy passes over the whole array (for arrays above ``COMPILED_MAX_SIZE``)."""
+    out, work, t2 = np.empty_like(x), np.empty_like(x), np.empty_like(x)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        _marginal_step(x, s, out, work, t2)
+        return out, _converged(out, x, work)
+
+
+def _ratio_step(x: np.ndarray, m: np.ndarray, out: np.ndarray, t1: np.ndarray) -> None:
+    """One Halley step on the convex ``phi(x) = x - log1p(m x)`` from ``x`` into ``out``.
+
+    ``phi' = 1 - r``, ``phi'' = r^2`` with ``r = m / (1 + m x)``; a non-finite step is skipped and
+    the step is capped at ``x / 2`` (``t1``: scratch; no aliasing).
+    """
+    np.multiply(m, x, out=t1)
+    t2 = np.log1p(t1)
+    t1 += 1.0
+    np.divide(m, t1, out=t1)  # r
+    np.subtract(x, t2, out=t2)  # phi
+    np.subtract(1.0, t1, out=out)  # phi'
+    t1 *= t1
+    t1 *= t2  # phi r^2
+    t2 *= out
+    t2 *= 2.0  # 2 phi phi'
+    out *= out
+    out *= 2.0
+    out -= t1  # 2 phi'^2 - phi phi''
+    np.divide(t2, out, out=t2)  # Halley step
+    t2[~np.isfinite(t2)] = 0.0
+    np.subtract(x, t2, out=out)
+    np.multiply(x, 0.5, out=t1)
+    np.maximum(out, t1, out=out)
+
+
+def _inv_expm1_ratio_numpy(m: np.ndarray, x0: np.ndarray | None = None) -> np.ndarray:
+    """``inv_expm1_ratio`` in numpy passes over the whole array (for arrays above ``COMPILED_MAX_SIZE``)."""
+    shape = np.shape(m)
+    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
+    has_root = m > 1.0
+    everywhere = bool(has_root.all())
+    m = np.minimum(m if everywhere else np.where(has_root, m, 2.0), _MAX_ARG)
+    warm = x0 is not None and np.shape(x0) == shape and bool(np.all((x0 > 0.0) & (x0 < np.inf)))
+    steps = _WARM_MAX_STEPS if warm else _RATIO_STEPS
+    x = np.array(x0, dtype=np.float64).reshape(m.shape) if warm else _ratio_start(m)
+    out, work = np.empty_like(x), np.empty_like(x)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(steps):
+            _ratio_step(x, m, out, work)
+            done = warm and _converged(out, x, work)
+            x, out = out, x
+            if done:
+                break
+    if warm and not done:  # a poor warm start: start over cold
+        x = _ratio_start(m)
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            for _ in range(_RATIO_STEPS):
+                _ratio_step(x, m, out, work)
+                x, out = out, x
+    return (x if everywhere else np.where(has_root, x, np.nan)).reshape(shape)
+
+
+def _ratio_start(m: np.ndarray) -> np.ndarray:
+    """Cold start for ``inv_expm1_ratio`` (``m > 1``): ``log(m (log m + 1))``, series near 1."""
+    x = np.log(m)
+    x += 1.0
+    x *= m
+    np.log(x, out=x)
+    near = m < 1.5
+    if near.any():
+        d = m[near] - 1.0
+        x[near] = d * (2.0 + d * (-4.0 / 3.0 + d * 10.0 / 9.0))
+    return x
