@@ -77,7 +77,7 @@ class OptionTable:
         self.problem = problem
         self.links = option_links(problem)
         self.uplink = Uplink(self.links, problem.noise_psd_w_per_hz)
-        self.busy_max_s = float(np.max(self.links.busy_s))
+        self.busy_max_s = float(self.links.busy_s.max())
         self.scratch = Scratch(problem.payload_bits.shape)  # [N, J] buffers of option_values
         self.last_price_x: tuple[float, float, np.ndarray] | None = None  # (T, lambda, x): warm
 

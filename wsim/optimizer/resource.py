@@ -14,6 +14,7 @@ devices, ``b_i = max(b_i(lambda), b_min,i)`` with ``b_i(lambda)`` the Lambert-W 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -87,14 +88,14 @@ def _min_latency_floor(
     tol = BAND_SLACK * total_bandwidth_hz
     busy = uplink.links.busy_s
     with np.errstate(divide="ignore"):
-        pole = float(np.max(busy + 1.0 / uplink.ratio_per_s))
-    lo, hi, hi_ok = max(float(np.max(busy)), pole), t_hi, False
+        pole = float((busy + 1.0 / uplink.ratio_per_s).max())
+    lo, hi, hi_ok = max(float(busy.max()), pole), t_hi, False
     origin = pole if 0.0 < pole < np.inf else 0.0
     t = start if start is not None and lo < start < hi else 0.5 * (lo + hi)
     best, x0 = None, None
     for _ in range(100):
         floor = uplink.floor(t, x0)
-        total = float(np.sum(floor.bandwidth_hz))
+        total = float(floor.bandwidth_hz.sum())
         if t == t_hi and not total <= total_bandwidth_hz * (1.0 + BAND_SLACK):
             return None
         f = total - total_bandwidth_hz
@@ -110,7 +111,7 @@ def _min_latency_floor(
         if np.isfinite(total):
             x0 = floor.x_nats
             slope = uplink.floor_slope(floor.upload_s, x0, floor.bandwidth_hz, slice(None))[0]
-            dh = (t - origin) * float(np.sum(slope)) / total  # d log(sum b) / d log(T - origin)
+            dh = (t - origin) * float(slope.sum()) / total  # d log(sum b) / d log(T - origin)
             if dh < 0.0:
                 shrink = float(np.exp(-np.log(total / total_bandwidth_hz) / dh))
                 new = origin + (t - origin) * shrink
@@ -119,7 +120,7 @@ def _min_latency_floor(
         t = new
     if best is None:
         floor = uplink.floor(t_hi)
-        ok = float(np.sum(floor.bandwidth_hz)) <= total_bandwidth_hz * (1.0 + BAND_SLACK)
+        ok = float(floor.bandwidth_hz.sum()) <= total_bandwidth_hz * (1.0 + BAND_SLACK)
         return floor if ok else None
     return best
 
@@ -166,10 +167,9 @@ def _increasing_root(
         else:
             hi, hi_known = x, True
         gap = x - origin
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            step = -f / (gap * df) if df > 0.0 else np.nan
-            capped = not abs(step) <= _MAX_LOG_STEP
-            new = origin + gap * float(np.exp(np.clip(step, -_MAX_LOG_STEP, _MAX_LOG_STEP)))
+        step = _log_step(f, gap * df) if df > 0.0 else math.nan
+        capped = not abs(step) <= _MAX_LOG_STEP
+        new = origin + gap * math.exp(min(max(step, -_MAX_LOG_STEP), _MAX_LOG_STEP))
         if not hi_known and not new < top:
             if not fun(top)[0] > 0.0:
                 return None
@@ -181,6 +181,11 @@ def _increasing_root(
             return x if newton else new  # a Newton step this small: x is the root to xtol
         x = new
     return x
+
+
+def _log_step(f: float, slope: float) -> float:
+    """Newton step ``-f / slope`` in Python floats (``slope >= 0``; ``+-inf`` when it is 0)."""
+    return -f / slope if slope > 0.0 else math.copysign(math.inf, -f)
 
 
 def _warm_start(seen: dict[float, Split], t: float) -> tuple[float | None, np.ndarray | None]:
@@ -224,7 +229,7 @@ def optimize_latency(
     if floor_lo is None:
         return None
     t_lo = floor_lo.latency_s
-    compute_j = float(np.sum(links.compute_energy_j))
+    compute_j = float(links.compute_energy_j.sum())
     seen: dict[float, Split] = {}
     hint = float(np.log(price_hint_j_per_hz)) if price_hint_j_per_hz else None
 
@@ -262,7 +267,7 @@ def optimize_latency(
         t = min([t_lo] if root is None else [t_lo, root], key=cost)
         tau_hi = t_hi - links.busy_s
         floor_j = tx_energy_j(links.payload_bits, tau_hi, total_bandwidth_hz, links.gain_lin, n0)
-        bound = energy_weight * (compute_j + float(np.sum(floor_j))) + latency_weight * t_hi
+        bound = energy_weight * (compute_j + float(floor_j.sum())) + latency_weight * t_hi
         if t_hi in seen or not bound > cost(t):
             t = min([t_hi, t], key=cost)
     split = evaluate(t)

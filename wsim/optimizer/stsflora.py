@@ -87,7 +87,7 @@ def resource_step(
 
 def step_objective(problem: RoundProblem, options: np.ndarray, step: ResourceStep) -> float:
     """``J`` of a resource step: ``sum rho - mu_E E - mu_T T``."""
-    rho = float(np.sum(pick(problem.retention, options)))
+    rho = float(pick(problem.retention, options).sum())
     return (
         rho
         - problem.energy_price_per_j * step.energy_j

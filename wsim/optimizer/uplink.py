@@ -144,7 +144,7 @@ class Uplink:
         with np.errstate(divide="ignore", invalid="ignore"):
             b = tau * x
             np.divide(self.bits_nats, b, out=b)
-        if not np.all(m > 1.0):
+        if not (m > 1.0).all():
             b[~(m > 1.0)] = np.inf
         return Floor(float(latency_s), tau, m, x, b)
 
@@ -182,17 +182,17 @@ class Uplink:
 
     def tx_energy_j(self, upload_s: np.ndarray, x: np.ndarray, b: np.ndarray) -> float:
         """``sum_i tau_i p_i`` (J) with ``p = expm1(x) N0 b / g``; ``inf`` if an ``x`` overflows."""
-        if not np.all(x < _MAX_EXPONENT):
+        if not (x < _MAX_EXPONENT).all():
             return np.inf
-        return float(np.sum(np.expm1(x) * b * upload_s / self.gain_per_n0))
+        return float((np.expm1(x) * b * upload_s / self.gain_per_n0).sum())
 
     def floor_split(self, floor: Floor) -> Split:
         """Every device at its floor; the price is the largest floor marginal ``max a_i G(x_i)``."""
         x, b, tau = floor.x_nats, floor.bandwidth_hz, floor.upload_s
         marginal = ((x - 1.0) * np.expm1(x) + x) * tau / self.gain_per_n0
-        log_price = float(np.log(np.max(marginal)))
+        log_price = float(np.log(marginal.max()))
         slope, power = self.floor_slope(tau, x, b, slice(None))
-        slope_w = float(np.sum(power + np.exp(log_price) * slope))
+        slope_w = float((power + np.exp(log_price) * slope).sum())
         return Split(b, log_price, self.tx_energy_j(tau, x, b), slope_w, None)
 
     def cold_log_price(self, latency_s: float, total_bandwidth_hz: float) -> float:
@@ -220,7 +220,7 @@ class Uplink:
         """
         tau = latency_s - self.links.busy_s
         if floor is not None:
-            if float(np.sum(floor.bandwidth_hz)) >= total_bandwidth_hz * (1.0 - ROOT_RTOL):
+            if float(floor.bandwidth_hz.sum()) >= total_bandwidth_hz * (1.0 - ROOT_RTOL):
                 return self.floor_split(floor)
             m, x_floor, known = floor.ratio, floor.x_nats.copy(), np.ones(self.size, dtype=bool)
         else:
@@ -247,6 +247,20 @@ class Uplink:
         """
         lo, hi = self._log_price_lo(at.upload_s, at.total_bandwidth_hz), np.inf
         u, u_x, best = max(u, lo), np.nan, None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            return self._price_loop(at, u, x, u_x, lo, hi, best)
+
+    def _price_loop(
+        self,
+        at: _Prices,
+        u: float,
+        x: np.ndarray | None,
+        u_x: float,
+        lo: float,
+        hi: float,
+        best: _Priced | None,
+    ) -> _Priced:
+        """The iterations of ``_price_root`` (under one ``errstate``)."""
         for _ in range(100):
             now = self._price_at(at, u, x, u_x)
             x, u_x = now.x, u
@@ -262,13 +276,12 @@ class Uplink:
                     return best if best is not None else now
             elif abs(now.f) <= ROOT_RTOL:
                 continue  # refine x at this price
-            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-                eta = np.exp(-now.x)
-                eta *= now.s
-                eta /= now.x
-                eta /= now.x
-                eta *= now.b
-                df = -float(np.sum(eta, where=~now.clip)) / now.total
+            eta = np.exp(-now.x)
+            eta *= now.s
+            eta /= now.x
+            eta /= now.x
+            eta *= now.b
+            df = -float(eta.sum(where=~now.clip)) / now.total
             step = u - now.f / df if df < 0.0 else np.nan
             if lo < step < hi:
                 u = step
@@ -284,7 +297,7 @@ class Uplink:
         else:
             x, exact = inv_marginal(s, x if x is not None and x.shape == s.shape else None), True
         clip, b = self._clip(x, at.ratio, at.upload_s, at.x_floor, at.known)
-        total = float(np.sum(b))
+        total = float(b.sum())
         f = float(np.log(total / at.total_bandwidth_hz)) if total > 0.0 else np.inf
         return _Priced(u, s, x, clip, b, total, f, exact)
 
@@ -295,7 +308,7 @@ class Uplink:
         """
         x = self.bits_nats / (upload_s * total_bandwidth_hz)
         marginal = ((x - 1.0) * np.expm1(x) + x) * upload_s / self.gain_per_n0
-        return max(float(np.log(max(float(np.min(marginal)), 1e-304))), -700.0)
+        return max(float(np.log(max(float(marginal.min()), 1e-304))), -700.0)
 
     def _clip(
         self,
@@ -354,15 +367,15 @@ class Uplink:
                 idx = np.flatnonzero(clip)
                 phi, power, dlog_phi = self._floor_factor(tau[idx], x_eff[idx], idx)
                 q[idx] *= phi
-                power_w = float(np.sum(power))
-                dq_clip = float(np.sum(q[idx] * (dlog_phi - (phi + 1.0) / tau[idx])))
-            sum_q = float(np.sum(q))
+                power_w = float(power.sum())
+                dq_clip = float((q[idx] * (dlog_phi - (phi + 1.0) / tau[idx])).sum())
+            sum_q = float(q.sum())
             q_eta = q * eta
-            sum_q_eta = float(np.sum(q_eta, where=free))
-            du_dt = -(sum_q - sum_q_eta) / float(np.sum(b * eta, where=free))
+            sum_q_eta = float(q_eta.sum(where=free))
+            du_dt = -(sum_q - sum_q_eta) / float((b * eta).sum(where=free))
             q_eta /= tau
             q /= tau
-            dq_free = float(np.sum(q_eta, where=free)) - 2.0 * float(np.sum(q, where=free))
+            dq_free = float(q_eta.sum(where=free)) - 2.0 * float(q.sum(where=free))
             dq_free -= du_dt * sum_q_eta
         slope_w = power_w - price * sum_q
         curvature = -price * (du_dt * sum_q + dq_free + dq_clip)
