@@ -175,10 +175,14 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimizer of the fine-tuning and the split-federated variant (DESIGN §4)."""
+    """Optimizer of the fine-tuning, the split-federated variant (DESIGN §4), and where the real
+    workload trains: ``device`` ``"auto"`` (a GPU when one is visible), ``"cpu"`` or ``"cuda"``
+    (an error without a GPU); deterministic kernels either way (``wsim.training.placement``).
+    Simulated time does not depend on it (FLOP counts, not wall time)."""
 
     lr: float = _f(3e-3, lo=0.0, lo_open=True)
     sfl_variant: str = _f("v2", choices=("v1", "v2"))
+    device: str = _f("auto", choices=("auto", "cpu", "cuda"))
 
 
 METHODS = ("none", "stsflora", "tsflora", "sflam", "sft", "splitcom", "random_tokens")

@@ -25,9 +25,10 @@ from pathlib import Path
 import timm
 import torch
 from peft import LoraConfig, inject_adapter_in_model
-from timm.models.vision_transformer import VisionTransformer, checkpoint_filter_fn
+from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 
+from wsim.training.checkpoint import load_backbone
 from wsim.training.config import SplitViTConfig, shipped_weights_path
 
 _TARGET_PATHS = {"qkv": "attn.qkv", "proj": "attn.proj", "fc1": "mlp.fc1", "fc2": "mlp.fc2"}
@@ -44,7 +45,8 @@ def create_vit(config: SplitViTConfig, generator: torch.Generator) -> VisionTran
     ``torch.random.fork_rng`` seeded from ``generator`` so the global state is untouched.
 
     Raises:
-        FileNotFoundError: The weight file is missing (the message says what to put where).
+        FileNotFoundError: The weight file is missing (the message names model.pretrained and
+            what to put where).
         RuntimeError: timm hub weights could not be fetched.
     """
     kwargs = dict(
@@ -68,7 +70,7 @@ def create_vit(config: SplitViTConfig, generator: torch.Generator) -> VisionTran
                 raise
             raise RuntimeError(
                 f"could not load timm hub weights for {config.timm_name!r} ({err}); this needs "
-                "the network — or download the checkpoint elsewhere and set weights to its path"
+                "the network — or download the checkpoint elsewhere and set model.pretrained to its path"
             ) from err
     if config.weights not in ("none", "timm"):
         load_backbone(vit, weights_path(config))
@@ -80,36 +82,6 @@ def weights_path(config: SplitViTConfig) -> Path:
     return (
         shipped_weights_path(config.name) if config.weights == "shipped" else Path(config.weights)
     )
-
-
-def load_backbone(vit: VisionTransformer, path: Path) -> None:
-    """Load backbone weights from a checkpoint file, leaving the classifier head as is.
-
-    Accepts a plain state dict or one under ``"state_dict"``/``"model"``; timm's
-    ``checkpoint_filter_fn`` adapts timm-format checkpoints (e.g. resamples pos_embed).
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: Backbone keys are missing or do not fit the model.
-    """
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"backbone weights {path} not found: run `wsim pretrain --out {path}` to make them "
-            "(the default file ships as wsim/data/vit_tiny_digits.pt), or set weights to a "
-            "local checkpoint path, 'timm' (hub download) or 'none' (random init)"
-        )
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and key in state and isinstance(state[key], dict):
-            state = state[key]
-    state = {k: v.float() for k, v in checkpoint_filter_fn(state, vit).items()}
-    state = {k: v for k, v in state.items() if not k.startswith("head.")}
-    missing, unexpected = vit.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.startswith("head.")]
-    if missing or unexpected:
-        raise ValueError(
-            f"{path} does not fit the model: missing {missing}, unexpected {unexpected}"
-        )
 
 
 def reset_head(vit: VisionTransformer, generator: torch.Generator) -> None:
