@@ -117,7 +117,9 @@ def check_runnable(scenario: Scenario) -> None:
     if config.weights not in ("none", "timm"):
         path = shipped_weights_path(config.name) if config.weights == "shipped" else config.weights
         if not Path(path).is_file():
-            raise ConfigError(f"model.pretrained: no weight file {path} for preset {config.name}")
+            from wsim.training.checkpoint import missing_weights_message
+
+            raise ConfigError(f"{missing_weights_message(Path(path))} (preset {config.name})")
 
 
 def build_world(

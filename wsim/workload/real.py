@@ -92,6 +92,7 @@ from wsim.training.fedavg import broadcast
 from wsim.training.flops import client_flops, server_flops
 from wsim.training.frozen import FrozenDeviceTrainer
 from wsim.training.partition import BatchStream, dirichlet_partition, iid_partition
+from wsim.training.placement import prepare_device
 from wsim.training.seeding import training_streams
 from wsim.training.split import build_split_vit
 from wsim.training.trainer import ClientOutput, OptimConfig, SplitTrainer
@@ -312,12 +313,14 @@ class RealWorkload:
         ]
         self.num_samples = [len(p) for p in parts]
         self.device_trains = not is_frozen_device(scenario.method)
+        self.torch_device = prepare_device(scenario.train.device)  # train.device; deterministic
         model = build_split_vit(
             self.config,
             torch.Generator().manual_seed(torch_seed(seed)),
             device_lora=self.device_trains,
             attention_half=is_sft_paper(scenario.method),
         )
+        model.vit.to(self.torch_device)  # before the trainer, which copies the adapters
         self.weight_quant: WeightQuantReport | None = None
         on_device, loose_bytes = device_modules(model)
         if scenario.method.name == "sflam":  # frozen device backbone, once, before training
@@ -354,7 +357,8 @@ class RealWorkload:
         probe = make_stream(seed, "workload.probe").permutation(len(self.train))[: self.batch_size]
         self._profile = self._timed(
             "profile", measure_model_profile, self.trainer, self.compressor,
-            model_input(self.train, probe, self.config.img_size), torch.as_tensor(probe),
+            self._on_device(model_input(self.train, probe, self.config.img_size)),
+            torch.as_tensor(probe),
             counts, self._profile_key(scenario), self._generator, self.device_trains,
         )  # fmt: skip
         self._option = np.full(num, -1, dtype=int)
@@ -363,6 +367,10 @@ class RealWorkload:
         self._samples: dict[int, int] = {}
 
     # ----------------------------------------------------------------------------- helpers
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` on the workload's torch device (``train.device``; a no-op on the CPU)."""
+        return tensor.to(self.torch_device)
+
     def _profile_key(self, scenario: Scenario) -> dict[str, Any]:
         """``profile_key`` + the recipe fields (so a wsim-recipe profile never stands in)."""
         key = profile_key(scenario)
@@ -409,7 +417,7 @@ class RealWorkload:
         """Device forward + compression of the device's next batch (torch runs now)."""
         k = self._tokens(device)
         idx = self.streams[device].next()
-        images = model_input(self.train, idx, self.config.img_size)
+        images = self._on_device(model_input(self.train, idx, self.config.img_size))
         ctx = CompressContext(
             sample_ids=torch.as_tensor(idx), keep_tokens=k, generator=self._generator
         )
@@ -417,7 +425,8 @@ class RealWorkload:
             "client_forward", self.trainer.client_forward, device, images, self.compressor, ctx
         )
         ids = torch.as_tensor(idx)
-        self._pending[device] = _Pending(out, self.train.labels[ids], sample_ids=ids)
+        labels = self._on_device(self.train.labels[ids])
+        self._pending[device] = _Pending(out, labels, sample_ids=ids)
         flops = client_flops(self.config, len(idx), sft_rank=self._sft_rank).forward_flops
         _, extra_up = ushape_bits(out.compressed)
         return ClientStep(flops=flops, upload_bits=float(out.payload_bits + extra_up), tokens=k)
@@ -538,8 +547,8 @@ class RealWorkload:
         try:
             for start in range(0, len(indices), self.batch_size):
                 idx = torch.as_tensor(indices[start : start + self.batch_size])
-                images = model_input(data, idx, self.config.img_size)
-                labels = data.labels[idx]
+                images = self._on_device(model_input(data, idx, self.config.img_size))
+                labels = self._on_device(data.labels[idx])
                 model.probe.arm()
                 activation = model.device_stage(images)
                 ctx = CompressContext(
@@ -558,7 +567,8 @@ class RealWorkload:
 
     def evaluate_full(self) -> tuple[float, float]:
         """Accuracy and loss of the uncompressed global model on the full token sequence."""
-        return self.trainer.evaluate(iterate_batches(self.test, EVAL_BATCH, self.config.img_size))
+        batches = iterate_batches(self.test, EVAL_BATCH, self.config.img_size)
+        return self.trainer.evaluate((self._on_device(x), self._on_device(y)) for x, y in batches)
 
     def _drop_pending(self, device: int) -> None:
         self._pending.pop(device, None)
