@@ -30,7 +30,7 @@ def table(inputs: Inputs, options: Options) -> pd.DataFrame:
     """Mean round latency and energy per scheduled device per label and N."""
     sweeps = find_sweeps(inputs, lambda s: varies(s.rounds, DEVICES_KEY), f"over {DEVICES_KEY}")
     rounds = with_labels(pd.concat([s.rounds for s in sweeps], ignore_index=True))
-    result = rounds.groupby(["label", DEVICES_KEY], sort=False).agg(
+    result = rounds.groupby(["label", DEVICES_KEY], sort=True).agg(
         latency_s=("latency_s", "mean"),
         energy_per_device_j=("energy_mean_j", "mean"),
         num_rounds=("latency_s", "size"),
