@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from analysis.figures.spec import MissingInput
 from analysis.figures.tradeoff import RECIPE_KEY, recipe_label
@@ -15,6 +16,7 @@ from analysis.load import METHOD_KEY, Inputs, Sweep
 from analysis.style import DOUBLE_COLUMN_IN, new_figure, paper_style, series_style
 
 TOKENS_KEY = "method.token_counts"
+_PLAIN = FuncFormatter(lambda value, _: f"{value:g}")
 BANDWIDTH_KEY = "cell.uplink_bandwidth_hz"
 
 
@@ -65,6 +67,11 @@ def draw_panels(
                 ax.plot(curve[x], curve[column], label=label, **series_style(index))
             ax.set_xscale("log" if logx else "linear")
             ax.set_yscale("log" if logy else "linear")
+            for axis in (ax.xaxis, ax.yaxis):  # log axes: ticks 1, 2, 5 × 10^n as plain numbers
+                if axis.get_scale() == "log":
+                    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+                    axis.set_major_formatter(_PLAIN)
+                    axis.set_minor_formatter(NullFormatter())
             ax.set_xlabel(xlabel)
             ax.set_ylabel(ylabel)
         handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
