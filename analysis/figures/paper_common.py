@@ -30,6 +30,11 @@ def fixed_k(values: pd.Series) -> pd.Series:
     return values.map(lambda v: float(v[0]) if _is_list(v) and len(v) == 1 else np.nan)
 
 
+def one_k_per_run(rounds: pd.DataFrame) -> bool:
+    """Whether every run of a sweep's rounds offers exactly one token count."""
+    return TOKENS_KEY in rounds and bool(fixed_k(rounds[TOKENS_KEY]).notna().all())
+
+
 def find_sweeps(inputs: Inputs, accept: Callable[[Sweep], bool], what: str) -> list[Sweep]:
     """The sweeps ``accept`` takes; :class:`MissingInput` naming ``what`` when there is none."""
     found = [s for s in inputs.sweeps if accept(s)]

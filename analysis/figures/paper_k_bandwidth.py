@@ -13,16 +13,7 @@ from pathlib import Path
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.figures.paper_common import (
-    BANDWIDTH_KEY,
-    TOKENS_KEY,
-    device_rows,
-    draw_panels,
-    find_sweeps,
-    fixed_k,
-    varies,
-    with_labels,
-)
+from analysis.figures import paper_common as common
 from analysis.figures.spec import Options
 from analysis.load import Inputs, Sweep
 from analysis.output import save_figure
@@ -38,15 +29,14 @@ _KEYS = ["label", "bandwidth_mhz"]
 
 def _is_bandwidth_sweep(sweep: Sweep) -> bool:
     rounds = sweep.rounds
-    one_k = TOKENS_KEY in rounds and bool(fixed_k(rounds[TOKENS_KEY]).notna().all())
-    return varies(rounds, BANDWIDTH_KEY) and not one_k
+    return common.varies(rounds, common.BANDWIDTH_KEY) and not common.one_k_per_run(rounds)
 
 
 def _one_sweep(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(completed device-rounds, rounds), each with ``label`` and ``bandwidth_mhz``."""
-    rounds = with_labels(sweep.rounds)
-    rounds = rounds.assign(bandwidth_mhz=rounds[BANDWIDTH_KEY] / 1e6)
-    devices = device_rows(sweep, ("tokens",), "for the chosen K")
+    rounds = common.with_labels(sweep.rounds)
+    rounds = rounds.assign(bandwidth_mhz=rounds[common.BANDWIDTH_KEY] / 1e6)
+    devices = common.device_rows(sweep, ("tokens",), "for the chosen K")
     devices = devices.merge(rounds[["run_id", "round", *_KEYS]], on=["run_id", "round"])
     return devices, rounds
 
@@ -54,7 +44,9 @@ def _one_sweep(sweep: Sweep) -> tuple[pd.DataFrame, pd.DataFrame]:
 def table(inputs: Inputs, options: Options) -> pd.DataFrame:
     """Chosen K (mean, min, max over completed device-rounds) and completed devices per round,
     per label and W_tot (MHz), over every bandwidth sweep with a K choice."""
-    sweeps = find_sweeps(inputs, _is_bandwidth_sweep, f"over {BANDWIDTH_KEY} with a choice of K")
+    sweeps = common.find_sweeps(
+        inputs, _is_bandwidth_sweep, f"over {common.BANDWIDTH_KEY} with a choice of K"
+    )
     parts = [_one_sweep(s) for s in sweeps]
     devices = pd.concat([d for d, _ in parts], ignore_index=True)
     rounds = pd.concat([r for _, r in parts], ignore_index=True)
@@ -72,7 +64,9 @@ def table(inputs: Inputs, options: Options) -> pd.DataFrame:
 
 def draw(data: pd.DataFrame) -> Figure:
     """Left: mean chosen K vs W_tot; right: completed devices per round vs W_tot (log x)."""
-    return draw_panels(data, "bandwidth_mhz", PANELS, "Uplink bandwidth $W$ (MHz)", logx=True)
+    return common.draw_panels(
+        data, "bandwidth_mhz", PANELS, "Uplink bandwidth $W$ (MHz)", logx=True
+    )
 
 
 def write(data: pd.DataFrame, out_dir: Path) -> list[Path]:

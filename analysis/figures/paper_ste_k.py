@@ -16,16 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from analysis.figures.paper_common import (
-    BANDWIDTH_KEY,
-    TOKENS_KEY,
-    device_rows,
-    draw_panels,
-    find_sweeps,
-    fixed_k,
-    varies,
-    with_labels,
-)
+from analysis.figures import paper_common as common
 from analysis.figures.spec import Options
 from analysis.load import Inputs, Sweep
 from analysis.output import save_figure
@@ -39,19 +30,20 @@ PANELS = (
 
 
 def _is_fixed_k_sweep(sweep: Sweep) -> bool:
-    rounds = sweep.rounds
-    return varies(rounds, TOKENS_KEY) and bool(fixed_k(rounds[TOKENS_KEY]).notna().all())
+    return common.varies(sweep.rounds, common.TOKENS_KEY) and common.one_k_per_run(sweep.rounds)
 
 
 def per_round(sweep: Sweep) -> pd.DataFrame:
     """One row per run and round: ``k``, ``bandwidth_hz`` (NaN when not a column), ``label``,
     ``retention`` (Σρ), ``upload_max_s``, ``num_completed_devices`` and ``ste_per_s``."""
-    rounds = with_labels(sweep.rounds)
+    rounds = common.with_labels(sweep.rounds)
     rounds = rounds.assign(
-        k=fixed_k(rounds[TOKENS_KEY]),
-        bandwidth_hz=rounds[BANDWIDTH_KEY] if BANDWIDTH_KEY in rounds else np.nan,
+        k=common.fixed_k(rounds[common.TOKENS_KEY]),
+        bandwidth_hz=rounds[common.BANDWIDTH_KEY] if common.BANDWIDTH_KEY in rounds else np.nan,
     )[["run_id", "seed", "round", "label", "k", "bandwidth_hz"]]
-    devices = device_rows(sweep, ("ste", "tx_energy_j", "upload_s"), "for the retention and T^up")
+    devices = common.device_rows(
+        sweep, ("ste", "tx_energy_j", "upload_s"), "for the retention and T^up"
+    )
     devices = devices.assign(retention=devices["ste"] * devices["tx_energy_j"])
     sums = devices.groupby(["run_id", "round"], as_index=False).agg(
         retention=("retention", "sum"),
@@ -68,7 +60,9 @@ def per_round(sweep: Sweep) -> pd.DataFrame:
 
 def table(inputs: Inputs, options: Options) -> pd.DataFrame:
     """Mean STE and completed devices per (label, W_tot, K) over every fixed-K sweep."""
-    sweeps = find_sweeps(inputs, _is_fixed_k_sweep, f"over single-valued {TOKENS_KEY} ([K])")
+    sweeps = common.find_sweeps(
+        inputs, _is_fixed_k_sweep, f"over single-valued {common.TOKENS_KEY} ([K])"
+    )
     rounds = pd.concat([per_round(s) for s in sweeps], ignore_index=True)
     keys = ["label", "bandwidth_hz", "k"]
     result = rounds.groupby(keys, sort=True, dropna=False).agg(
@@ -90,7 +84,7 @@ def table(inputs: Inputs, options: Options) -> pd.DataFrame:
 
 def draw(data: pd.DataFrame) -> Figure:
     """Left: STE / its maximum over K vs K; right: completed devices per round vs K."""
-    return draw_panels(data, "k", PANELS, "Kept tokens $K$", logx=False)
+    return common.draw_panels(data, "k", PANELS, "Kept tokens $K$", logx=False)
 
 
 def write(data: pd.DataFrame, out_dir: Path) -> list[Path]:
