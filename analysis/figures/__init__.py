@@ -8,6 +8,9 @@ from analysis.figures import (
     compression_table,
     latency_energy,
     mobility,
+    paper_k_bandwidth,
+    paper_scaling,
+    paper_ste_k,
     payload,
     solver_time,
     timeline,
@@ -27,6 +30,9 @@ FIGURES: dict[str, FigureModule] = {
         timeline,
         solver_time,
         compression_table,
+        paper_ste_k,
+        paper_k_bandwidth,
+        paper_scaling,
     )
 }
 

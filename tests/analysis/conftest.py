@@ -11,6 +11,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.load import ROUND_COLUMNS
+
 NUM_DEVICES = 3
 NUM_ROUNDS = 4
 # method -> (uplink payload factor vs none, accuracy at the last round)
@@ -34,6 +36,7 @@ class Results:
     speed_sweep_one_seed: Path
     solver_csv: Path
     compression_csv: Path
+    paper_sweeps: dict[str, Path]  # write_paper_sweeps; not in all_paths, made gets them
 
     def all_paths(self) -> list[Path]:
         return [
@@ -214,6 +217,59 @@ def write_benches(root: Path) -> tuple[Path, Path]:
     return solver, compression
 
 
+PAPER_STATUSES = ("completed", "completed", "straggler")  # device 2 never completes
+
+
+def _write_paper_sweep(path: Path, runs: list[dict], seed: int) -> Path:
+    """A sweep folder of 2 rounds per run (``runs`` = swept columns per run), 3 devices per round
+    with random tables; round 0 of the first run completes nobody."""
+    rng = np.random.default_rng(seed)
+    rounds, devices = [], []
+    for index, params in enumerate(runs):
+        run_id = f"run{index:02d}"
+        for rnd in range(2):
+            nobody = index == 0 and rnd == 0
+            row = dict.fromkeys(ROUND_COLUMNS, 0.0)
+            row.update(round=rnd, latency_s=rng.uniform(1, 5), energy_mean_j=rng.uniform(1, 9))
+            row["num_completed"] = 0 if nobody else 2
+            rounds.append({"run_id": run_id, "seed": index // 2 % 2, **params, **row})
+            for device, status in enumerate(PAPER_STATUSES):
+                devices.append({
+                    "run_id": run_id, "round": rnd, "device": device,
+                    "status": "straggler" if nobody else status, "latency_s": 1.0,
+                    "energy_j": 1.0, "tokens": int(rng.integers(16, 65)),
+                    "ste": rng.uniform(0.1, 1.0), "tx_energy_j": rng.uniform(0.5, 2.0),
+                    "upload_s": rng.uniform(0.1, 3.0), **params,
+                })  # fmt: skip
+    path.mkdir(parents=True)
+    pd.DataFrame(rounds).to_parquet(path / "sweep.parquet", index=False)
+    pd.DataFrame(devices).to_parquet(path / "sweep_devices.parquet", index=False)
+    return path
+
+
+def write_paper_sweeps(root: Path) -> dict[str, Path]:
+    """Under ``root``: a fixed-K sweep (K = 16, 64 at 2 and 50 MHz), a bandwidth sweep (1 and
+    10 MHz, K ∈ {16, 32, 64}) and a device-count sweep (N = 2, 4; three method/recipes)."""
+    paper = {"method.name": "stsflora", "method.recipe": "paper"}
+    fixed = [
+        {**paper, "method.token_counts": [k], "cell.uplink_bandwidth_hz": w}
+        for w in (2e6, 50e6)
+        for k in (16, 64, 16, 64)
+    ]
+    choice = {**paper, "method.token_counts": [16, 32, 64]}
+    bandwidth = [{**choice, "cell.uplink_bandwidth_hz": w} for w in (1e6, 1e7, 1e6)]
+    scaling = [
+        {"method.name": m, "method.recipe": r, "devices.num_devices": n}
+        for m, r in (("none", "wsim"), ("stsflora", "paper"), ("stsflora", "wsim"))
+        for n in (2, 4)
+    ]
+    return {
+        "k": _write_paper_sweep(root / "paper_k", fixed, seed=0),
+        "bandwidth": _write_paper_sweep(root / "paper_bandwidth", bandwidth, seed=1),
+        "scaling": _write_paper_sweep(root / "paper_scaling", scaling, seed=2),
+    }
+
+
 @pytest.fixture(scope="session")
 def results(tmp_path_factory: pytest.TempPathFactory) -> Results:
     """All synthetic inputs under one temporary folder."""
@@ -226,7 +282,8 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Results:
     speed = write_sweep(root / "sweep_speed", "mobility.speed_mps", [0.0, 1.5, 15.0], [0, 1, 2])
     one_seed = write_sweep(root / "sweep_one_seed", "mobility.speed_mps", [0.0, 15.0], [0])
     solver, compression = write_benches(root)
-    return Results(root, runs, runs_dir, price, speed, one_seed, solver, compression)
+    paper = write_paper_sweeps(root)
+    return Results(root, runs, runs_dir, price, speed, one_seed, solver, compression, paper)
 
 
 @pytest.fixture(scope="session")
@@ -235,4 +292,4 @@ def made(results: Results, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
     from analysis import make_figures
 
     out = tmp_path_factory.mktemp("figures")
-    return out, make_figures(results.all_paths(), out)
+    return out, make_figures([*results.all_paths(), *results.paper_sweeps.values()], out)

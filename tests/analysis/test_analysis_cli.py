@@ -38,9 +38,10 @@ def test_runs_only_skips_the_sweep_and_bench_figures(results, tmp_path: Path, ca
     err = capsys.readouterr().err
     made = {p.stem for p in tmp_path.iterdir()}
     assert made == {"accuracy", "latency_energy", "cdf", "payload", "timeline"}
-    for skipped in ("tradeoff", "mobility", "solver_time", "compression_table"):
-        assert f"{skipped}: skipped (" in err
-    assert sum("skipped" in line for line in err.splitlines()) == 4
+    skipped = ("tradeoff", "mobility", "solver_time", "compression_table", "paper_ste_k")
+    for name in (*skipped, "paper_k_bandwidth", "paper_scaling"):
+        assert f"{name}: skipped (" in err
+    assert sum("skipped" in line for line in err.splitlines()) == 7
 
 
 def test_run_without_devices_and_events_skips_cdf_and_timeline(
