@@ -52,6 +52,7 @@ from wsim.sim.activities import (
     DeviceActivities,
     FloatArray,
     IntArray,
+    OpenTransfers,
 )
 from wsim.sim.faults import RoundFaults
 from wsim.sim.trace import RoundRows, fifo
@@ -117,7 +118,7 @@ class RoundResolver(DeviceActivities):
         self.arr_dev, self.arr_t, self.arr_next = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
         self.wake_dev, self.wake_t = np.zeros(0, np.int64), np.zeros(0)
         self.wake_kind = np.zeros(0, np.int64)
-        self.open = []
+        self.open = OpenTransfers()
         self.done: list[IntArray] = []
         self.last_end = self.now
 
@@ -164,7 +165,7 @@ class RoundResolver(DeviceActivities):
         env = self.env
         while True:
             t_arr = float(self.arr_t.min()) if self.arr_t.size else INF
-            t_open = min(o.t_s for o in self.open) if self.open else INF
+            t_open = self.open.next_s()
             t_wake = float(self.wake_t.min()) if self.wake_t.size else INF
             t_next = min(t_arr, t_open, t_wake)
             if t_next == INF:
