@@ -97,7 +97,7 @@ class RoundResolver(DeviceActivities):
                       make_link(self.bw_dl, self.p_dl, n0, n))  # fmt: skip
         self.now = float(self.env.now)
         self.server_flops_per_s = world.server.flops_per_s
-        self.slots = [self.now] * world.server.num_slots  # heap of the slots' free times
+        self.slots = np.full(world.server.num_slots, self.now)  # heap of the slots' free times
         self.rows = RoundRows()
         self.slowdown, leave = 1.0, np.full(n, INF)
         if faults is not None:
@@ -318,7 +318,7 @@ class RoundResolver(DeviceActivities):
         service = flops / self.server_flops_per_s
         if self.slowdown != 1.0:
             service = service * self.slowdown
-        start, end = fifo(self.slots, a.tolist(), service.tolist(), stop.tolist())
+        start, end = fifo(self.slots, a, service, stop)
         granted = start < stop
         wait_end = np.where(granted, start, stop)
         wait = wait_end > a
