@@ -329,9 +329,8 @@ class CellChannel:
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:
-        """The state without the buffer's released blocks and unused capacity (a checkpoint
-        holds only the kept blocks ``_first_block … _num_computed − 1``, and the mobility
-        steps they belong to); :meth:`__setstate__` gives it its capacity back."""
+        """The state with only the kept blocks ``_first_block …`` and their mobility steps (no
+        released blocks, no unused capacity: :meth:`__setstate__` restores that)."""
         state = self.__dict__.copy()
         lo, hi = self._first_block - self._base, self._num_computed - self._base
         state["_gains"] = np.ascontiguousarray(self._gains[:, lo:hi])
