@@ -124,6 +124,37 @@ def test_resumed_streamed_run_writes_the_uninterrupted_files(tmp_path: Path, eve
     pd.testing.assert_frame_equal(rest.rounds, whole.rounds, check_exact=True)
 
 
+def test_checkpointed_channel_keeps_only_its_live_blocks(tmp_path: Path, monkeypatch) -> None:
+    """A 64-block channel horizon (0.64 s, far shorter than the 4 s rounds): the gains buffer
+    shifts and releases blocks all run long. The checkpoint holds only the kept blocks (not the
+    buffer's capacity), the resumed channel has its capacity back, and the resumed run equals
+    the uninterrupted one."""
+    import pickle
+
+    import numpy as np
+
+    monkeypatch.setattr("wsim.sim.channel_state._CELL_BUDGET", 1)  # → the 64-block minimum
+    scenario = load_scenario(ROOT / "scenarios" / "pedestrian.toml", SURROGATE)
+    whole = run_simulation(scenario)
+    assert whole.world.channel.horizon_blocks == 64
+    assert (whole.events["num_blocks"] > 64).any()  # transfers continued past the horizon
+    with pytest.raises(Crash):
+        run_simulation(scenario, on_round=_crash_at(3), checkpointer=Checkpointer(tmp_path, 1))
+    resumed = load_checkpoint(tmp_path)
+    ch = resumed.world.channel
+    live = ch._num_computed - ch._first_block
+    assert ch._base == ch._first_block > 0 and 0 < live < ch._gains.shape[1]
+    state = ch.__getstate__()
+    assert state["_gains"].shape == (ch.num_devices, live)
+    assert np.array_equal(state["_gains"], ch._gains[:, :live])
+    unused = (ch._gains.shape[1] - live) * ch.num_devices * ch._gains.itemsize
+    assert len(pickle.dumps(vars(ch))) - len(pickle.dumps(ch)) > 0.9 * unused  # not pickled
+    rest = run_simulation(scenario, resumed=resumed)
+    assert rest.events.equals(whole.events)
+    assert rest.rounds.equals(whole.rounds)
+    assert rest.devices.equals(whole.devices)
+
+
 def test_resume_needs_the_same_scenario(tmp_path: Path) -> None:
     scenario = load_scenario(None, SURROGATE)
     with pytest.raises(Crash):

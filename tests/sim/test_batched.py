@@ -333,3 +333,33 @@ def test_surrogate_batch_methods_equal_the_scalar_ones() -> None:
         assert bwd[k] == wl.client_backward(d, 0, 1) and adapter[k] == wl.adapter_up_bits(d)
     with pytest.raises(ValueError, match="not scheduled"):
         wl.client_forward_many(np.array([2]), 0, 0)
+
+
+@pytest.mark.parametrize("num_slots", [1, 3, 8])
+def test_compiled_fifo_is_the_heapq_queue(num_slots: int) -> None:
+    """kernels.fifo (a min-heap array) against a FIFO over ``heapq``, with cut-offs that refuse
+    some steps (end NaN, no slot taken) and cut others short; the slots' state carries over."""
+    import heapq
+
+    from wsim.sim import kernels
+
+    rng = np.random.default_rng(num_slots)
+    slots_ref, slots = [0.0] * num_slots, np.zeros(num_slots)
+    for _ in range(3):  # three windows of arrivals through the same slots
+        arrivals = np.sort(rng.uniform(0.0, 5.0, 200)) + slots_ref[0]
+        service = rng.exponential(0.2 * num_slots, 200)
+        stop = arrivals + rng.choice([np.inf, 0.3, 1.0], 200)
+        want_start, want_end = [], []
+        for a, s, limit in zip(arrivals, service, stop, strict=True):
+            start = max(a, slots_ref[0])
+            want_start.append(start)
+            if start >= limit:
+                want_end.append(math.nan)
+                continue
+            want_end.append(min(start + s, limit))
+            heapq.heapreplace(slots_ref, want_end[-1])
+        start, end = kernels.fifo(slots, arrivals, service, stop)
+        np.testing.assert_array_equal(start, want_start)
+        np.testing.assert_array_equal(end, want_end)
+        assert np.isnan(end).any() and (end < start + service).any()
+        assert sorted(slots.tolist()) == sorted(slots_ref)

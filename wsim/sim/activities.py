@@ -12,7 +12,6 @@ continued later: :meth:`DeviceActivities._continue_open`), transmit energy from
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -35,24 +34,55 @@ UPLOAD, DOWNLOAD = KIND_CODE["upload"], KIND_CODE["download"]
 ADAPTER_UP, ADAPTER_DOWN = KIND_CODE["adapter_up"], KIND_CODE["adapter_down"]
 
 
-@dataclass(eq=False)
-class _Open:
-    """A transfer stopped at the channel's horizon (continued at ``t_s``)."""
+_OPEN_FIELDS: dict[str, Any] = {
+    "t_s": float, "kind": np.int64, "device": np.int64, "bits": float, "tokens": np.int64,
+    "t0_s": float, "stop_s": float, "t_dead_s": float, "battery_j": float, "sent_bits": float,
+    "num_blocks": np.int64, "snr_time": float, "stall_start_s": float, "attempt": np.int64,
+}  # fmt: skip
+"""Columns of a transfer stopped at the channel's horizon: continued at ``t_s`` (s); ``kind``,
+``device``, ``bits``, ``tokens``, its start ``t0_s``, cut-off ``stop_s`` and battery depletion
+time ``t_dead_s`` (s), ``battery_j`` at its start, and so far ``sent_bits``, ``num_blocks``,
+``snr_time`` (∫ SNR dt, s), ``stall_start_s`` (NaN: no stall in progress), ``attempt``."""
 
-    t_s: float
-    kind: int
-    device: int
-    bits: float
-    tokens: int
-    t0_s: float
-    stop_s: float
-    t_dead_s: float
-    battery_j: float
-    sent_bits: float
-    num_blocks: int
-    snr_time: float
-    stall_start_s: float
-    attempt: int
+Columns = dict[str, npt.NDArray[Any]]
+
+
+class OpenTransfers:
+    """The transfers stopped at the horizon, as column pieces ``{field: [m]}`` in the order they
+    stopped (one piece per vectorized step; never one Python object per transfer)."""
+
+    def __init__(self) -> None:
+        self.pieces: list[Columns] = []
+
+    def __len__(self) -> int:
+        return sum(len(p["t_s"]) for p in self.pieces)
+
+    def next_s(self) -> float:
+        """The earliest continuation time, s (∞ when none is open)."""
+        return min((float(p["t_s"].min()) for p in self.pieces), default=INF)
+
+    def add(self, cols: Columns) -> None:
+        """Append transfers (every field of :data:`_OPEN_FIELDS`, ``[m]`` each)."""
+        if len(cols["t_s"]):
+            self.pieces.append({f: np.asarray(cols[f], dtype=d) for f, d in _OPEN_FIELDS.items()})
+
+    def take_due(self, now: float) -> Columns:
+        """Remove and return the transfers due by ``now`` (``t_s <= now``), in their order."""
+        due, keep = [], []
+        for p in self.pieces:
+            is_due = p["t_s"] <= now
+            if is_due.all():
+                due.append(p)
+            elif not is_due.any():
+                keep.append(p)
+            else:
+                due.append({f: c[is_due] for f, c in p.items()})
+                keep.append({f: c[~is_due] for f, c in p.items()})
+        self.pieces = keep
+        if len(due) == 1:
+            return due[0]
+        return {f: np.concatenate([p[f] for p in due]) if due else np.zeros(0, d)
+                for f, d in _OPEN_FIELDS.items()}  # fmt: skip
 
 
 class DeviceActivities:
@@ -78,7 +108,7 @@ class DeviceActivities:
     now: float
     retries: int
     rows: RoundRows
-    open: list[_Open]
+    open: OpenTransfers
     last_end: float
 
     def _transferred(self, kind: int, dev: IntArray, t: FloatArray) -> None:
@@ -122,57 +152,53 @@ class DeviceActivities:
         stop = np.minimum(stop, t_dead)
         res = send(self.channel, self.links[0 if is_up else 1], dev, bits, t0, stop, self.now)
         is_open = ~(res.is_complete | res.timed_out | (res.t_end_s >= stop))
-        for j in np.flatnonzero(is_open).tolist():  # stopped at the horizon: continued later
-            t_end = float(res.t_end_s[j])
-            snr_time = res.mean_snr_lin[j] * (t_end - t0[j]) if t_end > t0[j] else 0.0
-            self.open.append(_Open(
-                t_end, kind, int(dev[j]), float(bits[j]), int(tokens[j]), float(t0[j]),
-                float(stop[j]), float(t_dead[j]), float(battery[j]), float(res.bits_sent[j]),
-                int(res.num_blocks[j]), snr_time, float(res.stall_start_s[j]), int(attempt[j]),
-            ))  # fmt: skip
+        if is_open.any():  # stopped at the horizon: continued later
+            o = is_open
+            t_end = res.t_end_s[o]
+            moved = t_end > t0[o]
+            with np.errstate(invalid="ignore"):
+                snr_time = np.where(moved, res.mean_snr_lin[o] * (t_end - t0[o]), 0.0)
+            self.open.add({
+                "t_s": t_end, "kind": np.full(int(o.sum()), kind), "device": dev[o],
+                "bits": bits[o], "tokens": tokens[o], "t0_s": t0[o], "stop_s": stop[o],
+                "t_dead_s": t_dead[o], "battery_j": battery[o], "sent_bits": res.bits_sent[o],
+                "num_blocks": res.num_blocks[o], "snr_time": snr_time,
+                "stall_start_s": res.stall_start_s[o], "attempt": attempt[o],
+            })  # fmt: skip
         k = ~is_open
         self._sent(kind, dev[k], bits[k], tokens[k], t0[k], t_dead[k], battery[k],
                    Sent(*(f[k] for f in res)), attempt[k])  # fmt: skip
 
     def _continue_open(self, now: float) -> None:
         """Continue the transfers stopped at the horizon that are due now, one call per kind."""
-        due = [o for o in self.open if o.t_s <= now]
-        self.open = [o for o in self.open if o.t_s > now]
-        for kind in sorted({o.kind for o in due}):
-            group = [o for o in due if o.kind == kind]
-            t = np.array([o.t_s for o in group])
-            dev = np.array([o.device for o in group], dtype=np.int64)
-            left = np.array([o.bits - o.sent_bits for o in group])
-            stop = np.array([o.stop_s for o in group])
-            since = np.array([o.stall_start_s for o in group])
+        due = self.open.take_due(now)
+        for kind in np.unique(due["kind"]).tolist():
+            g = {f: c[due["kind"] == kind] for f, c in due.items()}
+            t = g["t_s"]
             link = self.links[0 if kind in (UPLOAD, ADAPTER_UP) else 1]
-            res = send(self.channel, link, dev, left, t, stop, self.now, since)
-            ended: list[_Open] = []
-            keep = np.zeros(len(group), dtype=bool)
-            for j, o in enumerate(group):
-                t_end = float(res.t_end_s[j])
-                o.sent_bits += float(res.bits_sent[j])
-                o.num_blocks += int(res.num_blocks[j])
-                if t_end > o.t_s:
-                    o.snr_time += float(res.mean_snr_lin[j]) * (t_end - o.t_s)
-                o.stall_start_s, o.t_s = float(res.stall_start_s[j]), t_end
-                if res.is_complete[j] or res.timed_out[j] or t_end >= o.stop_s:
-                    ended.append(o)
-                    keep[j] = True
-                else:
-                    self.open.append(o)
-            if not ended:
+            res = send(self.channel, link, g["device"], g["bits"] - g["sent_bits"], t,
+                       g["stop_s"], self.now, g["stall_start_s"])  # fmt: skip
+            t_end = res.t_end_s
+            g["sent_bits"] = g["sent_bits"] + res.bits_sent
+            g["num_blocks"] = g["num_blocks"] + res.num_blocks
+            with np.errstate(invalid="ignore"):
+                g["snr_time"] = np.where(
+                    t_end > t, g["snr_time"] + res.mean_snr_lin * (t_end - t), g["snr_time"]
+                )
+            g["stall_start_s"], g["t_s"] = res.stall_start_s, t_end
+            ended = res.is_complete | res.timed_out | (t_end >= g["stop_s"])
+            self.open.add({f: c[~ended] for f, c in g.items()})
+            if not ended.any():
                 continue
-            t0 = _field(ended, "t0_s")
-            airtime = _field(ended, "t_s") - t0
+            e = {f: c[ended] for f, c in g.items()}
+            t0 = e["t0_s"]
+            airtime = e["t_s"] - t0
             with np.errstate(divide="ignore", invalid="ignore"):
-                snr = np.where(airtime > 0, _field(ended, "snr_time") / airtime, np.nan)
-            total = Sent(_field(ended, "t_s"), _field(ended, "sent_bits"), res.is_complete[keep],
-                         _field(ended, "num_blocks", np.int64), snr, res.timed_out[keep],
-                         _field(ended, "stall_start_s"))  # fmt: skip
-            self._sent(kind, _field(ended, "device", np.int64), _field(ended, "bits"),
-                       _field(ended, "tokens", np.int64), t0, _field(ended, "t_dead_s"),
-                       _field(ended, "battery_j"), total, _field(ended, "attempt", np.int64))  # fmt: skip
+                snr = np.where(airtime > 0, e["snr_time"] / airtime, np.nan)
+            total = Sent(e["t_s"], e["sent_bits"], res.is_complete[ended], e["num_blocks"], snr,
+                         res.timed_out[ended], e["stall_start_s"])  # fmt: skip
+            self._sent(kind, e["device"], e["bits"], e["tokens"], t0, e["t_dead_s"],
+                       e["battery_j"], total, e["attempt"])  # fmt: skip
 
     def _sent(
         self, kind: int, dev: IntArray, bits: FloatArray, tokens: IntArray, t0: FloatArray,
@@ -240,8 +266,3 @@ class DeviceActivities:
         late = ~dropped & ~left
         self.rows.add("straggler", dev[late], t[late], t[late])
         self.last_end = max(self.last_end, float(t.max()))
-
-
-def _field(opens: list[_Open], name: str, dtype: Any = float) -> npt.NDArray[Any]:
-    """One field of the open transfers as an array."""
-    return np.array([getattr(o, name) for o in opens], dtype=dtype)

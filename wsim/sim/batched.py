@@ -52,6 +52,7 @@ from wsim.sim.activities import (
     DeviceActivities,
     FloatArray,
     IntArray,
+    OpenTransfers,
 )
 from wsim.sim.faults import RoundFaults
 from wsim.sim.trace import RoundRows, fifo
@@ -96,7 +97,7 @@ class RoundResolver(DeviceActivities):
                       make_link(self.bw_dl, self.p_dl, n0, n))  # fmt: skip
         self.now = float(self.env.now)
         self.server_flops_per_s = world.server.flops_per_s
-        self.slots = [self.now] * world.server.num_slots  # heap of the slots' free times
+        self.slots = np.full(world.server.num_slots, self.now)  # heap of the slots' free times
         self.rows = RoundRows()
         self.slowdown, leave = 1.0, np.full(n, INF)
         if faults is not None:
@@ -117,7 +118,7 @@ class RoundResolver(DeviceActivities):
         self.arr_dev, self.arr_t, self.arr_next = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
         self.wake_dev, self.wake_t = np.zeros(0, np.int64), np.zeros(0)
         self.wake_kind = np.zeros(0, np.int64)
-        self.open = []
+        self.open = OpenTransfers()
         self.done: list[IntArray] = []
         self.last_end = self.now
 
@@ -164,7 +165,7 @@ class RoundResolver(DeviceActivities):
         env = self.env
         while True:
             t_arr = float(self.arr_t.min()) if self.arr_t.size else INF
-            t_open = min(o.t_s for o in self.open) if self.open else INF
+            t_open = self.open.next_s()
             t_wake = float(self.wake_t.min()) if self.wake_t.size else INF
             t_next = min(t_arr, t_open, t_wake)
             if t_next == INF:
@@ -317,7 +318,7 @@ class RoundResolver(DeviceActivities):
         service = flops / self.server_flops_per_s
         if self.slowdown != 1.0:
             service = service * self.slowdown
-        start, end = fifo(self.slots, a.tolist(), service.tolist(), stop.tolist())
+        start, end = fifo(self.slots, a, service, stop)
         granted = start < stop
         wait_end = np.where(granted, start, stop)
         wait = wait_end > a

@@ -31,6 +31,7 @@ from __future__ import annotations
 import bisect
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -325,6 +326,26 @@ class CellChannel:
             raise ValueError(f"block {n} was released (first kept block {kept})")
         while self._num_computed <= n:
             self._compute_blocks(n)
+
+    # ------------------------------------------------------------------ pickling
+    def __getstate__(self) -> dict[str, Any]:
+        """The state with only the kept blocks ``_first_block …`` and their mobility steps (no
+        released blocks, no unused capacity: :meth:`__setstate__` restores that)."""
+        state = self.__dict__.copy()
+        lo, hi = self._first_block - self._base, self._num_computed - self._base
+        state["_gains"] = np.ascontiguousarray(self._gains[:, lo:hi])
+        state["_capacity"] = self._gains.shape[1]
+        state["_base"] = self._first_block
+        i = max(bisect.bisect_right(self._seg_start, self._first_block) - 1, 0)
+        state["_seg_start"], state["_seg"] = self._seg_start[i:], self._seg[i:]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        kept = state.pop("_gains")
+        capacity = state.pop("_capacity")
+        self.__dict__.update(state)
+        self._gains = np.empty((self.num_devices, max(capacity, kept.shape[1])), kept.dtype)
+        self._gains[:, : kept.shape[1]] = kept
 
     # ------------------------------------------------------------------ queries
     def block_index(self, t_s: float) -> int:

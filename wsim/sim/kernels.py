@@ -144,3 +144,38 @@ def integrate(
             t = (n + 1) * block_s
             n += 1
     return t_end, sent, complete, blocks, snr_time
+
+
+@numba.njit(cache=True, nogil=True)
+def fifo(
+    slots: FloatArray, arrivals: FloatArray, service: FloatArray, stop: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """The FIFO queue of :func:`wsim.sim.trace.fifo` over the binary min-heap ``slots`` of the
+    slots' free times (updated in place): ``start = max(arrival, earliest free)``, ``end =
+    min(start + service, stop)``, NaN (no slot taken) where ``start >= stop``."""
+    m, k = arrivals.size, slots.size
+    start, end = np.empty(m), np.empty(m)
+    for j in range(m):
+        a, free = arrivals[j], slots[0]
+        s = a if a >= free else free
+        start[j] = s
+        if s >= stop[j]:
+            end[j] = np.nan
+            continue
+        e = s + service[j]
+        if e > stop[j]:
+            e = stop[j]
+        end[j] = e
+        i = 0  # the earliest free slot now frees at e: sift it down
+        while True:
+            c = 2 * i + 1
+            if c >= k:
+                break
+            if c + 1 < k and slots[c + 1] < slots[c]:
+                c += 1
+            if slots[c] >= e:
+                break
+            slots[i] = slots[c]
+            i = c
+        slots[i] = e
+    return start, end

@@ -9,7 +9,6 @@ events in (docs/CONTRACTS.md, "Event order").
 
 from __future__ import annotations
 
-import heapq
 import math
 from typing import Any
 
@@ -17,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from wsim.records import EVENT_COLUMNS, KIND_CODE, EventLog
+from wsim.sim import kernels
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -69,25 +69,12 @@ class RoundRows:
 
 
 def fifo(
-    slots: list[float], arrivals: list[float], service: list[float], stop: list[float]
+    slots: FloatArray, arrivals: FloatArray, service: FloatArray, stop: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
-    """The FIFO queue over ``num_slots`` slots, arrivals in order (``slots``: the heap of the
-    slots' free times, updated in place): each step starts at ``max(arrival, earliest free
+    """The FIFO queue over ``num_slots`` slots, arrivals in order (``slots``: the min-heap of the
+    slots' free times, s, updated in place): each step starts at ``max(arrival, earliest free
     slot)`` and ends at ``min(start + service, stop)`` (its device's cut-off); one not granted
     before its stop keeps no slot (end NaN) — what a FIFO ``simpy.Resource`` does, in closed
-    form. Returns ``(start, end)``, s."""
-    starts, ends = [], []
-    for a, s, limit in zip(arrivals, service, stop, strict=True):
-        free = slots[0]
-        start = a if a >= free else free
-        if start >= limit:
-            starts.append(start)
-            ends.append(math.nan)
-            continue
-        end = start + s
-        if end > limit:
-            end = limit
-        heapq.heapreplace(slots, end)
-        starts.append(start)
-        ends.append(end)
-    return np.array(starts), np.array(ends)
+    form (the compiled loop :func:`wsim.sim.kernels.fifo`). Returns ``(start, end)``, s."""
+    f = np.float64
+    return kernels.fifo(slots, np.asarray(arrivals, f), np.asarray(service, f), np.asarray(stop, f))
