@@ -93,8 +93,10 @@ def test_flops_are_those_of_the_actual_shapes(tiny) -> None:
 def test_simulated_time_ignores_wall_clock_and_runs_are_deterministic(tiny) -> None:
     sc = tiny()
     fast, _ = _run(sc)
-    slow, _ = _run(sc, sleep_s=0.02)
-    assert slow.wall_time_s > fast.wall_time_s + 0.02 * 12 * 0.9
+    slow, rec = _run(sc, sleep_s=0.02)
+    # the slow run slept 12 x 20 ms inside its timed window (comparing the two runs' wall times
+    # instead is flaky on a loaded machine: the first run also pays the warm-up)
+    assert len(rec.server_order) == 12 and slow.wall_time_s >= 0.02 * 12
     pd.testing.assert_frame_equal(fast.events, slow.events, check_exact=True)
     pd.testing.assert_frame_equal(fast.rounds, slow.rounds, check_exact=True)  # accuracy too
     other, _ = _run(tiny("seed=1"))
