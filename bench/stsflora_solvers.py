@@ -23,64 +23,20 @@ import time
 from pathlib import Path
 
 import numpy as np
-from scipy.optimize import brentq
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from wsim.optimizer import RoundProblem, solve  # noqa: E402
-from wsim.optimizer.reference import generic_solve  # noqa: E402
+from wsim.optimizer.generate import frozen_problem  # noqa: E402
+from wsim.optimizer.reference import brute_force_ste, generic_solve  # noqa: E402
 from wsim.optimizer.stsflora_paper import paper_ste  # noqa: E402
 
-N0_W_PER_HZ = 10 ** ((-174 - 30) / 10)
 TOKENS = [16, 24, 32, 40, 48, 64]
 
 
-def frozen_problem(rng: np.random.Generator, n: int) -> RoundProblem:
-    """One ST-SFLora round of ``n`` frozen devices (module docstring)."""
-    k = np.asarray(TOKENS, dtype=float)
-    bits_per_token = 16 * 64 * 32.0  # batch 16, width 64, fp32
-    return RoundProblem(
-        gain_lin=10 ** rng.uniform(-12.5, -10.5, n), cpu_hz=rng.uniform(0.5e9, 2e9, n),
-        kappa=1e-28, max_power_w=np.full(n, 0.2), energy_budget_j=rng.uniform(0.5, 2.0, n),
-        token_counts=k, payload_bits=np.tile(bits_per_token * (k + 2), (n, 1)),
-        device_cycles=np.full((n, len(k)), 2e8), retention=np.tile(1 - (1 - k / 64) ** 2, (n, 1)),
-        fixed_latency_s=rng.uniform(0.01, 0.05, n), total_bandwidth_hz=0.5e6 * n,
-        noise_psd_w_per_hz=N0_W_PER_HZ, deadline_s=100.0, energy_price_per_j=0.1,
-        latency_price_per_s=0.01, min_retention=0.0,
-    )  # fmt: skip
-
-
-def _rate_bps(w: float, p: float, g: float) -> float:
-    return w * math.log2(1 + p * g / (N0_W_PER_HZ * w))
-
-
-def brute_force_ste(pr: RoundProblem, members: tuple[int, ...]) -> float:
-    """Best STE over every K combination of ``members`` (the paper's participants: who takes
-    part is its mobility/energy gate, not part of the STE maximization [T][S])."""
-    etx = pr.energy_budget_j[:, None] - pr.compute_energy_j
-    best, size = 0.0, len(members)
-    for combo in itertools.product(range(pr.num_options), repeat=size):
-        s = [pr.payload_bits[m, j] for m, j in zip(members, combo, strict=True)]
-        e = [etx[m, j] for m, j in zip(members, combo, strict=True)]
-        g = [pr.gain_lin[m] for m in members]
-        if min(e) <= 0:
-            continue
-
-        def need(t: float, i: int, s=s, e=e, g=g) -> float:
-            p = min(0.2, e[i] / t)
-            if s[i] / t >= p * g[i] / (N0_W_PER_HZ * math.log(2)) * (1 - 1e-12):
-                return 1e30
-            return brentq(lambda w: _rate_bps(w, p, g[i]) - s[i] / t, 1e-6, 1e14)
-
-        def over(t: float, s=s) -> float:
-            return sum(need(t, i) for i in range(len(s))) - pr.total_bandwidth_hz
-
-        if over(1e4) > 0:
-            continue
-        tau = brentq(over, 1e-5, 1e4, xtol=1e-13)
-        rho = sum(pr.retention[m, j] for m, j in zip(members, combo, strict=True))
-        best = max(best, rho / tau)
-    return best
+def _problem(rng: np.random.Generator, n: int) -> RoundProblem:
+    """One ST-SFLora round of ``n`` frozen devices: batch 16 of width 64 in fp32, 0.5 MHz each."""
+    return frozen_problem(n, rng, TOKENS, 16 * 64 * 32.0, 0.5e6 * n, 0.1, 0.01)
 
 
 def brute_force_j(pr: RoundProblem) -> float:
@@ -113,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     print(head + f" {'brute STE':>10} {'brute J':>9}")
     for n in args.sizes:
         for seed in range(args.seeds):
-            pr = frozen_problem(np.random.default_rng(seed), n)
+            pr = _problem(np.random.default_rng(seed), n)
             brute = None
             for method in ("stsflora_paper", "stsflora"):
                 alloc, dt = _timed(pr, method)

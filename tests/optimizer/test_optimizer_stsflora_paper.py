@@ -3,7 +3,6 @@ brute force of the paper's STE on small cases, the mobility gate."""
 
 from __future__ import annotations
 
-import itertools
 import math
 
 import numpy as np
@@ -11,6 +10,8 @@ import pytest
 from scipy.optimize import brentq
 
 from wsim.optimizer import RoundProblem, check_allocation, random_problem, solve
+from wsim.optimizer.generate import frozen_problem
+from wsim.optimizer.reference import brute_force_ste
 from wsim.optimizer.stsflora_paper import (
     common_deadline_s,
     paper_power_w,
@@ -77,45 +78,8 @@ def test_token_cap_closed_form_by_hand() -> None:
 
 
 def _problem(rng: np.random.Generator, n: int, counts: list[int], stand=None) -> RoundProblem:
-    """A frozen-device round: payload E B (K + 2) D q0, forward-only compute, concave ρ."""
-    k = np.asarray(counts, dtype=float)
-    beta = 2 * 16 * 64 * 32.0
-    rho = 1 - (1 - k / 64) ** 2
-    return RoundProblem(
-        gain_lin=10 ** rng.uniform(-12.5, -10.5, n), cpu_hz=rng.uniform(0.5e9, 2e9, n),
-        kappa=1e-28, max_power_w=np.full(n, 0.2), energy_budget_j=rng.uniform(0.5, 2.0, n),
-        token_counts=k, payload_bits=np.tile(beta * (k + 2), (n, 1)),
-        device_cycles=np.full((n, len(k)), 2e8), retention=np.tile(rho, (n, 1)),
-        fixed_latency_s=rng.uniform(0.01, 0.05, n), total_bandwidth_hz=5e6,
-        noise_psd_w_per_hz=N0, deadline_s=100.0, energy_price_per_j=0.0,
-        latency_price_per_s=0.0, min_retention=0.0, standing_time_s=stand,
-    )  # fmt: skip
-
-
-def _brute_force_ste(pr: RoundProblem, members: list[int]) -> float:
-    """max over every K combination of the members of Σ ρ / τ, τ the smallest common upload
-    time with Σ W ≤ W_tot (each device at its largest energy-feasible power min(p_max, E/τ)),
-    by scalar root finding."""
-    etx = pr.energy_budget_j[:, None] - pr.compute_energy_j
-    best = 0.0
-    for combo in itertools.product(range(pr.num_options), repeat=len(members)):
-        s = [pr.payload_bits[m, j] for m, j in zip(members, combo, strict=True)]
-        e = [etx[m, j] for m, j in zip(members, combo, strict=True)]
-        g = [pr.gain_lin[m] for m in members]
-
-        def need(t: float, i: int, s=s, e=e, g=g) -> float:
-            p = min(0.2, e[i] / t)
-            if s[i] / t >= p * g[i] / (N0 * math.log(2)) * (1 - 1e-12):
-                return math.inf
-            return brentq(lambda w: _rate(w, p, g[i]) - s[i] / t, 1e-6, 1e14, xtol=1e-9)
-
-        def over(t: float, s=s) -> float:
-            return sum(min(need(t, i), 1e30) for i in range(len(s))) - pr.total_bandwidth_hz
-
-        tau = brentq(over, 1e-4, 1e4, xtol=1e-13)
-        rho = sum(pr.retention[m, j] for m, j in zip(members, combo, strict=True))
-        best = max(best, rho / tau)
-    return best
+    """A frozen-device round: payload E B (K + 2) D q0 (E = 2, B = 16, D = 64, fp32), 5 MHz."""
+    return frozen_problem(n, rng, counts, 2 * 16 * 64 * 32.0, 5e6, standing_time_s=stand)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -124,7 +88,7 @@ def test_solver_matches_brute_force_of_the_paper_ste(seed: int) -> None:
     alloc = solve(pr, "stsflora_paper")
     assert check_allocation(pr, alloc) == []
     assert (alloc.token_option >= 0).all()  # every device of the round takes part
-    ref = _brute_force_ste(pr, [0, 1, 2])
+    ref = brute_force_ste(pr, [0, 1, 2])
     assert paper_ste(pr, alloc) == pytest.approx(ref, rel=2e-3)
     assert alloc.objective_history[-1] <= max(alloc.objective_history)
 
@@ -132,7 +96,7 @@ def test_solver_matches_brute_force_of_the_paper_ste(seed: int) -> None:
 def test_four_devices_brute_force() -> None:
     pr = _problem(np.random.default_rng(7), 4, [20, 40, 64])
     alloc = solve(pr, "stsflora_paper")
-    assert paper_ste(pr, alloc) == pytest.approx(_brute_force_ste(pr, [0, 1, 2, 3]), rel=2e-3)
+    assert paper_ste(pr, alloc) == pytest.approx(brute_force_ste(pr, [0, 1, 2, 3]), rel=2e-3)
 
 
 def test_mobility_gate_leaves_out_the_device_that_does_not_fit() -> None:
@@ -147,7 +111,7 @@ def test_mobility_gate_leaves_out_the_device_that_does_not_fit() -> None:
     assert (free.token_option >= 0).all()
     assert alloc.token_option[2] == -1 and alloc.reason[2] == "deadline"
     assert check_allocation(gated, alloc) == []
-    assert paper_ste(gated, alloc) == pytest.approx(_brute_force_ste(gated, [0, 1]), rel=2e-3)
+    assert paper_ste(gated, alloc) == pytest.approx(brute_force_ste(gated, [0, 1]), rel=2e-3)
     # every member's round fits in its standing time
     on = alloc.token_option >= 0
     assert np.all(alloc.latency_device_s[on] <= gated.standing_time_s[on] * (1 + 1e-9))

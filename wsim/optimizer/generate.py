@@ -14,6 +14,7 @@ bandwidth, full power and all tokens (so most, not all, devices can make it); pr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -97,3 +98,33 @@ def _default_deadline_s(values: dict[str, Any]) -> float:
     cycles = np.asarray(values["device_cycles"])[:, -1]
     latency = cycles / np.asarray(values["cpu_hz"]) + payload / rate + values["fixed_latency_s"]
     return float(1.2 * np.quantile(latency, 0.9))
+
+
+def frozen_problem(
+    num_devices: int,
+    rng: np.random.Generator,
+    token_counts: Sequence[float],
+    bits_per_token: float,
+    total_bandwidth_hz: float,
+    energy_price_per_j: float = 0.0,
+    latency_price_per_s: float = 0.0,
+    standing_time_s: np.ndarray | None = None,
+) -> RoundProblem:
+    """A small ST-SFLora round of frozen devices (forward-only compute), for tests and benches.
+
+    Payload ``bits_per_token (K + 2)`` (the kept tokens, [CLS] and the merged token), concave
+    retention ``rho(K) = 1 - (1 - K / 64)^2``, ``2e8`` device cycles whatever ``K``; path loss
+    105-125 dB, ``f`` in 0.5-2 GHz, ``kappa = 1e-28``, ``p_max = 0.2 W``, budgets 0.5-2 J, fixed
+    latency 10-50 ms, ``N0 = -174 dBm/Hz``, deadline 100 s (drawn in that order from ``rng``).
+    """
+    n, k = num_devices, np.asarray(token_counts, dtype=float)
+    return RoundProblem(
+        gain_lin=10 ** rng.uniform(-12.5, -10.5, n), cpu_hz=rng.uniform(0.5e9, 2e9, n),
+        kappa=1e-28, max_power_w=np.full(n, 0.2), energy_budget_j=rng.uniform(0.5, 2.0, n),
+        token_counts=k, payload_bits=np.tile(bits_per_token * (k + 2), (n, 1)),
+        device_cycles=np.full((n, len(k)), 2e8), retention=np.tile(1 - (1 - k / 64) ** 2, (n, 1)),
+        fixed_latency_s=rng.uniform(0.01, 0.05, n), total_bandwidth_hz=total_bandwidth_hz,
+        noise_psd_w_per_hz=_noise_psd_w_per_hz(0.0), deadline_s=100.0,
+        energy_price_per_j=energy_price_per_j, latency_price_per_s=latency_price_per_s,
+        min_retention=0.0, standing_time_s=standing_time_s,
+    )  # fmt: skip

@@ -1,16 +1,21 @@
-"""A generic-solver reference for the continuous (b, p, T) subproblem (certification and bench).
+"""Slow references for the solvers (certification and bench): SLSQP, brute-force STE.
 
-For fixed token options it maximises ``J`` (DESIGN.md §5) with SciPy's SLSQP over the raw
+``generic_solve``: for fixed token options it maximises ``J`` (DESIGN.md §5) with SciPy's SLSQP over the raw
 variables ``(b, p, T)``, using none of the structure ``resource.py`` exploits: constraints
 ``sum b <= B``, ``r_i (T - C_i/f_i - T_fix,i) >= S_i``, ``p_i S_i / r_i <= E_max,i - E_comp,i``,
 ``0 < p_i <= p_max,i``, ``T <= T_hi``, all scaled to O(1). Several starts; the best point that
 passes ``check_allocation`` is returned. Slow by design: it is the yardstick, not a solver.
+``brute_force_ste`` enumerates ST-SFLora's token choices for ``stsflora_paper``'s objective.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
+from collections.abc import Sequence
+
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import brentq, minimize
 
 from wsim.optimizer.evaluate import build_allocation, check_allocation, links_for, pick
 from wsim.optimizer.problem import Allocation, RoundProblem
@@ -116,3 +121,46 @@ def _as_allocation(
         method="generic",
         start_time=0.0,
     )
+
+
+def _shannon_bps(bandwidth_hz: float, power_w: float, gain_lin: float, n0: float) -> float:
+    """``b log2(1 + p g / (N0 b))`` (bit/s) in scalar floats (independent of ``radio``)."""
+    return bandwidth_hz * math.log2(1.0 + power_w * gain_lin / (n0 * bandwidth_hz))
+
+
+def brute_force_ste(problem: RoundProblem, members: Sequence[int]) -> float:
+    """Best STE ``sum rho / tau`` (1/s) over every token combination of ``members`` (slow).
+
+    ST-SFLora's STE (PAPERS.md [T][S]) for the paper's participants ``members`` (who takes part
+    is its mobility/energy gate, not part of the STE maximisation): ``tau`` is the smallest common
+    upload time with ``sum W_i(tau) <= W_tot``, each device at its largest energy-feasible power
+    ``min(p_max, (E_max - E_comp) / tau)`` and ``W_i`` its bandwidth need at that power, all by
+    scalar root finding (``brentq``), none of ``stsflora_paper``'s closed forms. Combinations
+    with no spare energy or no common upload time below 1e4 s are skipped; 0 if none is left.
+    """
+    n0 = problem.noise_psd_w_per_hz
+    spare_j = problem.energy_budget_j[:, None] - problem.compute_energy_j
+    g = [float(problem.gain_lin[m]) for m in members]
+    p_max = [float(problem.max_power_w[m]) for m in members]
+    best = 0.0
+    for combo in itertools.product(range(problem.num_options), repeat=len(members)):
+        s = [float(problem.payload_bits[m, j]) for m, j in zip(members, combo, strict=True)]
+        e = [float(spare_j[m, j]) for m, j in zip(members, combo, strict=True)]
+        if min(e) <= 0.0:
+            continue
+
+        def need_hz(t: float, i: int, s: list[float] = s, e: list[float] = e) -> float:
+            p = min(p_max[i], e[i] / t)
+            if s[i] / t >= p * g[i] / (n0 * math.log(2.0)) * (1.0 - 1e-12):
+                return 1e30  # beyond the infinite-bandwidth rate: no bandwidth suffices
+            return brentq(lambda w: _shannon_bps(w, p, g[i], n0) - s[i] / t, 1e-6, 1e14, xtol=1e-9)
+
+        def over_hz(t: float, s: list[float] = s) -> float:
+            return sum(need_hz(t, i) for i in range(len(s))) - problem.total_bandwidth_hz
+
+        if over_hz(1e4) > 0.0:
+            continue
+        tau = brentq(over_hz, 1e-5, 1e4, xtol=1e-13)
+        rho = sum(problem.retention[m, j] for m, j in zip(members, combo, strict=True))
+        best = max(best, rho / tau)
+    return best
