@@ -1,81 +1,132 @@
-"""The compiled Halley loops (``kernels``, small arrays) against the numpy passes (large ones)."""
+"""The compiled inverses and option values against high-precision and scalar references.
+
+References: mpmath's Lambert W at 70 digits (both branches), scipy's brentq on the closed-form
+power and marginal energy (``radio``'s formulas, not its inverses).
+"""
 
 from __future__ import annotations
 
+import itertools
+import math
+
+import mpmath
 import numpy as np
+from scipy.optimize import brentq
 
-from wsim.optimizer import inverse
-from wsim.optimizer.inverse import COMPILED_MAX_SIZE, inv_expm1_ratio, inv_marginal, refine_marginal
+from wsim.optimizer import inverse, kernels
+from wsim.optimizer.generate import random_problem
+from wsim.optimizer.inverse import TABLE_LO, TABLES, inv_expm1_ratio, inv_marginal
+from wsim.optimizer.options import OptionTable, option_values
 
-
-def _s(n: int) -> np.ndarray:
-    rng = np.random.default_rng(7)
-    s = np.exp(rng.uniform(-30.0, 30.0, n))
-    s[:3] = (0.0, 1e-300, 1e300)  # zero, denormal-ish, above the argument cap
-    return s
+mpmath.mp.dps = 70
 
 
-def _series_residual(x: np.ndarray, s: np.ndarray) -> np.ndarray:
-    """``|G(x) / s - 1|`` with ``G`` by its series (exact for ``x < 1e-3``, where it cancels)."""
-    return np.abs(x * x * (0.5 + x * (1.0 / 3.0 + x * (1.0 / 8.0 + x / 30.0))) / s - 1.0)
+def _marginal_ref(s: float) -> float:
+    """``1 + W0((s - 1)/e)`` at 70 digits."""
+    return float(1 + mpmath.lambertw((mpmath.mpf(s) - 1) / mpmath.e).real)
 
 
-def test_compiled_inv_marginal_matches_numpy_cold_and_warm() -> None:
-    s = _s(500)
-    well = s >= 1e-6  # below, (G(x) - s) e^{-x} cancels in both: checked by its residual
-    cold = inv_marginal(s)
-    np.testing.assert_allclose(cold[well], inverse._inv_marginal_numpy(s)[well], rtol=1e-12)
-    tiny = ~well & (s > 1e-200)  # (at ~1e-300 the warm step underflows: x stays put)
-    assert _series_residual(cold[tiny], s[tiny]).max() < 1e-7
-    warm = inv_marginal(s * 1.03, cold)
-    # the cold numpy passes stop after 3 steps (~1e-11 off near s = 2, the start's switch); a
-    # warm element iterates until its own step is tiny: compare loosely, check the residual
-    ref = inverse._inv_marginal_numpy(s * 1.03)
-    np.testing.assert_allclose(warm[well], ref[well], rtol=1e-9)
-    mid = well & (s < 1e200)  # (above 1e250 the argument is capped)
-    x = warm[mid]
-    assert np.abs(((x - 1.0) * np.exp(x) + 1.0) / (1.03 * s[mid]) - 1.0).max() < 1e-10
-    assert _series_residual(warm[tiny], 1.03 * s[tiny]).max() < 1e-7
-    far = np.full(s.shape, 1e-90)  # a poor warm start falls back to the cold start per element
-    np.testing.assert_allclose(inv_marginal(s, far)[well], cold[well], rtol=1e-12)
-    assert cold[0] == 0.0 and np.all(cold[1:] > 0.0)
+def _ratio_ref(m: float | mpmath.mpf) -> float:
+    """Root of ``expm1(x)/x = m``: ``-W_{-1}(-e^{-1/m}/m) - 1/m`` at 70 digits."""
+    mm = mpmath.mpf(m)
+    return float(-mpmath.lambertw(-mpmath.exp(-1 / mm) / mm, -1).real - 1 / mm)
 
 
-def test_compiled_refine_marginal_matches_numpy() -> None:
-    s = _s(200)[3:]
-    x = inv_marginal(s)
-    ours, exact = refine_marginal(s * 1.05, x)
-    ref, ref_exact = inverse._refine_marginal_numpy(s * 1.05, x)
-    well = s >= 1e-6  # below, the step's (G(x) - s) e^{-x} cancels: libm's last bits show
-    np.testing.assert_allclose(ours[well], ref[well], rtol=1e-13)
-    np.testing.assert_allclose(ours[~well], ref[~well], rtol=1e-8)
-    assert exact == ref_exact
+def _arguments(rng: np.random.Generator) -> np.ndarray:
+    """Log-uniform over the whole range, the table's ends and cell edges, around ``x = 0.01``."""
+    edges = kernels.cell_edges()
+    return np.concatenate(
+        [
+            10.0 ** rng.uniform(-25.0, 249.0, 400),
+            edges[[0, 1, 63, 64, 65, 30_000, -2, -1]],
+            np.nextafter(edges[[0, 1000]], 0.0),  # just below a cell edge
+            np.logspace(-6, -3, 40),  # x near 0.01 (the series switch)
+            np.linspace(0.5, 5.0, 40),
+        ]
+    )
 
 
-def test_compiled_inv_expm1_ratio_matches_numpy() -> None:
-    m = 1.0 + _s(400)
-    m[3:6] = (0.5, 1.0, 1.0 + 1e-9)  # no root, no root, next to the branch point
-    cold = inv_expm1_ratio(m)
-    ref = inverse._inv_expm1_ratio_numpy(m)
-    assert np.array_equal(np.isnan(cold), np.isnan(ref)) and np.isnan(cold[3:5]).all()
-    ok = ~np.isnan(ref)
-    np.testing.assert_allclose(cold[ok], ref[ok], rtol=1e-12)
-    warm = inv_expm1_ratio(m * 1.02, np.where(ok, cold, 1.0))
-    ref_warm = inverse._inv_expm1_ratio_numpy(m * 1.02)
-    ok = ~np.isnan(ref_warm)
-    np.testing.assert_allclose(warm[ok], ref_warm[ok], rtol=1e-12)
+def test_inv_marginal_is_exact_to_rounding_everywhere() -> None:
+    s = _arguments(np.random.default_rng(3))
+    ref = np.array([_marginal_ref(v) for v in np.minimum(s, inverse.MAX_ARG)])  # capped above
+    np.testing.assert_allclose(inv_marginal(s), ref, rtol=5e-14, atol=0.0)
+    assert inv_marginal(np.array([0.0, -1.0])).tolist() == [0.0, 0.0]
+    capped = inv_marginal(np.array([1e300]))[0]  # the argument is capped at MAX_ARG
+    assert capped == inv_marginal(np.array([inverse.MAX_ARG]))[0]
 
 
-def test_large_arrays_take_the_numpy_passes_with_the_same_results() -> None:
-    s = _s(COMPILED_MAX_SIZE + 1)
-    # below s = 1e-6 (m - 1 = 1e-6) both cancel and the CPU's libm shows in the last bits
-    well = s >= 1e-6
-    big = inv_marginal(s)
-    small = np.concatenate([inv_marginal(s[:2000]), inv_marginal(s[2000:])])
-    np.testing.assert_allclose(big[well], small[well], rtol=1e-12, atol=0.0)
-    np.testing.assert_allclose(big[~well], small[~well], rtol=1e-8, atol=0.0)
-    m = 1.0 + s
-    big = inv_expm1_ratio(m)
-    small = np.concatenate([inv_expm1_ratio(m[:2000]), inv_expm1_ratio(m[2000:])])
-    np.testing.assert_allclose(big[well], small[well], rtol=1e-12)
-    np.testing.assert_allclose(big[~well], small[~well], rtol=1e-5)
+def test_inv_expm1_ratio_is_exact_to_rounding_everywhere() -> None:
+    d = _arguments(np.random.default_rng(4))
+    m = 1.0 + d
+    keep = (m > 1.0) & (m < inverse.MAX_ARG)
+    m = m[keep]
+    ref = np.array([_ratio_ref(v) for v in m])
+    # below m - 1 ~ 1e-6 the float m itself carries a relative error of eps / (m - 1) into x
+    rtol = np.maximum(5e-14, 4e-16 / (m - 1.0))
+    assert np.all(np.abs(inv_expm1_ratio(m) / ref - 1.0) <= rtol)
+    assert np.isnan(inv_expm1_ratio(np.array([0.5, 1.0]))).all()
+    assert inv_expm1_ratio(np.array([1e300]))[0] == inv_expm1_ratio(np.array([inverse.MAX_ARG]))[0]
+
+
+def test_tabulated_starts_are_within_the_one_step_radius() -> None:
+    # one Halley step cubes the start's error: ~1e-5 starts give roots to rounding
+    rng = np.random.default_rng(5)
+    s = 10.0 ** rng.uniform(math.log10(TABLE_LO), 249.0, 300)
+    start = np.array([kernels._tabulated(v, TABLES[0], TABLES[1]) for v in s])
+    ref = np.array([_marginal_ref(v) for v in s])
+    assert np.abs(start / ref - 1.0).max() < 2e-5
+    d = 10.0 ** rng.uniform(math.log10(TABLE_LO), 249.0, 300)
+    start = np.array([kernels._tabulated(v, TABLES[2], TABLES[3]) for v in d])
+    ref = np.array([_ratio_ref(1 + mpmath.mpf(v)) for v in d])
+    assert np.abs(start / ref - 1.0).max() < 2e-5
+
+
+def test_scratch_buffers_hold_the_result() -> None:
+    s = np.logspace(-3, 50, 200)
+    pool = inverse.Scratch(s.shape)
+    first = inv_marginal(s, scratch=pool)
+    np.testing.assert_array_equal(first, inv_marginal(s))
+    pool.give(first)
+    again = inv_marginal(s * 1.01, scratch=pool)
+    assert again is first  # the buffer given back is reused
+    np.testing.assert_array_equal(again, inv_marginal(s * 1.01))
+
+
+def test_option_values_match_scalar_root_finding() -> None:
+    problem = random_problem(6, 3, np.random.default_rng(11))
+    table = OptionTable(problem)
+    usable = np.ones(problem.payload_bits.shape, dtype=bool)
+    usable[0, 2] = False
+    latency_s, n0 = 0.6 * problem.deadline_s, problem.noise_psd_w_per_hz
+    checked_price = checked_floor = 0
+    for price, i in itertools.product((1e-12, 3e-9, 1e-6, 1e-3), range(6)):
+        value, ste = option_values(table, usable, latency_s, price)
+        g, p_max, e_max = (problem.gain_lin[i], problem.max_power_w[i], problem.energy_budget_j[i])
+        for j in range(3):
+            bits, e_comp = problem.payload_bits[i, j], problem.compute_energy_j[i, j]
+            tau = latency_s - problem.compute_time_s[i, j] - problem.fixed_latency_s[i]
+
+            def power(b: float, bits: float = bits, tau: float = tau, g: float = g) -> float:
+                return math.expm1(bits * math.log(2.0) / (tau * b)) * n0 * b / g
+
+            cap = min(p_max, (e_max - e_comp) / tau) if tau > 0 else -1.0
+            floor_p = bits * math.log(2.0) * n0 / (tau * g) if tau > 0 else math.inf
+            if not usable[i, j] or not cap > floor_p:  # no floor: cannot meet T
+                assert value[i, j] == -np.inf and ste[i, j] == -np.inf
+                continue
+            lo = bits / tau / 400.0
+            b_min = brentq(lambda b, c: power(b) - c, lo, 1e14, (cap,), 1e-12 * lo, 1e-14)
+
+            def marginal(b: float, bits: float = bits, tau: float = tau, g: float = g) -> float:
+                x = bits * math.log(2.0) / (tau * b)
+                return ((x - 1.0) * math.exp(x) + 1.0) * tau * n0 / g  # -dE_tx/db
+
+            b_price = brentq(lambda b, c: marginal(b) - c, lo, 1e14, (price,), 1e-12 * lo, 1e-14)
+            b = max(b_price, b_min)
+            checked_price += b_price >= b_min
+            checked_floor += b_price < b_min
+            e_tx = power(b) * tau
+            ref = problem.retention[i, j] - problem.energy_price_per_j * (e_comp + e_tx + price * b)
+            assert math.isclose(value[i, j], ref, rel_tol=1e-9, abs_tol=1e-12)
+            assert math.isclose(ste[i, j], problem.retention[i, j] / e_tx, rel_tol=1e-9)
+    assert checked_price > 0 and checked_floor > 0  # both branches exercised

@@ -9,7 +9,7 @@ import pytest
 from scipy.optimize import brentq
 from scipy.special import lambertw
 
-from wsim.optimizer.inverse import Scratch, inv_expm1_ratio, inv_marginal, refine_marginal
+from wsim.optimizer.inverse import inv_expm1_ratio, inv_marginal
 from wsim.optimizer.radio import (
     bandwidth_at_price_hz,
     marginal_energy_j_per_hz,
@@ -109,43 +109,3 @@ def test_bandwidth_at_price_solves_first_order_condition(draws: dict[str, np.nda
         e_plus = _scalar_min_power(d["s"][i], d["tau"][i], d["b"][i] + h, d["g"][i]) * d["tau"][i]
         e_minus = _scalar_min_power(d["s"][i], d["tau"][i], d["b"][i] - h, d["g"][i]) * d["tau"][i]
         assert -(e_plus - e_minus) / (2 * h) == pytest.approx(price[i], rel=1e-5)
-
-
-def test_warm_started_inv_marginal_matches_cold_start() -> None:
-    s = np.logspace(-3, 100, 400)
-    for factor in (0.5, 0.9, 1.01, 2.0):
-        warm = inv_marginal(s * factor, inv_marginal(s))
-        np.testing.assert_allclose(warm, inv_marginal(s * factor), rtol=1e-12)
-
-
-def test_poor_warm_starts_fall_back_to_the_cold_solve() -> None:
-    s = np.logspace(-3, 100, 400)
-    far = np.full(s.shape, 1e-90)  # positive but hopeless: the warm steps give up, cold follows
-    np.testing.assert_allclose(inv_marginal(s, far), inv_marginal(s), rtol=1e-12)
-    m = 1.0 + np.logspace(-4, 12, 300)
-    np.testing.assert_allclose(inv_expm1_ratio(m, np.full(m.shape, 1e-90)), inv_expm1_ratio(m))
-
-
-def test_warm_started_inv_expm1_ratio_matches_cold_start() -> None:
-    m = 1.0 + np.logspace(-4, 12, 300)
-    for factor in (0.9, 1.001, 1.5):  # from either side of the root
-        warm = inv_expm1_ratio(m * factor, inv_expm1_ratio(m))
-        np.testing.assert_allclose(warm, inv_expm1_ratio(m * factor), rtol=1e-12)
-    with_nan = inv_expm1_ratio(np.array([0.5, 3.0]), np.array([1.0, 1.0]))
-    assert np.isnan(with_nan[0]) and with_nan[1] == pytest.approx(inv_expm1_ratio(3.0), rel=1e-12)
-
-
-def test_scratch_buffers_and_single_halley_steps() -> None:
-    s = np.logspace(-3, 50, 200)
-    pool = Scratch(s.shape)
-    first = inv_marginal(s, scratch=pool)
-    np.testing.assert_array_equal(first, inv_marginal(s))
-    pool.give(first)
-    np.testing.assert_array_equal(inv_marginal(s * 1.01, scratch=pool), inv_marginal(s * 1.01))
-    # one Halley step per small move of s: cubic convergence, flagged exact once settled
-    x, exact = refine_marginal(s * 1.05, inv_marginal(s))
-    assert not exact
-    x, exact = refine_marginal(s * 1.05, x)
-    np.testing.assert_allclose(x, inv_marginal(s * 1.05), rtol=1e-12)
-    x, exact = refine_marginal(s * 1.05, x)
-    assert exact

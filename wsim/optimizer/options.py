@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from wsim.optimizer.inverse import Scratch, inv_expm1_ratio, inv_marginal
+from wsim.optimizer.inverse import MAX_ARG, TABLES, Scratch
+from wsim.optimizer.kernels import option_values_into
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.uplink import Links, Uplink
 
 _MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
-_WARM_LOG_S = 0.1  # warm-start the price inverse when every s moved by at most 10 %
 
 
 def option_links(problem: RoundProblem) -> Links:
@@ -79,27 +79,6 @@ class OptionTable:
         self.uplink = Uplink(self.links, problem.noise_psd_w_per_hz)
         self.busy_max_s = float(self.links.busy_s.max())
         self.scratch = Scratch(problem.payload_bits.shape)  # [N, J] buffers of option_values
-        self.last_price_x: tuple[float, float, np.ndarray] | None = None  # (T, lambda, x): warm
-
-    def keep_price_x(self, latency_s: float, price_j_per_hz: float, x: np.ndarray) -> None:
-        """Remember ``x`` at ``(T, lambda)`` (a copy) as the next ``option_values``' warm start."""
-        kept = self.scratch.take()
-        np.copyto(kept, x)
-        if self.last_price_x is not None:
-            self.scratch.give(self.last_price_x[2])
-        self.last_price_x = (latency_s, price_j_per_hz, kept)
-
-    def warm_x(self, latency_s: float, price_j_per_hz: float) -> np.ndarray | None:
-        """``x`` at the price of the previous ``option_values`` call if ``s = lambda / a`` moved by
-        at most ``_WARM_LOG_S`` (in log) for every option, else None."""
-        if self.last_price_x is None:
-            return None
-        t0, price0, x0 = self.last_price_x
-        tau0, tau = t0 - self.busy_max_s, latency_s - self.busy_max_s  # the widest tau ratio
-        if not (tau0 > 0.0 and tau > 0.0 and price0 > 0.0 and price_j_per_hz > 0.0):
-            return None
-        moved = abs(np.log(price_j_per_hz / price0)) + abs(np.log(tau0 / tau))
-        return x0 if moved <= _WARM_LOG_S else None
 
     def links_for(self, options: np.ndarray) -> Links:
         """``Links`` of the scheduled devices (``options >= 0``) at their options (``[n]``)."""
@@ -127,45 +106,23 @@ def option_values(
     the table's scratch buffers; the two results may be given back to ``table.scratch``.
     """
     problem, up, pool = table.problem, table.uplink, table.scratch
-    tau, m, s = pool.take(), pool.take(), pool.take()
-    np.subtract(latency_s, table.links.busy_s, out=tau)
-    np.multiply(up.ratio_per_s, tau, out=m)
-    np.minimum(m, up.ratio_budget, out=m)
-    ok = m > 1.0  # a floor exists (tau > 0 and the cap beats the noise)
-    ok &= usable
-    np.copyto(tau, 1.0, where=~ok)
-    np.divide(up.gain_per_n0, tau, out=s)
-    s *= price_j_per_hz
-    x = inv_marginal(s, table.warm_x(latency_s, price_j_per_hz), pool)
-    table.keep_price_x(latency_s, price_j_per_hz, x)
-    b = pool.take()
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        np.expm1(x, out=b)
-        np.multiply(m, x, out=s)
-        clip = b > s  # the floor binds: x_eff = x_floor < x
-        clip &= ok
-        idx = np.flatnonzero(clip)
-        x.flat[idx] = inv_expm1_ratio(m.flat[idx])
-        ok &= x < _MAX_EXPONENT
-        np.multiply(tau, x, out=b)
-        np.divide(up.bits_nats, b, out=b)  # [N, J] Hz
-        value, tx = s, m
-        np.expm1(x, out=value)
-        value *= b
-        value *= tau
-        value /= up.gain_per_n0
-        np.copyto(tx, value)  # E_tx (J)
-        b *= price_j_per_hz
-        value += b
-        value += table.links.compute_energy_j
-        value *= -problem.energy_price_per_j
-        value += problem.retention
-    ok &= np.isfinite(value)
-    ste = b
-    ste.fill(np.inf)
-    np.divide(problem.retention, tx, out=ste, where=tx > 0.0)
-    not_ok = ~ok
-    np.copyto(value, -np.inf, where=not_ok)
-    np.copyto(ste, -np.inf, where=not_ok)
-    pool.give(tau, tx, x)
+    value, ste = pool.take(), pool.take()
+    option_values_into(
+        table.links.busy_s,
+        up.ratio_per_s,
+        up.ratio_budget,
+        up.gain_per_n0,
+        up.bits_nats,
+        table.links.compute_energy_j,
+        problem.retention,
+        usable,
+        latency_s,
+        price_j_per_hz,
+        problem.energy_price_per_j,
+        TABLES,
+        MAX_ARG,
+        _MAX_EXPONENT,
+        value,
+        ste,
+    )
     return value, ste

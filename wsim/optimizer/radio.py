@@ -113,19 +113,16 @@ def bandwidth_at_price_hz(
     gain_lin: np.ndarray,
     noise_psd_w_per_hz: float,
     price_j_per_hz: float | np.ndarray,
-    x0: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bandwidth where the marginal energy equals the price: ``-dE_tx/db = lambda``.
 
     Closed form ``b = S ln2 / (tau x)``, ``x = 1 + W0((lambda / a - 1) / e)``, ``a = tau N0 / g``
     (first-order condition of ``min E_tx(b) + lambda b``; DESIGN.md §5).
 
-    ``x0`` (the ``x`` at a nearby price) warm-starts ``inverse.inv_marginal``.
-
     Returns:
         ``(b, x)`` in Hz and nats/symbol; ``tau`` must be > 0.
     """
     a = upload_s * noise_psd_w_per_hz / gain_lin
-    x = inv_marginal(price_j_per_hz / a, x0)
+    x = inv_marginal(price_j_per_hz / a)
     b = np.divide(payload_bits * LN2, upload_s * x, out=np.full(np.shape(x), np.inf), where=x > 0.0)
     return b, x

@@ -83,7 +83,7 @@ def _min_latency_floor(
     linear both near the pole, ``b ~ 1 / (T - pole)``, and far from it, ``b ~`` a power of ``T``)
     from ``start`` (s; default mid-bracket); a step leaving the bracket bisects, and ``t_hi`` is
     evaluated only when a step heads past it. Stops within ``BAND_SLACK B`` of the root;
-    consecutive floors warm-start each other (``x_floor``).
+    each floor is inverted afresh (tabulated start, one Halley step).
     """
     tol = BAND_SLACK * total_bandwidth_hz
     busy = uplink.links.busy_s
@@ -92,9 +92,9 @@ def _min_latency_floor(
     lo, hi, hi_ok = max(float(busy.max()), pole), t_hi, False
     origin = pole if 0.0 < pole < np.inf else 0.0
     t = start if start is not None and lo < start < hi else 0.5 * (lo + hi)
-    best, x0 = None, None
+    best = None
     for _ in range(100):
-        floor = uplink.floor(t, x0)
+        floor = uplink.floor(t)
         total = float(floor.bandwidth_hz.sum())
         if t == t_hi and not total <= total_bandwidth_hz * (1.0 + BAND_SLACK):
             return None
@@ -107,10 +107,10 @@ def _min_latency_floor(
             lo = t
         if hi - lo <= 1e-13 * max(abs(hi), abs(lo), 1e-300):
             break
-        new, x0 = np.nan, None
+        new = np.nan
         if np.isfinite(total):
-            x0 = floor.x_nats
-            slope = uplink.floor_slope(floor.upload_s, x0, floor.bandwidth_hz, slice(None))[0]
+            x_floor = floor.x_nats
+            slope = uplink.floor_slope(floor.upload_s, x_floor, floor.bandwidth_hz, slice(None))[0]
             dh = (t - origin) * float(slope.sum()) / total  # d log(sum b) / d log(T - origin)
             if dh < 0.0:
                 shrink = float(np.exp(-np.log(total / total_bandwidth_hz) / dh))
@@ -188,16 +188,16 @@ def _log_step(f: float, slope: float) -> float:
     return -f / slope if slope > 0.0 else math.copysign(math.inf, -f)
 
 
-def _warm_start(seen: dict[float, Split], t: float) -> tuple[float | None, np.ndarray | None]:
+def _warm_start(seen: dict[float, Split], t: float) -> float | None:
     """``log lambda`` at ``t`` to first order from the nearest priced split (the change capped at
-    1), and its ``x``; ``(None, None)`` when none has been priced."""
+    1); None when none has been priced."""
     priced = [k for k, v in seen.items() if v.x_nats is not None]
     if not priced:
-        return None, None
+        return None
     k = min(priced, key=lambda k: abs(k - t))
     change = seen[k].log_price_slope_per_s * (t - k)
     change = float(np.clip(change, -1.0, 1.0)) if np.isfinite(change) else 0.0
-    return seen[k].log_price + change, seen[k].x_nats
+    return seen[k].log_price + change
 
 
 def optimize_latency(
@@ -238,9 +238,9 @@ def optimize_latency(
             if t == t_lo:
                 seen[t] = uplink.split(t, total_bandwidth_hz, hint, floor=floor_lo)
             else:
-                log_price, x0 = _warm_start(seen, t)
+                log_price = _warm_start(seen, t)
                 log_price = hint if log_price is None else log_price
-                seen[t] = uplink.split(t, total_bandwidth_hz, log_price, x0)
+                seen[t] = uplink.split(t, total_bandwidth_hz, log_price)
         return seen[t]
 
     def cost(t: float) -> float:

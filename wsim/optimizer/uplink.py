@@ -14,17 +14,16 @@ those devices. No Python loop runs over devices.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
-from wsim.optimizer.inverse import LN2, inv_expm1_ratio, inv_marginal, refine_marginal
+from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES, inv_expm1_ratio
+from wsim.optimizer.split_kernels import finish_split, price_root_into
 
 BAND_SLACK = 1e-10  # sum b may exceed B by this fraction (root-finding tolerance)
 ROOT_RTOL = 1e-10  # |log(sum b / B)| at which the price is accepted
 _MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
 _AT_POWER_RTOL = 1e-12
-_REFINE_LOG_PRICE = 0.05  # one Halley step per price move of at most 5 %
 
 
 @dataclass(frozen=True)
@@ -90,34 +89,6 @@ class Split:
     log_price_slope_per_s: float = np.nan
 
 
-class _Prices(NamedTuple):
-    """Fixed inputs of the price search at one ``T``; arrays ``[n]``.
-
-    ``upload_s``: ``tau``; ``inv_a``: ``g / (N0 tau)`` (``s = lambda inv_a``); ``ratio``: ``m``;
-    ``x_floor``/``known``: floors inverted so far (filled on demand); ``total_bandwidth_hz``: ``B``.
-    """
-
-    upload_s: np.ndarray
-    inv_a: np.ndarray
-    ratio: np.ndarray
-    x_floor: np.ndarray
-    known: np.ndarray
-    total_bandwidth_hz: float
-
-
-class _Priced(NamedTuple):
-    """One evaluated price ``e^u``: ``s``, ``x``, clipped devices, ``b`` (Hz), ``sum b``, ``f``."""
-
-    u: float
-    s: np.ndarray
-    x: np.ndarray
-    clip: np.ndarray
-    b: np.ndarray
-    total: float
-    f: float
-    exact: bool
-
-
 class Uplink:
     """Per-device constants of fixed ``links`` (arrays ``[n]``) and their evaluations at ``T``."""
 
@@ -135,12 +106,12 @@ class Uplink:
         """Number of links ``n``."""
         return int(self.bits_nats.size)
 
-    def floor(self, latency_s: float, x0: np.ndarray | None = None) -> Floor:
-        """Floors ``b_min,i(T)`` (``x0``: ``x_floor`` at a nearby ``T``, a warm start)."""
+    def floor(self, latency_s: float) -> Floor:
+        """Floors ``b_min,i(T)``."""
         tau = latency_s - self.links.busy_s
         m = self.ratio_per_s * tau
         np.minimum(m, self.ratio_budget, out=m)
-        x = inv_expm1_ratio(m, x0)
+        x = inv_expm1_ratio(m)
         with np.errstate(divide="ignore", invalid="ignore"):
             b = tau * x
             np.divide(self.bits_nats, b, out=b)
@@ -208,13 +179,13 @@ class Uplink:
         latency_s: float,
         total_bandwidth_hz: float,
         log_price0: float | None = None,
-        x0: np.ndarray | None = None,
         floor: Floor | None = None,
     ) -> Split:
         """Minimise ``sum E_tx,i(b_i)`` s.t. ``sum b_i <= B``, ``b_i >= b_min,i(T)``; ``dE*/dT``.
 
-        KKT: ``b_i = max(b_i(lambda), b_min,i)``, ``lambda`` from ``_price_root`` started at
-        ``log_price0`` (default ``cold_log_price``; ``x0``: ``x`` at a nearby price). If the floors
+        KKT: ``b_i = max(b_i(lambda), b_min,i)``, ``lambda`` from the price root
+        (``split_kernels.price_root_into``: Newton on ``log(sum b / B)``, convex and decreasing in
+        ``log lambda``, in a bracket) started at ``log_price0`` (default ``cold_log_price``). If the floors
         alone fill the band they are returned (``floor_split``). Requires ``T`` above every
         device's busy time; ``floor`` (at this ``T``) carries floors already computed.
         """
@@ -228,155 +199,39 @@ class Uplink:
             np.minimum(m, self.ratio_budget, out=m)
             x_floor, known = np.full(self.size, np.nan), np.zeros(self.size, dtype=bool)
         u = self.cold_log_price(latency_s, total_bandwidth_hz) if log_price0 is None else log_price0
-        at = _Prices(tau, self.gain_per_n0 / tau, m, x_floor, known, total_bandwidth_hz)
-        found = self._price_root(at, u, x0)
-        if not (~found.clip).any():
-            return self.floor_split(Floor(float(latency_s), tau, m, x_floor, found.b))
-        x_eff = np.where(found.clip, x_floor, found.x)
-        return self._finish(tau, found.u, found.x, x_eff, found.b, found.clip)
-
-    def _price_root(self, at: _Prices, u: float, x: np.ndarray | None) -> _Priced:
-        """``u = log lambda`` with ``f(u) = log(sum_i b_i / B) = 0`` (``|f| <= ROOT_RTOL``).
-
-        ``f`` is convex and decreasing in ``u`` (each ``b_i`` is log-convex in ``u``), so Newton
-        (``db_i/du = -b_i s e^{-x} / x^2``, ``s = lambda / a_i``) approaches the root from the
-        left after at most one step; a step leaving the bracket bisects (or moves ``u`` by 1 while
-        no upper end is known). The bracket starts at ``_log_price_lo``. After a small price move
-        ``x`` gets one Halley step (``refine_marginal``): such inexact evaluations only steer,
-        while exact ones decide convergence and the bracket.
-        """
-        lo, hi = self._log_price_lo(at.upload_s, at.total_bandwidth_hz), np.inf
-        u, u_x, best = max(u, lo), np.nan, None
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            return self._price_loop(at, u, x, u_x, lo, hi, best)
-
-    def _price_loop(
-        self,
-        at: _Prices,
-        u: float,
-        x: np.ndarray | None,
-        u_x: float,
-        lo: float,
-        hi: float,
-        best: _Priced | None,
-    ) -> _Priced:
-        """The iterations of ``_price_root`` (under one ``errstate``)."""
-        for _ in range(100):
-            now = self._price_at(at, u, x, u_x)
-            x, u_x = now.x, u
-            if now.exact:
-                done = abs(now.f) <= ROOT_RTOL or not now.f == now.f
-                if done or (now.f > 0.0 and now.clip.all()):
-                    break  # converged, or the floors alone fill the band (or no floor exists)
-                if now.f < 0.0:
-                    hi, best = u, now
-                else:
-                    lo = u
-                if hi - lo <= 1e-13 * max(abs(hi), abs(lo)) < np.inf:
-                    return best if best is not None else now
-            elif abs(now.f) <= ROOT_RTOL:
-                continue  # refine x at this price
-            eta = np.exp(-now.x)
-            eta *= now.s
-            eta /= now.x
-            eta /= now.x
-            eta *= now.b
-            df = -float(eta.sum(where=~now.clip)) / now.total
-            step = u - now.f / df if df < 0.0 else np.nan
-            if lo < step < hi:
-                u = step
-            elif now.exact:
-                u = 0.5 * (lo + hi) if hi < np.inf else u + 1.0
-        return now
-
-    def _price_at(self, at: _Prices, u: float, x: np.ndarray | None, u_x: float) -> _Priced:
-        """Evaluate the price ``e^u``; ``x`` (at the price ``e^{u_x}``) warm-starts ``x``."""
-        s = at.inv_a * np.exp(u)
-        if x is not None and abs(u - u_x) <= _REFINE_LOG_PRICE:
-            x, exact = refine_marginal(s, x)  # exact once the price settles
-        else:
-            x, exact = inv_marginal(s, x if x is not None and x.shape == s.shape else None), True
-        clip, b = self._clip(x, at.ratio, at.upload_s, at.x_floor, at.known)
-        total = float(b.sum())
-        f = float(np.log(total / at.total_bandwidth_hz)) if total > 0.0 else np.inf
-        return _Priced(u, s, x, clip, b, total, f, exact)
-
-    def _log_price_lo(self, upload_s: np.ndarray, total_bandwidth_hz: float) -> float:
-        """``log min_i a_i G(x_i(B))``: at a lower price every device wants more than ``B``.
-
-        Capped below at ``-700`` (``lambda = e^u`` stays a normal float).
-        """
-        x = self.bits_nats / (upload_s * total_bandwidth_hz)
-        marginal = ((x - 1.0) * np.expm1(x) + x) * upload_s / self.gain_per_n0
-        return max(float(np.log(max(float(marginal.min()), 1e-304))), -700.0)
-
-    def _clip(
-        self,
-        x: np.ndarray,
-        m: np.ndarray,
-        tau: np.ndarray,
-        x_floor: np.ndarray,
-        known: np.ndarray,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Devices whose floor binds (``expm1(x)/x > m``) and ``b = S ln2 / (tau min(x, x_f))``.
-
-        Floors ``x_floor`` are inverted on demand for newly clipped devices (``known`` updated).
-        """
-        with np.errstate(over="ignore", invalid="ignore"):
-            clip = np.expm1(x)
-            clip = np.greater(clip, m * x, out=np.empty(x.shape, dtype=bool))
-            new = clip & ~known
-            if new.any():
-                idx = np.flatnonzero(new)
-                x_floor[idx], known[idx] = inv_expm1_ratio(m[idx]), True
-            b = np.where(clip, x_floor, x)
-            b *= tau
-            np.divide(self.bits_nats, b, out=b)
-        return clip, b
-
-    def _finish(
-        self,
-        tau: np.ndarray,
-        u: float,
-        x: np.ndarray,
-        x_eff: np.ndarray,
-        b: np.ndarray,
-        clip: np.ndarray,
-    ) -> Split:
-        """Energy, ``dE*/dT`` and ``d2E*/dT2`` of the split ``b`` at price ``lambda = e^u``.
-
-        With ``q_i = phi_i b_i / tau_i`` (``phi = 1`` for unclipped devices, the floor's factor
-        for clipped ones, ``floor_slope``): ``dE*/dT = sum_clipped P_i - lambda sum q_i``. Its
-        derivative follows from ``d log b_i = -(1 - eta_i) d log tau_i - eta_i du`` (unclipped;
-        ``eta = s e^{-x} / x^2``), ``d log b_i / dT = -phi_i / tau_i`` (clipped) and
-        ``sum_i db_i = 0``: ``du/dT = -(sum q - sum_free q eta) / sum_free b eta`` and
-        ``d2E*/dT2 = -lambda (du/dT sum q + sum dq/dT)``.
-        """
-        price = float(np.exp(u))
-        free = ~clip
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            eta = np.exp(-x)
-            eta *= self.gain_per_n0
-            eta /= tau
-            eta *= price
-            eta /= x
-            eta /= x  # s e^{-x} / x^2
-            q = b / tau
-            power_w, dq_clip = 0.0, 0.0
-            if clip.any():
-                idx = np.flatnonzero(clip)
-                phi, power, dlog_phi = self._floor_factor(tau[idx], x_eff[idx], idx)
-                q[idx] *= phi
-                power_w = float(power.sum())
-                dq_clip = float((q[idx] * (dlog_phi - (phi + 1.0) / tau[idx])).sum())
-            sum_q = float(q.sum())
-            q_eta = q * eta
-            sum_q_eta = float(q_eta.sum(where=free))
-            du_dt = -(sum_q - sum_q_eta) / float((b * eta).sum(where=free))
-            q_eta /= tau
-            q /= tau
-            dq_free = float(q_eta.sum(where=free)) - 2.0 * float(q.sum(where=free))
-            dq_free -= du_dt * sum_q_eta
-        slope_w = power_w - price * sum_q
-        curvature = -price * (du_dt * sum_q + dq_free + dq_clip)
-        return Split(b, u, self.tx_energy_j(tau, x_eff, b), slope_w, x, curvature, du_dt)
+        n = self.size
+        x, clip, b = np.empty(n), np.empty(n, dtype=bool), np.empty(n)
+        u = price_root_into(
+            u,
+            self.gain_per_n0 / tau,
+            m,
+            tau,
+            self.bits_nats,
+            self.gain_per_n0,
+            x_floor,
+            known,
+            total_bandwidth_hz,
+            ROOT_RTOL,
+            TABLES,
+            MAX_ARG,
+            x,
+            clip,
+            b,
+        )
+        if clip.all():
+            return self.floor_split(Floor(float(latency_s), tau, m, x_floor, b))
+        energy, slope_w, curvature, du_dt = finish_split(
+            u,
+            tau,
+            x,
+            x_floor,
+            b,
+            clip,
+            self.gain_per_n0,
+            self.ratio_per_s,
+            self.ratio_budget,
+            self.links.max_power_w,
+            _AT_POWER_RTOL,
+            _MAX_EXPONENT,
+        )
+        return Split(b, u, energy, slope_w, x, curvature, du_dt)

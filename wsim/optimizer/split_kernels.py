@@ -1,0 +1,192 @@
+"""Compiled (numba) price search and split derivatives of ``uplink.Uplink.split``.
+
+One call each instead of ~100 numpy calls per split: at ``N <= 100`` the split's cost was numpy's
+per-call overhead, at ``N = 1e4`` its passes over memory. The formulas are ``uplink``'s (its
+docstrings derive them); sums run in element order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from wsim.optimizer.kernels import marginal_root, ratio_root
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+
+@numba.njit(**_JIT)
+def _log_price_lo(
+    bits_nats: np.ndarray, upload_s: np.ndarray, gain_per_n0: np.ndarray, total_bandwidth_hz: float
+) -> float:
+    """``log min_i a_i G(x_i(B))`` capped below at ``-700`` (``Uplink._price_root``'s bracket)."""
+    low = np.inf
+    for i in range(bits_nats.size):
+        x = bits_nats[i] / (upload_s[i] * total_bandwidth_hz)
+        marginal = ((x - 1.0) * math.expm1(x) + x) * upload_s[i] / gain_per_n0[i]
+        low = min(low, marginal)
+    return max(math.log(max(low, 1e-304)), -700.0)
+
+
+@numba.njit(**_JIT)
+def _evaluate(
+    u: float,
+    inv_a: np.ndarray,
+    ratio: np.ndarray,
+    upload_s: np.ndarray,
+    bits_nats: np.ndarray,
+    x_floor: np.ndarray,
+    known: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    x: np.ndarray,
+    clip: np.ndarray,
+    b: np.ndarray,
+) -> tuple[float, float, bool]:
+    """Every device at the price ``e^u`` (``kernels.price_into``): ``sum b``, ``-d sum b / du``
+    and whether every device is clipped."""
+    price = math.exp(u)
+    total, slope, all_clipped = 0.0, 0.0, True
+    for i in range(inv_a.size):
+        s = min(inv_a[i] * price, max_arg)
+        xi, em = marginal_root(s, tables[0], tables[1])
+        x[i] = xi
+        if em > ratio[i] * xi:
+            clip[i] = True
+            if not known[i]:
+                x_floor[i] = ratio_root(ratio[i], tables[2], tables[3], max_arg)
+                known[i] = True
+            bi = bits_nats[i] / (upload_s[i] * x_floor[i])
+        else:
+            clip[i] = False
+            all_clipped = False
+            bi = bits_nats[i] / (upload_s[i] * xi)
+            slope += bi * s / ((1.0 + em) * xi * xi)
+        b[i] = bi
+        total += bi
+    return total, slope, all_clipped
+
+
+@numba.njit(**_JIT)
+def price_root_into(
+    u: float,
+    inv_a: np.ndarray,
+    ratio: np.ndarray,
+    upload_s: np.ndarray,
+    bits_nats: np.ndarray,
+    gain_per_n0: np.ndarray,
+    x_floor: np.ndarray,
+    known: np.ndarray,
+    total_bandwidth_hz: float,
+    root_rtol: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    x: np.ndarray,
+    clip: np.ndarray,
+    b: np.ndarray,
+) -> float:
+    """``Uplink._price_root``: ``u = log lambda`` with ``log(sum b / B) = 0``; ``x``, ``clip``,
+    ``b`` (and the floors ``x_floor``/``known``) hold the returned price's evaluation.
+
+    Newton on the convex decreasing ``f(u)`` inside a bracket from ``_log_price_lo``; a step
+    leaving it bisects (or moves ``u`` by 1 while no upper end is known). Stops at
+    ``|f| <= root_rtol``, when the floors alone fill the band, or when the bracket collapses
+    (then the last price with ``f < 0`` is returned).
+    """
+    lo = _log_price_lo(bits_nats, upload_s, gain_per_n0, total_bandwidth_hz)
+    hi = np.inf
+    u = max(u, lo)
+    best_u = np.nan
+    x_best, clip_best, b_best = np.empty_like(x), np.empty_like(clip), np.empty_like(b)
+    args = (inv_a, ratio, upload_s, bits_nats, x_floor, known, tables, max_arg, x, clip, b)
+    for _ in range(100):
+        total, slope, all_clipped = _evaluate(u, *args)
+        f = math.log(total / total_bandwidth_hz) if total > 0.0 else np.inf
+        if abs(f) <= root_rtol or f != f or (f > 0.0 and all_clipped):
+            break  # converged, or the floors alone fill the band (or no floor exists)
+        if f < 0.0:
+            hi, best_u = u, u
+            x_best[:] = x
+            clip_best[:] = clip
+            b_best[:] = b
+        else:
+            lo = u
+        width = 1e-13 * max(abs(hi), abs(lo))
+        if width < np.inf and hi - lo <= width:
+            if best_u == best_u:
+                x[:] = x_best
+                clip[:] = clip_best
+                b[:] = b_best
+                return best_u
+            return u
+        df = -slope / total
+        step = u - f / df if df < 0.0 else np.nan
+        if lo < step < hi:
+            u = step
+        elif hi < np.inf:
+            u = 0.5 * (lo + hi)
+        else:
+            u = u + 1.0
+    return u
+
+
+@numba.njit(**_JIT)
+def finish_split(
+    u: float,
+    upload_s: np.ndarray,
+    x: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    clip: np.ndarray,
+    gain_per_n0: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    max_power_w: np.ndarray,
+    at_power_rtol: float,
+    max_exponent: float,
+) -> tuple[float, float, float, float]:
+    """``Uplink._finish``: ``E_tx`` (J), ``dE*/dT`` (W), ``d2E*/dT2`` (W/s), ``d log lambda/dT``.
+
+    Clipped devices use their floor factor ``phi`` (``Uplink._floor_factor``); ``E_tx`` is
+    ``inf`` if an ``x`` reaches ``max_exponent``.
+    """
+    price = math.exp(u)
+    sum_q = sum_q_eta = sum_b_eta = sum_q_eta_tau = sum_q_tau = 0.0
+    power_w = dq_clip = energy = 0.0
+    overflow = False
+    for i in range(b.size):
+        tau = upload_s[i]
+        if clip[i]:
+            xe = x_floor[i]
+            em1 = math.expm1(xe)
+            if ratio_per_s[i] * tau <= ratio_budget[i] * (1.0 + at_power_rtol):  # at p_max
+                g_x = (xe - 1.0) * em1 + xe
+                phi = 1.0 + em1 / g_x
+                dphi_dx = (em1 + 1.0) * (xe - em1) / (g_x * g_x)
+                dlog_phi = dphi_dx * xe * (phi - 1.0) / (tau * phi)
+                power_w += max_power_w[i]
+            else:  # at the energy budget
+                phi, dlog_phi = 1.0, 0.0
+            q = b[i] / tau * phi
+            dq_clip += q * (dlog_phi - (phi + 1.0) / tau)
+        else:
+            xe = x[i]
+            em1 = math.expm1(xe)
+            eta = gain_per_n0[i] / tau * price / ((1.0 + em1) * xe * xe)  # s e^{-x} / x^2
+            q = b[i] / tau
+            q_eta = q * eta
+            sum_q_eta += q_eta
+            sum_b_eta += b[i] * eta
+            sum_q_eta_tau += q_eta / tau
+            sum_q_tau += q / tau
+        sum_q += q
+        if not xe < max_exponent:
+            overflow = True
+        energy += em1 * b[i] * tau / gain_per_n0[i]
+    du_dt = -(sum_q - sum_q_eta) / sum_b_eta
+    dq_free = sum_q_eta_tau - 2.0 * sum_q_tau - du_dt * sum_q_eta
+    slope_w = power_w - price * sum_q
+    curvature = -price * (du_dt * sum_q + dq_free + dq_clip)
+    return (np.inf if overflow else energy), slope_w, curvature, du_dt
