@@ -16,12 +16,18 @@ and only contends for the (shared) cores.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from wsim.config import ConfigError, Scenario, load_scenario, scenario_to_toml
+from wsim.figure_worker import FigureError, FigureWorker
 from wsim.units import MEGA
+
+if TYPE_CHECKING:
+    from wsim.sim.checkpoint import Checkpointer, Resumed
 
 SCENARIO_FILE = "scenario.toml"
 
@@ -135,17 +141,13 @@ def run(
     """
     import shutil
 
-    from tqdm import tqdm
-
-    from wsim.outputs import FileSink
-    from wsim.records import atomic_write_text, run_meta, write_run_folder
+    from wsim.records import atomic_write_text
     from wsim.sim.checkpoint import (
         Checkpointer,
         CheckpointError,
         checkpoint_exists,
         load_checkpoint,
     )
-    from wsim.sim.engine import run_simulation
     from wsim.sim.world import check_runnable
 
     if checkpoint_every < 0:
@@ -184,6 +186,34 @@ def run(
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(ckpt_dir / SCENARIO_FILE, scenario_to_toml(scenario))
     first = resumed.next_round if resumed is not None else 0
+    with contextlib.ExitStack() as stack:
+        # the figure worker imports matplotlib & co. while the rounds run (wsim.figure_worker)
+        worker = stack.enter_context(FigureWorker()) if figures else None
+        _run_and_write(scenario, out, progress, first, resume, checkpointer, resumed, devices_csv)
+        if not keep_checkpoint and ckpt_dir.is_dir():
+            shutil.rmtree(ckpt_dir)
+        if worker is not None:
+            written = worker.draw(out, out / "figures")
+            print(f"  figures          {len(written)} files -> {out / 'figures'}")
+    return out
+
+
+def _run_and_write(
+    scenario: Scenario,
+    out: Path,
+    progress: bool,
+    first: int,
+    resume: bool,
+    checkpointer: Checkpointer | None,
+    resumed: Resumed | None,
+    devices_csv: bool,
+) -> None:
+    """``run``'s simulation with its progress bar, then ``profile.json`` and the run folder."""
+    from tqdm import tqdm
+
+    from wsim.outputs import FileSink
+    from wsim.records import run_meta, write_run_folder
+    from wsim.sim.engine import run_simulation
 
     with tqdm(
         total=scenario.sim.num_rounds, initial=first, unit="round", disable=not progress,
@@ -218,15 +248,7 @@ def run(
             timing_s=result.timing_s, **extra,
         ),
     )  # fmt: skip
-    if not keep_checkpoint and ckpt_dir.is_dir():
-        shutil.rmtree(ckpt_dir)
     print(_summary(scenario, result, out))
-    if figures:
-        from analysis import make_figures
-
-        written = make_figures([out], out / "figures")
-        print(f"  figures          {len(written)} files -> {out / 'figures'}")
-    return out
 
 
 def resume_scenario(out: Path) -> Scenario:
@@ -245,7 +267,7 @@ def resume_scenario(out: Path) -> Scenario:
 
 def cli_main(argv: list[str] | None = None) -> int:
     """Entry point of ``wsim run``; returns the exit code (2 for bad input, 1 for a run that
-    stopped on a non-finite number)."""
+    stopped on a non-finite number or whose figures failed)."""
     from wsim.sim.safety import SimulationError
 
     args = build_parser().parse_args(argv)
@@ -266,7 +288,7 @@ def cli_main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"wsim run: {exc}", file=sys.stderr)
         return 2
-    except SimulationError as exc:
+    except (SimulationError, FigureError) as exc:  # (a figure error: the run folder is complete)
         print(f"wsim run: {exc}", file=sys.stderr)
         return 1
     return 0
