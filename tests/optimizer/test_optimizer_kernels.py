@@ -130,3 +130,27 @@ def test_option_values_match_scalar_root_finding() -> None:
             assert math.isclose(value[i, j], ref, rel_tol=1e-9, abs_tol=1e-12)
             assert math.isclose(ste[i, j], problem.retention[i, j] / e_tx, rel_tol=1e-9)
     assert checked_price > 0 and checked_floor > 0  # both branches exercised
+
+
+def test_pruned_option_values_keep_every_option_that_can_win_or_tie() -> None:
+    problem = random_problem(300, 8, np.random.default_rng(12))
+    table = OptionTable(problem)
+    usable = np.ones(problem.payload_bits.shape, dtype=bool)
+    rng = np.random.default_rng(13)
+    current = rng.integers(-1, 8, 300)
+    skipped = 0
+    for frac, price in itertools.product((0.3, 0.6, 1.0), (1e-12, 1e-9, 1e-6, 1e-3)):
+        latency_s = frac * problem.deadline_s
+        full_value, full_ste = option_values(table, usable, latency_s, price)
+        value, ste = option_values(table, usable, latency_s, price, current)
+        best = full_value.max(axis=1)
+        np.testing.assert_array_equal(value.max(axis=1), best)
+        rows = np.flatnonzero(current >= 0)
+        np.testing.assert_array_equal(value[rows, current[rows]], full_value[rows, current[rows]])
+        near = full_value >= (best - 1e-12 * np.maximum(np.abs(best), 1.0))[:, None]
+        np.testing.assert_array_equal(value[near], full_value[near])  # every tie kept
+        np.testing.assert_array_equal(ste[near], full_ste[near])
+        kept = np.isfinite(value) | ~np.isfinite(full_value)
+        np.testing.assert_array_equal(value[kept], full_value[kept])  # evaluated: the same numbers
+        skipped += int((~kept).sum())
+    assert skipped > 0  # the bound does prune

@@ -187,14 +187,16 @@ def polish_ratio(d: np.ndarray, x: np.ndarray, steps: int, max_arg: float) -> No
             x[i] = _ratio_step(x[i], m, d[i])
 
 
-@numba.njit(**_JIT)
-def option_values_into(
+@numba.njit(inline="always", **_JIT)  # inlined: no per-call array reference counting
+def _option_value(
+    i: int,
+    j: int,
     busy_s: np.ndarray,
     ratio_per_s: np.ndarray,
     ratio_budget: np.ndarray,
     gain_per_n0: np.ndarray,
     bits_nats: np.ndarray,
-    compute_energy_j: np.ndarray,
+    compute_j: np.ndarray,
     retention: np.ndarray,
     usable: np.ndarray,
     latency_s: float,
@@ -203,41 +205,103 @@ def option_values_into(
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
     max_exponent: float,
+) -> tuple[float, float]:
+    """Value and STE of option ``j`` of device ``i`` (``option_values_into``); ``-inf`` both
+    where it cannot be used."""
+    tau = latency_s - busy_s[i, j]
+    m = min(ratio_per_s[i, j] * tau, ratio_budget[i, j])
+    if not (usable[i, j] and m > 1.0):
+        return -np.inf, -np.inf
+    g = gain_per_n0[i, j]
+    s = min(g / tau * price_j_per_hz, max_arg)
+    x, em = marginal_root(s, tables[0], tables[1])
+    if em > m * x:  # the floor binds: x_eff = x_floor < x, expm1(x_floor) = m x_floor
+        x = ratio_root(m, tables[2], tables[3], max_arg)
+        em = m * x
+    b = bits_nats[i, j] / (tau * x)
+    tx = em * b * tau / g
+    v = retention[i, j] - energy_price_per_j * (tx + price_j_per_hz * b + compute_j[i, j])
+    if not (x < max_exponent and math.isfinite(v)):
+        return -np.inf, -np.inf
+    return v, (retention[i, j] / tx if tx > 0.0 else np.inf)
+
+
+@numba.njit(**_JIT)
+def option_values_into(
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    current: np.ndarray,
+    prune: bool,
     value: np.ndarray,
     ste: np.ndarray,
 ) -> None:
-    """``options.option_values`` per element of the ``[N, J]`` inputs (all 2-D, one shape).
+    """``options.option_values`` over the ``[N, J]`` inputs (all 2-D, one shape).
 
-    ``tau = T - busy``, ``m = min(ratio_per_s tau, ratio_budget)``; ``x = G^{-1}(lambda g /
-    (N0 tau))``, replaced by the floor root where ``expm1(x) > m x``; ``b = S ln2 / (tau x)``,
-    ``E_tx = expm1(x) b tau N0 / g``. ``value = rho - mu_E (E_comp + E_tx + lambda b)`` and
-    ``ste = rho / E_tx`` (``inf`` at ``E_tx = 0``), both ``-inf`` where unusable, without a floor
-    (``m <= 1``), with ``x`` past ``max_exponent`` or a non-finite value. ``tables``: the
-    marginal roots and steps, then the ratio ones.
+    ``arrays``: ``busy_s``, ``ratio_per_s``, ``ratio_budget``, ``gain_per_n0``, ``bits_nats``,
+    ``compute_energy_j``, ``retention``, ``usable``. Per option: ``tau = T - busy``,
+    ``m = min(ratio_per_s tau, ratio_budget)``; ``x = G^{-1}(lambda g / (N0 tau))``, replaced by
+    the floor root where ``expm1(x) > m x``; ``b = S ln2 / (tau x)``, ``E_tx = expm1(x) b tau N0
+    / g``; ``value = rho - mu_E (E_comp + E_tx + lambda b)`` and ``ste = rho / E_tx`` (``inf`` at
+    ``E_tx = 0``), both ``-inf`` where unusable, without a floor (``m <= 1``), with ``x`` past
+    ``max_exponent`` or a non-finite value. ``tables``: the marginal roots and steps, then the
+    ratio ones.
+
+    With ``prune``, device ``i``'s option ``current[i]`` (if ``>= 0``) is evaluated first, then
+    its other options in decreasing order of an upper bound of their value until the bound falls
+    below the best value so far by more than ``1e-9`` of it: the options left out (``-inf``
+    both) can neither be the best nor tie with it. The bound: ``expm1(x) >= x + x^2/2`` gives
+    ``E_tx + lambda b >= S ln2 N0 / g + c / b + lambda b >= S ln2 N0 / g + 2 sqrt(c lambda)``
+    with ``c = (S ln2)^2 N0 / (2 g tau)``, i.e. ``value <= bound - mu_E S ln2 sqrt(2 lambda N0 /
+    (g tau))`` with ``bound = rho - mu_E (E_comp + S ln2 N0 / g)``.
     """
-    n, j_count = busy_s.shape
+    busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j, retention, usable = arrays
+    n, j_count = bound.shape
+    upper = np.empty(j_count)
     for i in range(n):
+        if not prune:
+            for j in range(j_count):
+                value[i, j], ste[i, j] = _option_value(
+                    i, j, busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j,
+                    retention, usable, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+                    max_exponent,
+                )  # fmt: skip
+            continue
         for j in range(j_count):
+            value[i, j] = -np.inf
+            ste[i, j] = -np.inf
             tau = latency_s - busy_s[i, j]
-            m = min(ratio_per_s[i, j] * tau, ratio_budget[i, j])
-            if not (usable[i, j] and m > 1.0):
-                value[i, j] = -np.inf
-                ste[i, j] = -np.inf
-                continue
-            g = gain_per_n0[i, j]
-            s = min(g / tau * price_j_per_hz, max_arg)
-            x, em = marginal_root(s, tables[0], tables[1])
-            if em > m * x:  # the floor binds: x_eff = x_floor < x, expm1(x_floor) = m x_floor
-                x = ratio_root(m, tables[2], tables[3], max_arg)
-                em = m * x
-            b = bits_nats[i, j] / (tau * x)
-            tx = em * b * tau / g
-            v = retention[i, j] - energy_price_per_j * (
-                tx + price_j_per_hz * b + compute_energy_j[i, j]
-            )
-            if not (x < max_exponent and math.isfinite(v)):
-                value[i, j] = -np.inf
-                ste[i, j] = -np.inf
-                continue
-            value[i, j] = v
-            ste[i, j] = retention[i, j] / tx if tx > 0.0 else np.inf
+            if usable[i, j] and tau > 0.0:
+                root = math.sqrt(2.0 * price_j_per_hz / (gain_per_n0[i, j] * tau))
+                upper[j] = bound[i, j] - energy_price_per_j * bits_nats[i, j] * root
+            else:
+                upper[j] = -np.inf  # value -inf: nothing to evaluate
+        best = -np.inf
+        jc = current[i]
+        if jc >= 0:
+            value[i, jc], ste[i, jc] = _option_value(
+                i, jc, busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j,
+                retention, usable, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+                max_exponent,
+            )  # fmt: skip
+            best = value[i, jc]
+            upper[jc] = -np.inf
+        while True:
+            j = 0
+            for k in range(1, j_count):  # the highest bound left
+                if upper[k] > upper[j]:
+                    j = k
+            if upper[j] == -np.inf or not upper[j] >= best - 1e-9 * max(abs(best), 1.0):
+                break  # nothing left, or nothing left that could beat or tie the best
+            upper[j] = -np.inf
+            value[i, j], ste[i, j] = _option_value(
+                i, j, busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j,
+                retention, usable, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+                max_exponent,
+            )  # fmt: skip
+            best = max(best, value[i, j])

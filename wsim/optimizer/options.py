@@ -17,6 +17,7 @@ from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.uplink import Links, Uplink
 
 _MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
+_NO_CURRENT = np.full(1, -1, dtype=np.int64)
 
 
 def option_links(problem: RoundProblem) -> Links:
@@ -79,6 +80,10 @@ class OptionTable:
         self.uplink = Uplink(self.links, problem.noise_psd_w_per_hz)
         self.busy_max_s = float(self.links.busy_s.max())
         self.scratch = Scratch(problem.payload_bits.shape)  # [N, J] buffers of option_values
+        # the price-free part of option_values' upper bound (kernels.option_values_into)
+        self.value_bound = problem.retention - problem.energy_price_per_j * (
+            self.links.compute_energy_j + self.uplink.bits_nats / self.uplink.gain_per_n0
+        )
 
     def links_for(self, options: np.ndarray) -> Links:
         """``Links`` of the scheduled devices (``options >= 0``) at their options (``[n]``)."""
@@ -96,18 +101,26 @@ class OptionTable:
 
 
 def option_values(
-    table: OptionTable, usable: np.ndarray, latency_s: float, price_j_per_hz: float
+    table: OptionTable,
+    usable: np.ndarray,
+    latency_s: float,
+    price_j_per_hz: float,
+    current: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Lagrangian value ``rho - mu_E (E + lambda b)`` and STE (1/J) of every option; ``[N, J]``.
 
     ``b = S ln2 / (tau min(x, x_floor))`` with ``x = G^{-1}(lambda / a)`` (the price) and
     ``x_floor`` the power cap (``uplink.Uplink``; floors are inverted only where they bind).
-    Options that cannot meet ``latency_s`` (no floor) or are not ``usable`` get ``-inf``. Runs in
-    the table's scratch buffers; the two results may be given back to ``table.scratch``.
+    Options that cannot meet ``latency_s`` (no floor) or are not ``usable`` get ``-inf``. With
+    ``current`` (each device's option, ``[N]``, -1 = none) only what the token step needs is
+    evaluated: the current option and, in decreasing order of an upper bound of the value
+    (``kernels.option_values_into``), the options that could still beat or tie the best (the
+    others get ``-inf``). Runs in the table's scratch buffers; the two results may be
+    given back to ``table.scratch``.
     """
     problem, up, pool = table.problem, table.uplink, table.scratch
     value, ste = pool.take(), pool.take()
-    option_values_into(
+    arrays = (
         table.links.busy_s,
         up.ratio_per_s,
         up.ratio_budget,
@@ -116,12 +129,19 @@ def option_values(
         table.links.compute_energy_j,
         problem.retention,
         usable,
+    )
+    prune = current is not None
+    option_values_into(
+        arrays,
         latency_s,
         price_j_per_hz,
         problem.energy_price_per_j,
         TABLES,
         MAX_ARG,
         _MAX_EXPONENT,
+        table.value_bound,
+        current if prune else _NO_CURRENT,
+        prune,
         value,
         ste,
     )

@@ -94,8 +94,7 @@ def _min_latency_floor(
     t = start if start is not None and lo < start < hi else 0.5 * (lo + hi)
     best = None
     for _ in range(100):
-        floor = uplink.floor(t)
-        total = float(floor.bandwidth_hz.sum())
+        floor, total, slope_sum = uplink.floor_with_slope(t)
         if t == t_hi and not total <= total_bandwidth_hz * (1.0 + BAND_SLACK):
             return None
         f = total - total_bandwidth_hz
@@ -109,9 +108,7 @@ def _min_latency_floor(
             break
         new = np.nan
         if np.isfinite(total):
-            x_floor = floor.x_nats
-            slope = uplink.floor_slope(floor.upload_s, x_floor, floor.bandwidth_hz, slice(None))[0]
-            dh = (t - origin) * float(slope.sum()) / total  # d log(sum b) / d log(T - origin)
+            dh = (t - origin) * slope_sum / total  # d log(sum b) / d log(T - origin)
             if dh < 0.0:
                 shrink = float(np.exp(-np.log(total / total_bandwidth_hz) / dh))
                 new = origin + (t - origin) * shrink

@@ -190,3 +190,43 @@ def finish_split(
     slope_w = power_w - price * sum_q
     curvature = -price * (du_dt * sum_q + dq_free + dq_clip)
     return (np.inf if overflow else energy), slope_w, curvature, du_dt
+
+
+@numba.njit(**_JIT)
+def floor_into(
+    latency_s: float,
+    busy_s: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    bits_nats: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    at_power_rtol: float,
+    tau: np.ndarray,
+    m: np.ndarray,
+    x: np.ndarray,
+    b: np.ndarray,
+) -> tuple[float, float]:
+    """``Uplink.floor`` at ``T``: ``tau``, ``m``, ``x_floor`` (``nan`` where ``m <= 1``) and
+    ``b_min`` (``inf`` there) into the arrays; returns ``sum b_min`` (Hz) and ``d sum b_min / dT``
+    (Hz/s; ``-b phi / tau``, ``Uplink.floor_slope``)."""
+    total = slope = 0.0
+    for i in range(busy_s.size):
+        t = latency_s - busy_s[i]
+        mi = min(ratio_per_s[i] * t, ratio_budget[i])
+        tau[i], m[i] = t, mi
+        xi = ratio_root(mi, tables[2], tables[3], max_arg)
+        x[i] = xi
+        if not mi > 1.0:
+            b[i] = np.inf
+            total = np.inf
+            continue
+        bi = bits_nats[i] / (t * xi)
+        b[i] = bi
+        total += bi
+        phi = 1.0
+        if ratio_per_s[i] * t <= ratio_budget[i] * (1.0 + at_power_rtol):  # at p_max
+            em1 = math.expm1(xi)
+            phi = 1.0 + em1 / ((xi - 1.0) * em1 + xi)
+        slope -= bi / t * phi
+    return total, slope

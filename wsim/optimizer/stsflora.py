@@ -110,7 +110,7 @@ def token_step(
         ``(proposal, gain)``: the proposed options ``[N]`` and each device's Lagrangian gain over
         its current option ``[N]``.
     """
-    value, ste = option_values(table, usable, latency_s, price_j_per_hz)
+    value, ste = option_values(table, usable, latency_s, price_j_per_hz, options)
     best = row_max(value)
     threshold = best - 1e-12 * np.maximum(np.abs(best), 1.0)
     # among the options within a hair of the best, the highest STE (first on ties); a loop over

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES, inv_expm1_ratio
-from wsim.optimizer.split_kernels import finish_split, price_root_into
+from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES
+from wsim.optimizer.split_kernels import finish_split, floor_into, price_root_into
 
 BAND_SLACK = 1e-10  # sum b may exceed B by this fraction (root-finding tolerance)
 ROOT_RTOL = 1e-10  # |log(sum b / B)| at which the price is accepted
@@ -108,16 +108,29 @@ class Uplink:
 
     def floor(self, latency_s: float) -> Floor:
         """Floors ``b_min,i(T)``."""
-        tau = latency_s - self.links.busy_s
-        m = self.ratio_per_s * tau
-        np.minimum(m, self.ratio_budget, out=m)
-        x = inv_expm1_ratio(m)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            b = tau * x
-            np.divide(self.bits_nats, b, out=b)
-        if not (m > 1.0).all():
-            b[~(m > 1.0)] = np.inf
-        return Floor(float(latency_s), tau, m, x, b)
+        return self.floor_with_slope(latency_s)[0]
+
+    def floor_with_slope(self, latency_s: float) -> tuple[Floor, float, float]:
+        """Floors at ``T``, ``sum b_min`` (Hz) and ``d sum b_min / dT`` (Hz/s; ``floor_slope``
+        summed; meaningful where the sum is finite), in one compiled pass
+        (``split_kernels.floor_into``)."""
+        shape = np.shape(self.bits_nats)  # [n], or [N, J] for an OptionTable's links
+        tau, m, x, b = (np.empty(shape) for _ in range(4))
+        total, slope = floor_into(
+            float(latency_s),
+            np.ravel(self.links.busy_s),
+            np.ravel(self.ratio_per_s),
+            np.ravel(self.ratio_budget),
+            np.ravel(self.bits_nats),
+            TABLES,
+            MAX_ARG,
+            _AT_POWER_RTOL,
+            tau.reshape(-1),
+            m.reshape(-1),
+            x.reshape(-1),
+            b.reshape(-1),
+        )
+        return Floor(float(latency_s), tau, m, x, b), total, slope
 
     def _floor_factor(
         self, upload_s: np.ndarray, x: np.ndarray, at: np.ndarray | slice
