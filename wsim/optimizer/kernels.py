@@ -191,14 +191,7 @@ def polish_ratio(d: np.ndarray, x: np.ndarray, steps: int, max_arg: float) -> No
 def _option_value(
     i: int,
     j: int,
-    busy_s: np.ndarray,
-    ratio_per_s: np.ndarray,
-    ratio_budget: np.ndarray,
-    gain_per_n0: np.ndarray,
-    bits_nats: np.ndarray,
-    compute_j: np.ndarray,
-    retention: np.ndarray,
-    usable: np.ndarray,
+    arrays: tuple[np.ndarray, ...],
     latency_s: float,
     price_j_per_hz: float,
     energy_price_per_j: float,
@@ -206,8 +199,9 @@ def _option_value(
     max_arg: float,
     max_exponent: float,
 ) -> tuple[float, float]:
-    """Value and STE of option ``j`` of device ``i`` (``option_values_into``); ``-inf`` both
-    where it cannot be used."""
+    """Value and STE of option ``j`` of device ``i`` (``option_values_into``, which names
+    ``arrays``); ``-inf`` both where it cannot be used."""
+    busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j, retention, usable = arrays
     tau = latency_s - busy_s[i, j]
     m = min(ratio_per_s[i, j] * tau, ratio_budget[i, j])
     if not (usable[i, j] and m > 1.0):
@@ -260,17 +254,23 @@ def option_values_into(
     with ``c = (S ln2)^2 N0 / (2 g tau)``, i.e. ``value <= bound - mu_E S ln2 sqrt(2 lambda N0 /
     (g tau))`` with ``bound = rho - mu_E (E_comp + S ln2 N0 / g)``.
     """
-    busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j, retention, usable = arrays
+    busy_s, _, _, gain_per_n0, bits_nats, _, _, usable = arrays
     n, j_count = bound.shape
     upper = np.empty(j_count)
     for i in range(n):
         if not prune:
             for j in range(j_count):
                 value[i, j], ste[i, j] = _option_value(
-                    i, j, busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j,
-                    retention, usable, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+                    i,
+                    j,
+                    arrays,
+                    latency_s,
+                    price_j_per_hz,
+                    energy_price_per_j,
+                    tables,
+                    max_arg,
                     max_exponent,
-                )  # fmt: skip
+                )
             continue
         for j in range(j_count):
             value[i, j] = -np.inf
@@ -285,10 +285,16 @@ def option_values_into(
         jc = current[i]
         if jc >= 0:
             value[i, jc], ste[i, jc] = _option_value(
-                i, jc, busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j,
-                retention, usable, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+                i,
+                jc,
+                arrays,
+                latency_s,
+                price_j_per_hz,
+                energy_price_per_j,
+                tables,
+                max_arg,
                 max_exponent,
-            )  # fmt: skip
+            )
             best = value[i, jc]
             upper[jc] = -np.inf
         while True:
@@ -300,8 +306,14 @@ def option_values_into(
                 break  # nothing left, or nothing left that could beat or tie the best
             upper[j] = -np.inf
             value[i, j], ste[i, j] = _option_value(
-                i, j, busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j,
-                retention, usable, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+                i,
+                j,
+                arrays,
+                latency_s,
+                price_j_per_hz,
+                energy_price_per_j,
+                tables,
+                max_arg,
                 max_exponent,
-            )  # fmt: skip
+            )
             best = max(best, value[i, j])
