@@ -76,11 +76,18 @@ def _serve() -> int:
     return 0
 
 
+def _cores() -> int:
+    """Cores this process may run on (``os.cpu_count()`` where affinity is unknown, e.g. macOS)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class FigureWorker:
     """The figure-drawing children of one run (see the module docstring); a context manager."""
 
     def __init__(self, parts: int | None = None) -> None:
-        parts = min(len(os.sched_getaffinity(0)), MAX_PARTS) if parts is None else parts
+        parts = min(_cores(), MAX_PARTS) if parts is None else parts
         self._procs = [
             subprocess.Popen(
                 [sys.executable, "-m", "wsim.figure_worker"],
