@@ -3,9 +3,9 @@
 Importing ``analysis`` (matplotlib, pandas, pyarrow, font set-up) costs ~1-2 s and drawing a
 run's figures ~0.7 s each, which a run that draws them after its last round adds to its wall
 time. ``FigureWorker`` starts child interpreters (``python -m wsim.figure_worker``; one per core,
-at most ``MAX_PARTS``) at the start of the run; they do those imports while the simulation runs, then wait; ``draw`` hands them the
-finished run folder and hands out the figures of ``analysis.make.FIGURES`` one at a time to
-whichever child is free. The figures still come from the files on disk
+at most ``MAX_PARTS``) at the start of the run; they do those imports while the simulation runs,
+then wait; ``draw`` hands out the figures of ``analysis.make.FIGURES`` for the finished run
+folder one at a time to whichever child is free. The figures still come from the files on disk
 (``analysis.make_figures``), never from live objects; an error in a child is raised in the parent
 with the child's traceback. Each child holds its own ~150 MB (matplotlib, pandas).
 """

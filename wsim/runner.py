@@ -186,9 +186,8 @@ def run(
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(ckpt_dir / SCENARIO_FILE, scenario_to_toml(scenario))
     first = resumed.next_round if resumed is not None else 0
-    with contextlib.ExitStack() as stack:
-        # the figure worker imports matplotlib & co. while the rounds run (wsim.figure_worker)
-        worker = stack.enter_context(FigureWorker()) if figures else None
+    # the figure workers import matplotlib & co. while the rounds run (wsim.figure_worker)
+    with FigureWorker() if figures else contextlib.nullcontext() as worker:
         _run_and_write(scenario, out, progress, first, resume, checkpointer, resumed, devices_csv)
         if not keep_checkpoint and ckpt_dir.is_dir():
             shutil.rmtree(ckpt_dir)

@@ -105,7 +105,7 @@ def _flat(a: np.ndarray) -> np.ndarray:
 def inv_marginal(s: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
     """Solve ``G(x) = (x - 1) e^x + 1 = s`` for ``x >= 0`` (``x = 1 + W0((s - 1) / e)``).
 
-    Tabulated start and one Halley step on ``(G(x) - s) e^{-x}`` (``kernels.marginal_into``);
+    Tabulated start and one Halley step on ``G(x) = s`` (``kernels.marginal_into``);
     below ``TABLE_LO`` the branch-point series ``x = p - p^2/3 + 11 p^3/72 - 43 p^4/540``,
     ``p = sqrt(2 s)``. ``s`` is capped at ``MAX_ARG``.
 

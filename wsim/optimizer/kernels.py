@@ -1,8 +1,8 @@
 """Compiled (numba) element loops of ``inverse``: tabulated starts and one Halley step each.
 
 Both inverses start from a table of exact roots at ``2^-60 ... 2^831`` with ``2^K`` cells per
-octave, indexed by the argument's exponent and top ``K`` mantissa bits (no ``log``), linearly interpolated in the argument; the start is within ~1e-5 relative, so one
-Halley step (error ~ start^3) gives the root to rounding. Per element that is one ``exp`` /
+octave, indexed by the argument's exponent and top ``K`` mantissa bits (no ``log``), linearly
+interpolated in the argument; the start is within ~1e-5 relative, so one Halley step (error ~ start^3) gives the root to rounding. Per element that is one ``exp`` /
 ``expm1`` (``G^{-1}``) or one ``log1p`` (the power-cap ratio) instead of a series start and
 three steps: transcendental calls, not memory passes, are what these loops cost (~8-17 ns each
 on CPUs whose numpy has no float64 SIMD ``exp``). Near ``x = 0`` both residuals are written as
@@ -67,8 +67,8 @@ def _marginal_step(x: float, s: float) -> tuple[float, float]:
 
     Returns the new ``x`` and ``expm1`` of it. Below ``x = 1`` on ``q = (G - s) e^{-x} =
     (1 - x) expm1(-x) + (x - s) e^{-x}`` with one ``expm1(-x)`` (``G`` by its series below
-    ``_SMALL_X``: no cancellation), above on ``r = (x - 1) e^x + 1 - s`` with one ``exp(x)`` (finite: ``s`` is
-    capped, ``x <= ~580``); ``expm1`` of the new ``x`` then from ``expm1(x + d) = expm1(x) + e^x
+    ``_SMALL_X``: no cancellation), above on ``r = (x - 1) e^x + 1 - s`` with one ``exp(x)``
+    (finite: ``s`` is capped, ``x <= ~580``); ``expm1`` of the new ``x`` then from ``expm1(x + d) = expm1(x) + e^x
     expm1(d)``, ``expm1(d)`` by its series for a step ``|d| <= 1e-3`` (no second call).
     """
     half = 0.5 * x
@@ -98,13 +98,13 @@ def _marginal_step(x: float, s: float) -> tuple[float, float]:
 
 
 @numba.njit(**_JIT)
-def marginal_into(s: np.ndarray, out: np.ndarray, roots: np.ndarray, slopes: np.ndarray) -> None:
+def marginal_into(s: np.ndarray, out: np.ndarray, roots: np.ndarray, steps: np.ndarray) -> None:
     """``out = G^{-1}(s)`` elementwise (1-D, contiguous; ``0`` where ``s <= 0``).
 
-    ``roots``/``slopes``: the table's roots at ``cell_edges()`` and their differences.
+    ``roots``/``steps``: the table's roots at ``cell_edges()`` and their differences.
     """
     for i in range(s.size):
-        out[i] = marginal_root(s[i], roots, slopes)[0]
+        out[i] = marginal_root(s[i], roots, steps)[0]
 
 
 @numba.njit(**_JIT)
@@ -147,14 +147,14 @@ def _ratio_step(x: float, m: float, d: float) -> float:
 
 @numba.njit(**_JIT)
 def ratio_into(
-    m: np.ndarray, out: np.ndarray, roots: np.ndarray, slopes: np.ndarray, max_arg: float
+    m: np.ndarray, out: np.ndarray, roots: np.ndarray, steps: np.ndarray, max_arg: float
 ) -> None:
     """``out`` = root of ``expm1(x)/x = m`` elementwise (1-D; ``nan`` where ``m <= 1``).
 
     The table is over ``d = m - 1`` (``roots`` at ``cell_edges()``); below it ``x = 2d - 4d^2/3``.
     """
     for i in range(m.size):
-        out[i] = ratio_root(m[i], roots, slopes, max_arg)
+        out[i] = ratio_root(m[i], roots, steps, max_arg)
 
 
 @numba.njit(**_JIT)
@@ -256,64 +256,32 @@ def option_values_into(
     """
     busy_s, _, _, gain_per_n0, bits_nats, _, _, usable = arrays
     n, j_count = bound.shape
-    upper = np.empty(j_count)
+    upper = np.empty(j_count)  # the bound of each option not evaluated yet (-inf: none)
     for i in range(n):
-        if not prune:
-            for j in range(j_count):
-                value[i, j], ste[i, j] = _option_value(
-                    i,
-                    j,
-                    arrays,
-                    latency_s,
-                    price_j_per_hz,
-                    energy_price_per_j,
-                    tables,
-                    max_arg,
-                    max_exponent,
-                )
-            continue
         for j in range(j_count):
             value[i, j] = -np.inf
             ste[i, j] = -np.inf
             tau = latency_s - busy_s[i, j]
-            if usable[i, j] and tau > 0.0:
+            if not prune:
+                upper[j] = np.inf  # every option, in index order
+            elif usable[i, j] and tau > 0.0:
                 root = math.sqrt(2.0 * price_j_per_hz / (gain_per_n0[i, j] * tau))
                 upper[j] = bound[i, j] - energy_price_per_j * bits_nats[i, j] * root
             else:
                 upper[j] = -np.inf  # value -inf: nothing to evaluate
+        if prune and current[i] >= 0:
+            upper[current[i]] = np.inf  # the current option first, whatever its bound
         best = -np.inf
-        jc = current[i]
-        if jc >= 0:
-            value[i, jc], ste[i, jc] = _option_value(
-                i,
-                jc,
-                arrays,
-                latency_s,
-                price_j_per_hz,
-                energy_price_per_j,
-                tables,
-                max_arg,
-                max_exponent,
-            )
-            best = value[i, jc]
-            upper[jc] = -np.inf
         while True:
             j = 0
-            for k in range(1, j_count):  # the highest bound left
+            for k in range(1, j_count):  # the highest bound left (the first of equal ones)
                 if upper[k] > upper[j]:
                     j = k
             if upper[j] == -np.inf or not upper[j] >= best - 1e-9 * max(abs(best), 1.0):
                 break  # nothing left, or nothing left that could beat or tie the best
             upper[j] = -np.inf
             value[i, j], ste[i, j] = _option_value(
-                i,
-                j,
-                arrays,
-                latency_s,
-                price_j_per_hz,
-                energy_price_per_j,
-                tables,
-                max_arg,
+                i, j, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
                 max_exponent,
-            )
+            )  # fmt: skip
             best = max(best, value[i, j])

@@ -78,7 +78,6 @@ class OptionTable:
         self.problem = problem
         self.links = option_links(problem)
         self.uplink = Uplink(self.links, problem.noise_psd_w_per_hz)
-        self.busy_max_s = float(self.links.busy_s.max())
         self.scratch = Scratch(problem.payload_bits.shape)  # [N, J] buffers of option_values
         # the price-free part of option_values' upper bound (kernels.option_values_into)
         self.value_bound = problem.retention - problem.energy_price_per_j * (
