@@ -244,44 +244,112 @@ def option_values_into(
     / g``; ``value = rho - mu_E (E_comp + E_tx + lambda b)`` and ``ste = rho / E_tx`` (``inf`` at
     ``E_tx = 0``), both ``-inf`` where unusable, without a floor (``m <= 1``), with ``x`` past
     ``max_exponent`` or a non-finite value. ``tables``: the marginal roots and steps, then the
-    ratio ones.
+    ratio ones. With ``prune``, only what ``_row_values`` keeps (``current[i]``: device ``i``'s
+    option, ``-1`` none).
+    """
+    upper = np.empty(bound.shape[1])
+    for i in range(bound.shape[0]):
+        _row_values(
+            i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+            max_exponent, bound, current[i] if prune else -1, prune, upper, value[i], ste[i],
+        )  # fmt: skip
 
-    With ``prune``, device ``i``'s option ``current[i]`` (if ``>= 0``) is evaluated first, then
-    its other options in decreasing order of an upper bound of their value until the bound falls
-    below the best value so far by more than ``1e-9`` of it: the options left out (``-inf``
-    both) can neither be the best nor tie with it. The bound: ``expm1(x) >= x + x^2/2`` gives
+
+@numba.njit(**_JIT)
+def token_step_into(
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    options: np.ndarray,
+    proposal: np.ndarray,
+    gain: np.ndarray,
+) -> None:
+    """``stsflora.token_step``: each device's best option at ``(T, lambda)`` and its gain.
+
+    Per device the pruned values of ``_row_values`` (``options[i]`` first); the best value
+    ``v*`` wins, among the options within ``1e-12 max(|v*|, 1)`` of it the highest STE (the first
+    on ties); ``v* <= 0`` sits out (``-1``, value 0). ``gain``: the winner's value less the
+    current option's (0 for none). Arguments as ``option_values_into``.
+    """
+    j_count = bound.shape[1]
+    upper, value, ste = np.empty(j_count), np.empty(j_count), np.empty(j_count)
+    for i in range(bound.shape[0]):
+        _row_values(
+            i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+            max_exponent, bound, options[i], True, upper, value, ste,
+        )  # fmt: skip
+        best = value.max()
+        threshold = best - 1e-12 * max(abs(best), 1.0)
+        choice, top = 0, (ste[0] if value[0] >= threshold else -np.inf)
+        for j in range(1, j_count):
+            tied_ste = ste[j] if value[j] >= threshold else -np.inf
+            if tied_ste > top:
+                choice, top = j, tied_ste
+        current = value[options[i]] if options[i] >= 0 else 0.0
+        if best > 0.0:
+            proposal[i], gain[i] = choice, best - current
+        else:
+            proposal[i], gain[i] = -1, 0.0 - current
+
+
+@numba.njit(inline="always", **_JIT)  # inlined: no per-call array reference counting
+def _row_values(
+    i: int,
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    current: int,
+    prune: bool,
+    upper: np.ndarray,
+    value: np.ndarray,
+    ste: np.ndarray,
+) -> None:
+    """Device ``i``'s option values and STEs into ``value``/``ste`` (``[J]``; ``upper``: scratch).
+
+    With ``prune``, option ``current`` (if ``>= 0``) is evaluated first, then the others in
+    decreasing order of an upper bound of their value until the bound falls below the best
+    value so far by more than ``1e-9`` of it: the options left out (``-inf`` both) can neither
+    be the best nor tie with it. The bound: ``expm1(x) >= x + x^2/2`` gives
     ``E_tx + lambda b >= S ln2 N0 / g + c / b + lambda b >= S ln2 N0 / g + 2 sqrt(c lambda)``
     with ``c = (S ln2)^2 N0 / (2 g tau)``, i.e. ``value <= bound - mu_E S ln2 sqrt(2 lambda N0 /
     (g tau))`` with ``bound = rho - mu_E (E_comp + S ln2 N0 / g)``.
     """
     busy_s, _, _, gain_per_n0, bits_nats, _, _, usable = arrays
-    n, j_count = bound.shape
-    upper = np.empty(j_count)  # the bound of each option not evaluated yet (-inf: none)
-    for i in range(n):
-        for j in range(j_count):
-            value[i, j] = -np.inf
-            ste[i, j] = -np.inf
-            tau = latency_s - busy_s[i, j]
-            if not prune:
-                upper[j] = np.inf  # every option, in index order
-            elif usable[i, j] and tau > 0.0:
-                root = math.sqrt(2.0 * price_j_per_hz / (gain_per_n0[i, j] * tau))
-                upper[j] = bound[i, j] - energy_price_per_j * bits_nats[i, j] * root
-            else:
-                upper[j] = -np.inf  # value -inf: nothing to evaluate
-        if prune and current[i] >= 0:
-            upper[current[i]] = np.inf  # the current option first, whatever its bound
-        best = -np.inf
-        while True:
-            j = 0
-            for k in range(1, j_count):  # the highest bound left (the first of equal ones)
-                if upper[k] > upper[j]:
-                    j = k
-            if upper[j] == -np.inf or not upper[j] >= best - 1e-9 * max(abs(best), 1.0):
-                break  # nothing left, or nothing left that could beat or tie the best
-            upper[j] = -np.inf
-            value[i, j], ste[i, j] = _option_value(
-                i, j, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
-                max_exponent,
-            )  # fmt: skip
-            best = max(best, value[i, j])
+    j_count = bound.shape[1]
+    for j in range(j_count):
+        value[j] = -np.inf
+        ste[j] = -np.inf
+        tau = latency_s - busy_s[i, j]
+        if not prune:
+            upper[j] = np.inf  # every option, in index order
+        elif usable[i, j] and tau > 0.0:
+            root = math.sqrt(2.0 * price_j_per_hz / (gain_per_n0[i, j] * tau))
+            upper[j] = bound[i, j] - energy_price_per_j * bits_nats[i, j] * root
+        else:
+            upper[j] = -np.inf  # value -inf: nothing to evaluate
+    if current >= 0:
+        upper[current] = np.inf  # the current option first, whatever its bound
+    best = -np.inf
+    while True:
+        j = 0
+        for k in range(1, j_count):  # the highest bound left (the first of equal ones)
+            if upper[k] > upper[j]:
+                j = k
+        if upper[j] == -np.inf or not upper[j] >= best - 1e-9 * max(abs(best), 1.0):
+            break  # nothing left, or nothing left that could beat or tie the best
+        upper[j] = -np.inf
+        value[j], ste[j] = _option_value(
+            i, j, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+            max_exponent,
+        )  # fmt: skip
+        best = max(best, value[j])

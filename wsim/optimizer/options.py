@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from wsim.optimizer.inverse import MAX_ARG, TABLES, Scratch
-from wsim.optimizer.kernels import option_values_into
+from wsim.optimizer.kernels import option_values_into, token_step_into
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.uplink import Links, Uplink
 
@@ -99,6 +99,21 @@ class OptionTable:
         )
 
 
+def _kernel_inputs(table: OptionTable, usable: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The ``[N, J]`` inputs of ``kernels.option_values_into`` / ``token_step_into``."""
+    up = table.uplink
+    return (
+        table.links.busy_s,
+        up.ratio_per_s,
+        up.ratio_budget,
+        up.gain_per_n0,
+        up.bits_nats,
+        table.links.compute_energy_j,
+        table.problem.retention,
+        usable,
+    )
+
+
 def option_values(
     table: OptionTable,
     usable: np.ndarray,
@@ -113,28 +128,17 @@ def option_values(
     Options that cannot meet ``latency_s`` (no floor) or are not ``usable`` get ``-inf``. With
     ``current`` (each device's option, ``[N]``, -1 = none) only what the token step needs is
     evaluated: the current option and, in decreasing order of an upper bound of the value
-    (``kernels.option_values_into``), the options that could still beat or tie the best (the
+    (``kernels._row_values``), the options that could still beat or tie the best (the
     others get ``-inf``). Runs in the table's scratch buffers; the two results may be
     given back to ``table.scratch``.
     """
-    problem, up, pool = table.problem, table.uplink, table.scratch
-    value, ste = pool.take(), pool.take()
-    arrays = (
-        table.links.busy_s,
-        up.ratio_per_s,
-        up.ratio_budget,
-        up.gain_per_n0,
-        up.bits_nats,
-        table.links.compute_energy_j,
-        problem.retention,
-        usable,
-    )
+    value, ste = table.scratch.take(), table.scratch.take()
     prune = current is not None
     option_values_into(
-        arrays,
+        _kernel_inputs(table, usable),
         latency_s,
         price_j_per_hz,
-        problem.energy_price_per_j,
+        table.problem.energy_price_per_j,
         TABLES,
         MAX_ARG,
         _MAX_EXPONENT,
@@ -145,3 +149,35 @@ def option_values(
         ste,
     )
     return value, ste
+
+
+def best_options(
+    table: OptionTable,
+    usable: np.ndarray,
+    options: np.ndarray,
+    latency_s: float,
+    price_j_per_hz: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each device's best option at ``(T, lambda)`` (-1 = sit out) and its gain over ``options``.
+
+    The option of highest value (``option_values``; ties within ``1e-12`` relative go to the
+    higher STE, then the lower index); a best value ``<= 0`` sits out (value 0). The gain is the
+    proposal's value less that of the device's current option ``options[i]`` (0 for none).
+    One compiled pass over the pruned options (``kernels.token_step_into``), ``[N]`` each.
+    """
+    n = options.shape[0]
+    proposal, gain = np.empty(n, dtype=np.int64), np.empty(n)
+    token_step_into(
+        _kernel_inputs(table, usable),
+        latency_s,
+        price_j_per_hz,
+        table.problem.energy_price_per_j,
+        TABLES,
+        MAX_ARG,
+        _MAX_EXPONENT,
+        table.value_bound,
+        options,
+        proposal,
+        gain,
+    )
+    return proposal, gain

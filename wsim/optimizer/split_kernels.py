@@ -16,6 +16,29 @@ from wsim.optimizer.kernels import marginal_root, ratio_root
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
+BAND_SLACK = 1e-10  # sum b may exceed B by this fraction (root-finding tolerance)
+ROOT_RTOL = 1e-10  # |log(sum b / B)| at which the price is accepted
+MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
+AT_POWER_RTOL = 1e-12  # a floor is at p_max (not the energy budget) within this
+
+
+@numba.njit(inline="always", **_JIT)
+def _at_power(ratio_per_s: float, upload_s: float, ratio_budget: float) -> bool:
+    """Whether a floor is set by the power limit (``m = ratio_per_s tau``), not the budget."""
+    return ratio_per_s * upload_s <= ratio_budget * (1.0 + AT_POWER_RTOL)
+
+
+@numba.njit(inline="always", **_JIT)
+def _floor_phi(x: float, em1: float) -> tuple[float, float]:
+    """Floor factor ``phi = 1 + expm1(x) / G(x)`` at the power limit and ``G(x)``.
+
+    Implicit differentiation of ``expm1(x)/x = m`` with ``m`` growing like ``tau`` gives
+    ``dx/dtau = x (phi - 1) / tau``, hence ``d b_min / dT = -phi b_min / tau``; at the energy
+    budget ``m`` and ``x`` are constant and ``phi = 1`` (the callers' case).
+    """
+    g_x = (x - 1.0) * em1 + x
+    return 1.0 + em1 / g_x, g_x
+
 
 @numba.njit(**_JIT)
 def _log_price_lo(
@@ -144,13 +167,11 @@ def finish_split(
     ratio_per_s: np.ndarray,
     ratio_budget: np.ndarray,
     max_power_w: np.ndarray,
-    at_power_rtol: float,
-    max_exponent: float,
 ) -> tuple[float, float, float, float]:
     """``Uplink._finish``: ``E_tx`` (J), ``dE*/dT`` (W), ``d2E*/dT2`` (W/s), ``d log lambda/dT``.
 
     Clipped devices use their floor factor ``phi`` (``Uplink._floor_factor``); ``E_tx`` is
-    ``inf`` if an ``x`` reaches ``max_exponent``.
+    ``inf`` if an ``x`` reaches ``MAX_EXPONENT``.
     """
     price = math.exp(u)
     sum_q = sum_q_eta = sum_b_eta = sum_q_eta_tau = sum_q_tau = 0.0
@@ -161,9 +182,8 @@ def finish_split(
         if clip[i]:
             xe = x_floor[i]
             em1 = math.expm1(xe)
-            if ratio_per_s[i] * tau <= ratio_budget[i] * (1.0 + at_power_rtol):  # at p_max
-                g_x = (xe - 1.0) * em1 + xe
-                phi = 1.0 + em1 / g_x
+            if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
+                phi, g_x = _floor_phi(xe, em1)
                 dphi_dx = (em1 + 1.0) * (xe - em1) / (g_x * g_x)
                 dlog_phi = dphi_dx * xe * (phi - 1.0) / (tau * phi)
                 power_w += max_power_w[i]
@@ -182,7 +202,7 @@ def finish_split(
             sum_q_eta_tau += q_eta / tau
             sum_q_tau += q / tau
         sum_q += q
-        if not xe < max_exponent:
+        if not xe < MAX_EXPONENT:
             overflow = True
         energy += em1 * b[i] * tau / gain_per_n0[i]
     du_dt = -(sum_q - sum_q_eta) / sum_b_eta
@@ -201,7 +221,6 @@ def floor_into(
     bits_nats: np.ndarray,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
-    at_power_rtol: float,
     tau: np.ndarray,
     m: np.ndarray,
     x: np.ndarray,
@@ -225,8 +244,120 @@ def floor_into(
         b[i] = bi
         total += bi
         phi = 1.0
-        if ratio_per_s[i] * t <= ratio_budget[i] * (1.0 + at_power_rtol):  # at p_max
-            em1 = math.expm1(xi)
-            phi = 1.0 + em1 / ((xi - 1.0) * em1 + xi)
+        if _at_power(ratio_per_s[i], t, ratio_budget[i]):  # at p_max
+            phi = _floor_phi(xi, math.expm1(xi))[0]
         slope -= bi / t * phi
     return total, slope
+
+
+@numba.njit(**_JIT)
+def floor_split(
+    links: tuple[np.ndarray, ...], upload_s: np.ndarray, x_floor: np.ndarray, b: np.ndarray
+) -> tuple[float, float, float]:
+    """Every device at its floor (``x_floor``, ``b``): ``log lambda`` (the largest floor marginal
+    ``max_i a_i G(x_i)``), ``E_tx`` (J; ``inf`` past ``MAX_EXPONENT``) and ``dE*/dT`` (W: ``p_max``
+    at the power limit plus ``lambda d b_min / dT``, ``db_min/dT = -phi b / tau``).
+
+    ``links``: ``split_into``'s per-device constants.
+    """
+    _, _, gain_per_n0, ratio_per_s, ratio_budget, max_power_w = links
+    marginal = -np.inf
+    for i in range(b.size):
+        x = x_floor[i]
+        marginal = max(marginal, ((x - 1.0) * math.expm1(x) + x) * upload_s[i] / gain_per_n0[i])
+    u = math.log(marginal)
+    price = math.exp(u)
+    energy = slope_w = 0.0
+    overflow = False
+    for i in range(b.size):
+        x, tau = x_floor[i], upload_s[i]
+        em1 = math.expm1(x)
+        phi, power_w = 1.0, 0.0
+        if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
+            phi, power_w = _floor_phi(x, em1)[0], max_power_w[i]
+        slope_w += power_w + price * (-b[i] / tau * phi)
+        if not x < MAX_EXPONENT:
+            overflow = True
+        energy += em1 * b[i] * tau / gain_per_n0[i]
+    return u, (np.inf if overflow else energy), slope_w
+
+
+@numba.njit(**_JIT)
+def _cold_log_price(
+    links: tuple[np.ndarray, ...], upload_s: np.ndarray, total_bandwidth_hz: float
+) -> float:
+    """Median ``log`` marginal energy at the equal split ``b_i = B / n``: a cold start."""
+    _, bits_nats, gain_per_n0, _, _, _ = links
+    n = bits_nats.size
+    log_marginal = np.empty(n)
+    for i in range(n):
+        tau = upload_s[i]
+        x = bits_nats[i] * (n / total_bandwidth_hz) / tau
+        log_marginal[i] = math.log(((x - 1.0) * math.expm1(x) + x) * tau / gain_per_n0[i])
+    return np.median(log_marginal)
+
+
+@numba.njit(**_JIT)
+def split_into(
+    latency_s: float,
+    total_bandwidth_hz: float,
+    u: float,
+    floor_b: np.ndarray,
+    links: tuple[np.ndarray, ...],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    work: tuple[np.ndarray, ...],
+) -> tuple[float, float, float, float, float, bool]:
+    """``Uplink.split`` at ``T``: ``b`` (and ``x``, ``clip``, the floors) into ``work``.
+
+    ``links``: ``busy_s``, ``bits_nats``, ``gain_per_n0``, ``ratio_per_s``, ``ratio_budget``,
+    ``max_power_w`` (``[n]``). ``work``: ``tau``, ``m``, ``x_floor``, ``known`` (bool), ``x``,
+    ``clip`` (bool), ``b``. With a non-empty ``floor_b`` (the floors ``b_min`` at this ``T``),
+    ``tau``, ``m`` and ``x_floor`` already hold that floor; if the floors fill the band
+    (``sum b_min >= B (1 - ROOT_RTOL)``) every device stays at its floor. ``u``: the start of
+    ``log lambda`` (``nan``: ``_cold_log_price``).
+
+    Returns ``log lambda``, ``E_tx`` (J), ``dE*/dT`` (W), ``d2E*/dT2`` (W/s), ``d log lambda/dT``
+    (1/s) and whether the price was searched (the last two are ``nan`` otherwise).
+    """
+    busy_s, bits_nats, gain_per_n0, ratio_per_s, ratio_budget, max_power_w = links
+    tau, m, x_floor, known, x, clip, b = work
+    n = busy_s.size
+    if floor_b.size:
+        if floor_b.sum() >= total_bandwidth_hz * (1.0 - ROOT_RTOL):
+            b[:] = floor_b
+            log_price, energy, slope_w = floor_split(links, tau, x_floor, b)
+            return log_price, energy, slope_w, np.nan, np.nan, False
+        known[:] = True
+    else:
+        for i in range(n):
+            tau[i] = latency_s - busy_s[i]
+            m[i] = min(ratio_per_s[i] * tau[i], ratio_budget[i])
+            x_floor[i] = np.nan
+            known[i] = False
+    if u != u:
+        u = _cold_log_price(links, tau, total_bandwidth_hz)
+    u = price_root_into(
+        u,
+        gain_per_n0 / tau,
+        m,
+        tau,
+        bits_nats,
+        gain_per_n0,
+        x_floor,
+        known,
+        total_bandwidth_hz,
+        ROOT_RTOL,
+        tables,
+        max_arg,
+        x,
+        clip,
+        b,
+    )
+    if clip.all():
+        log_price, energy, slope_w = floor_split(links, tau, x_floor, b)
+        return log_price, energy, slope_w, np.nan, np.nan, False
+    energy, slope_w, curvature, du_dt = finish_split(
+        u, tau, x, x_floor, b, clip, gain_per_n0, ratio_per_s, ratio_budget, max_power_w
+    )
+    return u, energy, slope_w, curvature, du_dt, True

@@ -40,7 +40,7 @@ import numpy as np
 
 from wsim.optimizer.evaluate import build_allocation, links_for, pick
 from wsim.optimizer.feasibility import Admission, admit
-from wsim.optimizer.options import OptionTable, option_values, row_argmin, row_max
+from wsim.optimizer.options import OptionTable, best_options, row_argmin
 from wsim.optimizer.problem import Allocation, RoundProblem
 from wsim.optimizer.resource import (
     BAND_SLACK,
@@ -104,27 +104,14 @@ def token_step(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Best option per device at ``(T, lambda)`` (-1 = sit out, value 0).
 
-    ``table`` is the solve's ``OptionTable``; ``usable`` ``[N, J]``, ``options`` ``[N]``.
+    ``table`` is the solve's ``OptionTable``; ``usable`` ``[N, J]``, ``options`` ``[N]``. Ties
+    in value go to the higher STE (``options.best_options``).
 
     Returns:
         ``(proposal, gain)``: the proposed options ``[N]`` and each device's Lagrangian gain over
         its current option ``[N]``.
     """
-    value, ste = option_values(table, usable, latency_s, price_j_per_hz, options)
-    best = row_max(value)
-    threshold = best - 1e-12 * np.maximum(np.abs(best), 1.0)
-    # among the options within a hair of the best, the highest STE (first on ties); a loop over
-    # the J options, as numpy reduces a short last axis slowly
-    choice = np.zeros(best.shape, dtype=np.int64)
-    top = np.where(value[:, 0] >= threshold, ste[:, 0], -np.inf)
-    for j in range(1, value.shape[1]):
-        tied_ste = np.where(value[:, j] >= threshold, ste[:, j], -np.inf)
-        choice[tied_ste > top] = j
-        np.maximum(top, tied_ste, out=top)
-    sit_out = ~(best > 0.0)
-    current = np.where(options >= 0, pick(value, options), 0.0)
-    table.scratch.give(value, ste)
-    return np.where(sit_out, -1, choice), np.where(sit_out, 0.0, best) - current
+    return best_options(table, usable, options, latency_s, price_j_per_hz)
 
 
 @dataclass(frozen=True)

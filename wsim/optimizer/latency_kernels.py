@@ -1,0 +1,315 @@
+"""Compiled (numba) latency searches of ``resource``: ``T_lo`` and the whole (b, p, T) step.
+
+One call per resource step instead of ~20 Python-level split / floor calls: at ``N <= 100`` the
+step's cost was that Python overhead, not arithmetic. The algorithms are ``resource``'s (its
+docstrings state them); per device the formulas are ``uplink``'s, evaluated by
+``split_kernels``. Sums run in element order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from wsim.optimizer.split_kernels import BAND_SLACK, MAX_EXPONENT, floor_into, split_into
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+MAX_LOG_STEP = 2.0  # Newton on log(T - T_lo) moves T - T_lo by at most e^2 either way
+MIN_START_GAP = 1e-3  # a warm start closer to T_lo (relative to T_hi - T_lo) is not used
+LATENCY_XTOL = 1e-8  # relative tolerance on T: Newton ends sooner; it bounds only kinks of E*(T)
+_ROOT_FTOL = 1e-9  # |log gap| at which the latency root is accepted
+_MAX_EVALUATIONS = 256  # splits one step can evaluate (the root search takes <= 100 + 3)
+_LN2 = math.log(2.0)
+
+
+@numba.njit(**_JIT)
+def min_latency_into(
+    links: tuple[np.ndarray, ...],
+    total_bandwidth_hz: float,
+    t_hi: float,
+    start: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    floor: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[float, bool]:
+    """``resource._min_latency_floor``: the smallest ``T <= t_hi`` with ``sum b_min(T) <= B``.
+
+    ``links``: ``split_kernels.split_into``'s constants; ``floor``: ``tau``, ``m``,
+    ``x_floor``, ``b_min`` (``[n]``), which hold the floors at the returned ``T``. ``start``:
+    the first iterate (``nan``: mid-bracket). Returns ``T`` (s) and whether it exists.
+    """
+    busy_s, bits_nats, _, ratio_per_s, ratio_budget, _ = links
+    tau, m, x, b = floor
+    best = (np.empty_like(tau), np.empty_like(m), np.empty_like(x), np.empty_like(b))
+    tol = BAND_SLACK * total_bandwidth_hz
+    pole = -np.inf
+    for i in range(busy_s.size):
+        pole = max(pole, busy_s[i] + 1.0 / ratio_per_s[i])
+    lo, hi, hi_ok = max(busy_s.max(), pole), t_hi, False
+    origin = pole if 0.0 < pole < np.inf else 0.0
+    t = start if lo < start < hi else 0.5 * (lo + hi)
+    best_t = np.nan
+    args = (busy_s, ratio_per_s, ratio_budget, bits_nats, tables, max_arg, tau, m, x, b)
+    for _ in range(100):
+        total, slope_sum = floor_into(t, *args)
+        if t == t_hi and not total <= total_bandwidth_hz * (1.0 + BAND_SLACK):
+            return t_hi, False
+        f = total - total_bandwidth_hz
+        if abs(f) <= tol:
+            return t, True
+        if f < 0.0:
+            hi, hi_ok, best_t = t, True, t
+            for j in range(4):
+                best[j][:] = floor[j]
+        else:
+            lo = t
+        if hi - lo <= 1e-13 * max(abs(hi), abs(lo), 1e-300):
+            break
+        new = np.nan
+        if math.isfinite(total):
+            dh = (t - origin) * slope_sum / total  # d log(sum b) / d log(T - origin)
+            if dh < 0.0:
+                new = origin + (t - origin) * math.exp(-math.log(total / total_bandwidth_hz) / dh)
+        if not lo < new < hi:
+            new = t_hi if not hi_ok and new >= hi else 0.5 * (lo + hi)
+        t = new
+    if best_t != best_t:
+        total, _ = floor_into(t_hi, *args)
+        return t_hi, total <= total_bandwidth_hz * (1.0 + BAND_SLACK)
+    for j in range(4):
+        floor[j][:] = best[j]
+    return best_t, True
+
+
+@numba.njit(**_JIT)
+def _evaluate(
+    t: float,
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    splits: list[np.ndarray],
+    t_lo: float,
+    floor: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    hint: float,
+    total_bandwidth_hz: float,
+    links: tuple[np.ndarray, ...],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+) -> int:
+    """Index of the split at ``t`` in ``state`` (evaluated now unless seen before).
+
+    ``state``: the evaluated ``T`` (s), per split ``log lambda``, ``E_tx``, ``dE*/dT``,
+    ``d2E*/dT2``, ``d log lambda / dT``, priced (1.0/0.0), and the count; ``splits`` their ``b``.
+    At ``t_lo`` the split starts from ``floor`` and the price ``hint``; elsewhere the price is
+    extrapolated to first order from the nearest priced split (the change capped at 1), or
+    ``hint`` before any.
+    """
+    times, values, count = state
+    c = count[0]
+    for k in range(c):
+        if times[k] == t:
+            return k
+    n = links[0].size
+    tau, m, x_floor = np.empty(n), np.empty(n), np.empty(n)
+    known, x, clip, b = np.empty(n, np.bool_), np.empty(n), np.empty(n, np.bool_), np.empty(n)
+    floor_b = np.empty(0)
+    u = hint
+    if t == t_lo:
+        tau[:], m[:], x_floor[:] = floor[0], floor[1], floor[2]
+        floor_b = floor[3]
+    else:
+        near = -1
+        for k in range(c):  # the nearest priced split (the first of equally near ones)
+            if values[k, 5] > 0.0 and (near < 0 or abs(times[k] - t) < abs(times[near] - t)):
+                near = k
+        if near >= 0:
+            change = values[near, 4] * (t - times[near])
+            change = min(max(change, -1.0), 1.0) if math.isfinite(change) else 0.0
+            u = values[near, 0] + change
+    work = (tau, m, x_floor, known, x, clip, b)
+    log_price, energy, slope_w, curvature, du_dt, priced = split_into(
+        t, total_bandwidth_hz, u, floor_b, links, tables, max_arg, work
+    )
+    times[c] = t
+    values[c, 0], values[c, 1], values[c, 2] = log_price, energy, slope_w
+    values[c, 3], values[c, 4], values[c, 5] = curvature, du_dt, (1.0 if priced else 0.0)
+    splits.append(b)
+    count[0] = c + 1
+    return c
+
+
+@numba.njit(**_JIT)
+def optimize_latency_into(
+    payload_bits: np.ndarray,
+    busy_s: np.ndarray,
+    compute_energy_j: np.ndarray,
+    gain_lin: np.ndarray,
+    max_power_w: np.ndarray,
+    energy_budget_j: np.ndarray,
+    n0: float,
+    total_bandwidth_hz: float,
+    t_hi: float,
+    latency_weight: float,
+    energy_weight: float,
+    hints: tuple[float, float, float],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    bandwidth_hz: np.ndarray,
+    power_w: np.ndarray,
+) -> tuple[bool, float, float, float, float]:
+    """``resource.optimize_latency`` for ``n >= 1`` links; ``b``, ``p`` into the last arrays.
+
+    ``hints``: ``log lambda``, ``T`` and ``T_lo`` of a nearby step (``nan``: none). Returns
+    whether the step is feasible, ``T`` (s), ``log lambda``, ``sum E`` (J) and ``T_lo`` (s).
+    """
+    log_hint, latency_hint, min_latency_hint = hints
+    n = payload_bits.size
+    bits_nats = payload_bits * _LN2
+    gain_per_n0 = gain_lin / n0
+    per_joule = gain_per_n0 / bits_nats
+    ratio_budget = np.maximum(energy_budget_j - compute_energy_j, 0.0) * per_joule
+    links = (busy_s, bits_nats, gain_per_n0, max_power_w * per_joule, ratio_budget, max_power_w)
+    floor = (np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+    t_lo, ok = min_latency_into(
+        links, total_bandwidth_hz, t_hi, min_latency_hint, tables, max_arg, floor
+    )
+    if not ok:
+        return False, np.nan, np.nan, np.nan, np.nan
+    compute_j = compute_energy_j.sum()
+    state = (np.empty(_MAX_EVALUATIONS), np.empty((_MAX_EVALUATIONS, 6)), np.zeros(1, np.int64))
+    splits = [np.empty(0)]
+    splits.pop()
+    context = (t_lo, floor, log_hint, total_bandwidth_hz, links, tables, max_arg)
+    times, values, _ = state
+
+    def cost(k: int) -> float:
+        return energy_weight * (compute_j + values[k, 1]) + latency_weight * times[k]
+
+    t = t_hi
+    if t_hi - t_lo > 1e-12 * t_hi:
+        start = latency_hint
+        if min_latency_hint == min_latency_hint and min_latency_hint != 0.0:
+            gap = start - min_latency_hint  # keep the hint's distance to T_lo
+            start = t_lo + gap if gap > MIN_START_GAP * (t_hi - t_lo) else np.nan
+        root, found = _latency_root(
+            state, splits, context, energy_weight, latency_weight, t_lo, t_hi, start
+        )
+        k_lo = _evaluate(t_lo, state, splits, *context)
+        k = k_lo
+        if found:
+            k_root = _evaluate(root, state, splits, *context)
+            k = k_root if cost(k_root) < cost(k_lo) else k_lo
+        floor_j = 0.0  # E_tx(t_hi) >= E_tx(b = B): a lower bound of the cost at t_hi
+        for i in range(n):
+            floor_j += _tx_energy_j(payload_bits[i], t_hi - busy_s[i], total_bandwidth_hz,
+                                    gain_lin[i], n0)  # fmt: skip
+        bound = energy_weight * (compute_j + floor_j) + latency_weight * t_hi
+        seen_hi = False
+        for j in range(state[2][0]):
+            seen_hi = seen_hi or times[j] == t_hi
+        if seen_hi or not bound > cost(k):
+            k_hi = _evaluate(t_hi, state, splits, *context)
+            k = k if cost(k) < cost(k_hi) else k_hi
+        t = times[k]
+    k = _evaluate(t, state, splits, *context)
+    b = splits[k]
+    for i in range(n):
+        bandwidth_hz[i] = b[i]
+        power = _min_power_w(payload_bits[i], t - busy_s[i], b[i], gain_lin[i], n0)
+        power_w[i] = min(power, max_power_w[i])
+    return True, t, values[k, 0], compute_j + values[k, 1], t_lo
+
+
+@numba.njit(**_JIT)
+def _latency_root(
+    state: tuple[np.ndarray, np.ndarray, np.ndarray],
+    splits: list[np.ndarray],
+    context: tuple,  # type: ignore[type-arg]
+    energy_weight: float,
+    latency_weight: float,
+    lo: float,
+    hi: float,
+    start: float,
+) -> tuple[float, bool]:
+    """``resource``'s root of ``log(w_T / (-w_E dE*/dT))`` on ``(T_lo, t_hi)`` (increasing).
+
+    Newton steps on ``log(t - lo)`` (``lo`` fixed at its initial value; a step changes it by at
+    most ``MAX_LOG_STEP``) from ``start`` (default ``lo + (hi - lo) / 10``), replaced by
+    bisection when they leave the bracket, lack a positive derivative or after 20 steps;
+    ``f(hi)`` is evaluated only when the iterates head past it. Stops when ``|f| <= 1e-9`` or an
+    uncapped Newton step (then at the evaluated point) or a bisection step is below
+    ``LATENCY_XTOL hi``. Returns the root and whether ``f(lo) < 0 < f(hi)``.
+    """
+    xtol = LATENCY_XTOL * hi
+    if not _log_gap(_evaluate(lo, state, splits, *context), state, energy_weight,
+                    latency_weight)[0] < 0.0:  # fmt: skip
+        return np.nan, False
+    origin, top, hi_known = lo, hi, False
+    x = start if lo < start < hi else lo + 0.1 * (hi - lo)
+    for count in range(100):
+        k = _evaluate(x, state, splits, *context)
+        f, df = _log_gap(k, state, energy_weight, latency_weight)
+        if abs(f) <= _ROOT_FTOL:
+            return x, True
+        if f < 0.0:
+            lo = x
+        else:
+            hi, hi_known = x, True
+        gap = x - origin
+        slope = gap * df
+        if df > 0.0:
+            step = -f / slope if slope > 0.0 else math.copysign(np.inf, -f)
+        else:
+            step = np.nan
+        capped = not abs(step) <= MAX_LOG_STEP
+        new = origin + gap * math.exp(min(max(step, -MAX_LOG_STEP), MAX_LOG_STEP))
+        if step != step:
+            new = np.nan
+        if not hi_known and not new < top:
+            k_top = _evaluate(top, state, splits, *context)
+            if not _log_gap(k_top, state, energy_weight, latency_weight)[0] > 0.0:
+                return np.nan, False
+            hi_known = True
+        newton = lo < new < hi and not (count >= 20 and hi_known)
+        if not newton:
+            new = 0.5 * (lo + hi)
+        if (abs(new - x) <= xtol and not (newton and capped)) or (hi_known and hi - lo <= xtol):
+            return (x if newton else new), True
+        x = new
+    return x, True
+
+
+@numba.njit(**_JIT)
+def _log_gap(
+    k: int, state: tuple[np.ndarray, np.ndarray, np.ndarray], energy_weight: float,
+    latency_weight: float,
+) -> tuple[float, float]:  # fmt: skip
+    """Sign of the cost slope ``w_E dE*/dT + w_T`` of split ``k`` as ``log(w_T) - log(-w_E
+    dE*/dT)``, and its derivative in ``T`` (``-d2E*/dT2 / dE*/dT``; ``nan`` where unpriced)."""
+    values = state[1]
+    saving_w = -energy_weight * values[k, 2]
+    if not saving_w > 0.0:
+        return np.inf, np.nan
+    if not latency_weight > 0.0:
+        return -np.inf, np.nan
+    return math.log(latency_weight / saving_w), -values[k, 3] / values[k, 2]
+
+
+@numba.njit(inline="always", **_JIT)
+def _min_power_w(bits: float, upload_s: float, bandwidth_hz: float, gain: float, n0: float) -> float:
+    """``radio.min_power_w`` of one link: ``expm1(S ln2 / (tau b)) N0 b / g`` (W; ``inf`` where
+    ``tau <= 0``, ``b <= 0`` or the exponent reaches ``MAX_EXPONENT``)."""
+    if not (upload_s > 0.0 and bandwidth_hz > 0.0):
+        return np.inf
+    x = bits * _LN2 / (upload_s * bandwidth_hz)
+    if not x < MAX_EXPONENT:
+        return np.inf
+    return math.expm1(x) * n0 * bandwidth_hz / gain
+
+
+@numba.njit(inline="always", **_JIT)
+def _tx_energy_j(bits: float, upload_s: float, bandwidth_hz: float, gain: float, n0: float) -> float:
+    """``radio.tx_energy_j`` of one link: ``tau p`` (J; ``inf`` where the power is)."""
+    power = _min_power_w(bits, upload_s, bandwidth_hz, gain, n0)
+    return power * max(upload_s, 0.0) if math.isfinite(power) else np.inf
