@@ -30,6 +30,8 @@ _FRACTION = 1.0 / (1 << _SHIFT)
 _SMALL_X = 0.01  # below, residuals by their series
 _LO = 2.0**LO_EXPONENT
 _THIRD = 1.0 / 3.0
+PARALLEL_MIN_SIZE = 1 << 14  # elements from which a loop of independent elements runs threaded
+_BLOCK = 256  # devices per parallel block
 
 
 def cell_edges() -> np.ndarray:
@@ -274,11 +276,40 @@ def token_step_into(
     Per device the pruned values of ``_row_values`` (``options[i]`` first); the best value
     ``v*`` wins, among the options within ``1e-12 max(|v*|, 1)`` of it the highest STE (the first
     on ties); ``v* <= 0`` sits out (``-1``, value 0). ``gain``: the winner's value less the
-    current option's (0 for none). Arguments as ``option_values_into``.
+    current option's (0 for none). Arguments as ``option_values_into``. Devices are independent:
+    from ``PARALLEL_MIN_SIZE`` options on, blocks of them run on every core
+    (``_token_step_blocks``; the same numbers as one thread).
     """
+    args = (arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg, max_exponent,
+            bound, options, proposal, gain)  # fmt: skip
+    n = bound.shape[0]
+    blocks = (n + _BLOCK - 1) // _BLOCK
+    if bound.size >= PARALLEL_MIN_SIZE:
+        _token_step_parallel(blocks, *args)
+    else:
+        _token_step_range(0, n, *args)
+
+
+@numba.njit(**_JIT)
+def _token_step_range(
+    start: int,
+    stop: int,
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    options: np.ndarray,
+    proposal: np.ndarray,
+    gain: np.ndarray,
+) -> None:
+    """``token_step_into`` for devices ``start ... stop - 1``."""
     j_count = bound.shape[1]
     upper, value, ste = np.empty(j_count), np.empty(j_count), np.empty(j_count)
-    for i in range(bound.shape[0]):
+    for i in range(start, stop):
         _row_values(
             i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
             max_exponent, bound, options[i], True, upper, value, ste,
@@ -295,6 +326,34 @@ def token_step_into(
             proposal[i], gain[i] = choice, best - current
         else:
             proposal[i], gain[i] = -1, 0.0 - current
+
+
+@numba.njit(parallel=True, **_JIT)
+def _token_step_parallel(
+    blocks: int,
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    options: np.ndarray,
+    proposal: np.ndarray,
+    gain: np.ndarray,
+) -> None:
+    """``_token_step_range`` over ``blocks`` blocks of ``_BLOCK`` devices on every core (a
+    parallel loop takes arrays, not tuples of them: the tuples travel unpacked)."""
+    n = bound.shape[0]
+    a0, a1, a2, a3, a4, a5, a6, a7 = arrays
+    t0, t1, t2, t3 = tables
+    for k in numba.prange(blocks):
+        _token_step_range(
+            k * _BLOCK, min(n, (k + 1) * _BLOCK), (a0, a1, a2, a3, a4, a5, a6, a7), latency_s,
+            price_j_per_hz, energy_price_per_j, (t0, t1, t2, t3), max_arg, max_exponent, bound,
+            options, proposal, gain,
+        )  # fmt: skip
 
 
 @numba.njit(inline="always", **_JIT)  # inlined: no per-call array reference counting

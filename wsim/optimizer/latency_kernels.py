@@ -297,7 +297,9 @@ def _log_gap(
 
 
 @numba.njit(inline="always", **_JIT)
-def _min_power_w(bits: float, upload_s: float, bandwidth_hz: float, gain: float, n0: float) -> float:
+def _min_power_w(
+    bits: float, upload_s: float, bandwidth_hz: float, gain: float, n0: float
+) -> float:
     """``radio.min_power_w`` of one link: ``expm1(S ln2 / (tau b)) N0 b / g`` (W; ``inf`` where
     ``tau <= 0``, ``b <= 0`` or the exponent reaches ``MAX_EXPONENT``)."""
     if not (upload_s > 0.0 and bandwidth_hz > 0.0):
@@ -309,7 +311,9 @@ def _min_power_w(bits: float, upload_s: float, bandwidth_hz: float, gain: float,
 
 
 @numba.njit(inline="always", **_JIT)
-def _tx_energy_j(bits: float, upload_s: float, bandwidth_hz: float, gain: float, n0: float) -> float:
+def _tx_energy_j(
+    bits: float, upload_s: float, bandwidth_hz: float, gain: float, n0: float
+) -> float:
     """``radio.tx_energy_j`` of one link: ``tau p`` (J; ``inf`` where the power is)."""
     power = _min_power_w(bits, upload_s, bandwidth_hz, gain, n0)
     return power * max(upload_s, 0.0) if math.isfinite(power) else np.inf

@@ -14,6 +14,9 @@ import numpy as np
 
 from wsim.optimizer.kernels import marginal_root, ratio_root
 
+PARALLEL_MIN_SIZE = 4096  # devices from which the element loops run threaded
+BLOCK = 256  # elements per thread block
+
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 BAND_SLACK = 1e-10  # sum b may exceed B by this fraction (root-finding tolerance)
@@ -41,16 +44,114 @@ def _floor_phi(x: float, em1: float) -> tuple[float, float]:
 
 
 @numba.njit(**_JIT)
+def _marginal_min(
+    start: int,
+    stop: int,
+    bits_nats: np.ndarray,
+    upload_s: np.ndarray,
+    gain_per_n0: np.ndarray,
+    total_bandwidth_hz: float,
+) -> float:
+    """``min a_i G(x_i(B))`` over devices ``start ... stop - 1``."""
+    low = np.inf
+    for i in range(start, stop):
+        x = bits_nats[i] / (upload_s[i] * total_bandwidth_hz)
+        low = min(low, ((x - 1.0) * math.expm1(x) + x) * upload_s[i] / gain_per_n0[i])
+    return low
+
+
+@numba.njit(parallel=True, **_JIT)
+def _marginal_min_parallel(
+    bits_nats: np.ndarray, upload_s: np.ndarray, gain_per_n0: np.ndarray, total_bandwidth_hz: float
+) -> float:
+    """``_marginal_min`` over all devices, blocks of ``BLOCK`` on every core."""
+    n = bits_nats.size
+    blocks = (n + BLOCK - 1) // BLOCK
+    lows = np.empty(blocks)
+    for k in numba.prange(blocks):
+        lows[k] = _marginal_min(k * BLOCK, min(n, (k + 1) * BLOCK), bits_nats, upload_s,
+                                gain_per_n0, total_bandwidth_hz)  # fmt: skip
+    return lows.min()
+
+
+@numba.njit(**_JIT)
 def _log_price_lo(
     bits_nats: np.ndarray, upload_s: np.ndarray, gain_per_n0: np.ndarray, total_bandwidth_hz: float
 ) -> float:
-    """``log min_i a_i G(x_i(B))`` capped below at ``-700`` (``Uplink._price_root``'s bracket)."""
-    low = np.inf
-    for i in range(bits_nats.size):
-        x = bits_nats[i] / (upload_s[i] * total_bandwidth_hz)
-        marginal = ((x - 1.0) * math.expm1(x) + x) * upload_s[i] / gain_per_n0[i]
-        low = min(low, marginal)
+    """``log min_i a_i G(x_i(B))`` capped below at ``-700`` (``price_root_into``'s bracket;
+    threaded from ``PARALLEL_MIN_SIZE`` devices: a minimum, the same with any thread count)."""
+    args = (bits_nats, upload_s, gain_per_n0, total_bandwidth_hz)
+    if bits_nats.size >= PARALLEL_MIN_SIZE:
+        low = _marginal_min_parallel(*args)
+    else:
+        low = _marginal_min(0, bits_nats.size, *args)
     return max(math.log(max(low, 1e-304)), -700.0)
+
+
+@numba.njit(**_JIT)
+def _price_elements_range(
+    start: int,
+    stop: int,
+    price: float,
+    inv_a: np.ndarray,
+    ratio: np.ndarray,
+    upload_s: np.ndarray,
+    bits_nats: np.ndarray,
+    x_floor: np.ndarray,
+    known: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    x: np.ndarray,
+    clip: np.ndarray,
+    b: np.ndarray,
+    db: np.ndarray,
+) -> None:
+    """Every device at the price: ``x = G^{-1}(price inv_a)``, clipped to its floor where
+    ``expm1(x) > m x`` (the floor inverted once, ``known``), ``b`` and ``db = -d b / d log
+    lambda`` (0 where clipped)."""
+    for i in range(start, stop):
+        s = min(inv_a[i] * price, max_arg)
+        xi, em = marginal_root(s, tables[0], tables[1])
+        x[i] = xi
+        if em > ratio[i] * xi:
+            clip[i] = True
+            if not known[i]:
+                x_floor[i] = ratio_root(ratio[i], tables[2], tables[3], max_arg)
+                known[i] = True
+            b[i] = bits_nats[i] / (upload_s[i] * x_floor[i])
+            db[i] = 0.0
+        else:
+            clip[i] = False
+            bi = bits_nats[i] / (upload_s[i] * xi)
+            b[i] = bi
+            db[i] = bi * s / ((1.0 + em) * xi * xi)
+
+
+@numba.njit(parallel=True, **_JIT)
+def _price_elements_parallel(
+    price: float,
+    inv_a: np.ndarray,
+    ratio: np.ndarray,
+    upload_s: np.ndarray,
+    bits_nats: np.ndarray,
+    x_floor: np.ndarray,
+    known: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    x: np.ndarray,
+    clip: np.ndarray,
+    b: np.ndarray,
+    db: np.ndarray,
+) -> None:
+    """``_price_elements_range`` over every device, blocks of ``BLOCK`` on every core (a parallel
+    loop takes arrays, not tuples of them: the tables travel unpacked)."""
+    n = inv_a.size
+    t0, t1, t2, t3 = tables
+    for k in numba.prange((n + BLOCK - 1) // BLOCK):
+        _price_elements_range(
+            k * BLOCK, min(n, (k + 1) * BLOCK), price, inv_a, ratio, upload_s, bits_nats,
+            x_floor, known, (t0, t1, t2, t3), max_arg, x, clip, b, db,
+        )  # fmt: skip
 
 
 @numba.njit(**_JIT)
@@ -67,28 +168,22 @@ def _evaluate(
     x: np.ndarray,
     clip: np.ndarray,
     b: np.ndarray,
+    db: np.ndarray,
 ) -> tuple[float, float, bool]:
-    """Every device at the price ``e^u`` (``kernels.price_into``): ``sum b``, ``-d sum b / du``
-    and whether every device is clipped."""
-    price = math.exp(u)
+    """Every device at the price ``e^u`` (``_price_elements``, threaded from
+    ``PARALLEL_MIN_SIZE`` devices): ``sum b``, ``-d sum b / du`` (summed in element order,
+    whatever the threads) and whether every device is clipped."""
+    args = (math.exp(u), inv_a, ratio, upload_s, bits_nats, x_floor, known, tables, max_arg,
+            x, clip, b, db)  # fmt: skip
+    if inv_a.size >= PARALLEL_MIN_SIZE:
+        _price_elements_parallel(*args)
+    else:
+        _price_elements_range(0, inv_a.size, *args)
     total, slope, all_clipped = 0.0, 0.0, True
     for i in range(inv_a.size):
-        s = min(inv_a[i] * price, max_arg)
-        xi, em = marginal_root(s, tables[0], tables[1])
-        x[i] = xi
-        if em > ratio[i] * xi:
-            clip[i] = True
-            if not known[i]:
-                x_floor[i] = ratio_root(ratio[i], tables[2], tables[3], max_arg)
-                known[i] = True
-            bi = bits_nats[i] / (upload_s[i] * x_floor[i])
-        else:
-            clip[i] = False
-            all_clipped = False
-            bi = bits_nats[i] / (upload_s[i] * xi)
-            slope += bi * s / ((1.0 + em) * xi * xi)
-        b[i] = bi
-        total += bi
+        total += b[i]
+        slope += db[i]
+        all_clipped = all_clipped and clip[i]
     return total, slope, all_clipped
 
 
@@ -123,7 +218,8 @@ def price_root_into(
     u = max(u, lo)
     best_u = np.nan
     x_best, clip_best, b_best = np.empty_like(x), np.empty_like(clip), np.empty_like(b)
-    args = (inv_a, ratio, upload_s, bits_nats, x_floor, known, tables, max_arg, x, clip, b)
+    db = np.empty_like(b)
+    args = (inv_a, ratio, upload_s, bits_nats, x_floor, known, tables, max_arg, x, clip, b, db)
     for _ in range(100):
         total, slope, all_clipped = _evaluate(u, *args)
         f = math.log(total / total_bandwidth_hz) if total > 0.0 else np.inf
@@ -155,6 +251,84 @@ def price_root_into(
     return u
 
 
+_FINISH_TERMS = 9  # the sums of finish_split, one row each of its terms
+
+
+@numba.njit(**_JIT)
+def _finish_elements_range(
+    start: int,
+    stop: int,
+    price: float,
+    upload_s: np.ndarray,
+    x: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    clip: np.ndarray,
+    gain_per_n0: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    max_power_w: np.ndarray,
+    terms: np.ndarray,
+) -> None:
+    """``finish_split``'s per-device terms into ``terms[:, i]`` : ``q = b phi / tau``,
+    ``q eta``, ``b eta``, ``q eta / tau``, ``q / tau`` (free devices; ``eta = s e^{-x} / x^2``),
+    ``p_max`` (floors at the power limit), ``q (d log phi / dT - (phi + 1) / tau)`` (floors),
+    ``E_tx`` and 1.0 where ``x`` reaches ``MAX_EXPONENT``; 0 where a term does not apply."""
+    for i in range(start, stop):
+        tau = upload_s[i]
+        for k in range(_FINISH_TERMS):
+            terms[k, i] = 0.0
+        if clip[i]:
+            xe = x_floor[i]
+            em1 = math.expm1(xe)
+            if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
+                phi, g_x = _floor_phi(xe, em1)
+                dphi_dx = (em1 + 1.0) * (xe - em1) / (g_x * g_x)
+                dlog_phi = dphi_dx * xe * (phi - 1.0) / (tau * phi)
+                terms[5, i] = max_power_w[i]
+            else:  # at the energy budget
+                phi, dlog_phi = 1.0, 0.0
+            q = b[i] / tau * phi
+            terms[6, i] = q * (dlog_phi - (phi + 1.0) / tau)
+        else:
+            xe = x[i]
+            em1 = math.expm1(xe)
+            eta = gain_per_n0[i] / tau * price / ((1.0 + em1) * xe * xe)  # s e^{-x} / x^2
+            q = b[i] / tau
+            q_eta = q * eta
+            terms[1, i] = q_eta
+            terms[2, i] = b[i] * eta
+            terms[3, i] = q_eta / tau
+            terms[4, i] = q / tau
+        terms[0, i] = q
+        terms[7, i] = em1 * b[i] * tau / gain_per_n0[i]
+        if not xe < MAX_EXPONENT:
+            terms[8, i] = 1.0
+
+
+@numba.njit(parallel=True, **_JIT)
+def _finish_elements_parallel(
+    price: float,
+    upload_s: np.ndarray,
+    x: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    clip: np.ndarray,
+    gain_per_n0: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    max_power_w: np.ndarray,
+    terms: np.ndarray,
+) -> None:
+    """``_finish_elements_range`` over every device, blocks of ``BLOCK`` on every core."""
+    n = b.size
+    for k in numba.prange((n + BLOCK - 1) // BLOCK):
+        _finish_elements_range(
+            k * BLOCK, min(n, (k + 1) * BLOCK), price, upload_s, x, x_floor, b, clip,
+            gain_per_n0, ratio_per_s, ratio_budget, max_power_w, terms,
+        )  # fmt: skip
+
+
 @numba.njit(**_JIT)
 def finish_split(
     u: float,
@@ -168,48 +342,98 @@ def finish_split(
     ratio_budget: np.ndarray,
     max_power_w: np.ndarray,
 ) -> tuple[float, float, float, float]:
-    """``Uplink._finish``: ``E_tx`` (J), ``dE*/dT`` (W), ``d2E*/dT2`` (W/s), ``d log lambda/dT``.
+    """``E_tx`` (J), ``dE*/dT`` (W), ``d2E*/dT2`` (W/s), ``d log lambda/dT`` of a priced split.
 
-    Clipped devices use their floor factor ``phi`` (``Uplink._floor_factor``); ``E_tx`` is
-    ``inf`` if an ``x`` reaches ``MAX_EXPONENT``.
+    Envelope theorem: ``dE*/dT = sum p_max (floors at the power limit) - lambda sum q`` with
+    ``q_i = -d b_i / dT`` at fixed price (``b/tau`` free, ``phi b / tau`` on a floor,
+    ``_floor_phi``); ``d log lambda / dT`` keeps ``sum b = B``; ``d2E*/dT2`` differentiates the
+    slope once more. ``E_tx`` is ``inf`` if an ``x`` reaches ``MAX_EXPONENT``. The terms come from
+    ``_finish_elements`` (threaded from ``PARALLEL_MIN_SIZE`` devices) and are summed in element
+    order.
     """
     price = math.exp(u)
-    sum_q = sum_q_eta = sum_b_eta = sum_q_eta_tau = sum_q_tau = 0.0
-    power_w = dq_clip = energy = 0.0
-    overflow = False
-    for i in range(b.size):
-        tau = upload_s[i]
-        if clip[i]:
-            xe = x_floor[i]
-            em1 = math.expm1(xe)
-            if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
-                phi, g_x = _floor_phi(xe, em1)
-                dphi_dx = (em1 + 1.0) * (xe - em1) / (g_x * g_x)
-                dlog_phi = dphi_dx * xe * (phi - 1.0) / (tau * phi)
-                power_w += max_power_w[i]
-            else:  # at the energy budget
-                phi, dlog_phi = 1.0, 0.0
-            q = b[i] / tau * phi
-            dq_clip += q * (dlog_phi - (phi + 1.0) / tau)
-        else:
-            xe = x[i]
-            em1 = math.expm1(xe)
-            eta = gain_per_n0[i] / tau * price / ((1.0 + em1) * xe * xe)  # s e^{-x} / x^2
-            q = b[i] / tau
-            q_eta = q * eta
-            sum_q_eta += q_eta
-            sum_b_eta += b[i] * eta
-            sum_q_eta_tau += q_eta / tau
-            sum_q_tau += q / tau
-        sum_q += q
-        if not xe < MAX_EXPONENT:
-            overflow = True
-        energy += em1 * b[i] * tau / gain_per_n0[i]
+    n = b.size
+    terms = np.empty((_FINISH_TERMS, n))
+    args = (price, upload_s, x, x_floor, b, clip, gain_per_n0, ratio_per_s, ratio_budget,
+            max_power_w, terms)  # fmt: skip
+    if n >= PARALLEL_MIN_SIZE:
+        _finish_elements_parallel(*args)
+    else:
+        _finish_elements_range(0, n, *args)
+    sums = np.zeros(_FINISH_TERMS)
+    for k in range(_FINISH_TERMS):
+        row = terms[k]
+        total = 0.0
+        for i in range(n):
+            total += row[i]
+        sums[k] = total
+    sum_q, sum_q_eta, sum_b_eta, sum_q_eta_tau, sum_q_tau, power_w, dq_clip, energy, over = sums
     du_dt = -(sum_q - sum_q_eta) / sum_b_eta
     dq_free = sum_q_eta_tau - 2.0 * sum_q_tau - du_dt * sum_q_eta
     slope_w = power_w - price * sum_q
     curvature = -price * (du_dt * sum_q + dq_free + dq_clip)
-    return (np.inf if overflow else energy), slope_w, curvature, du_dt
+    return (np.inf if over > 0.0 else energy), slope_w, curvature, du_dt
+
+
+@numba.njit(**_JIT)
+def _floor_elements_range(
+    start: int,
+    stop: int,
+    latency_s: float,
+    busy_s: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    bits_nats: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    tau: np.ndarray,
+    m: np.ndarray,
+    x: np.ndarray,
+    b: np.ndarray,
+    db: np.ndarray,
+) -> None:
+    """``floor_into``'s elements: ``tau``, ``m``, ``x_floor``, ``b_min`` and ``db = b phi / tau``
+    (``-d b_min / dT``; 0 where there is no floor)."""
+    for i in range(start, stop):
+        t = latency_s - busy_s[i]
+        mi = min(ratio_per_s[i] * t, ratio_budget[i])
+        tau[i], m[i] = t, mi
+        xi = ratio_root(mi, tables[2], tables[3], max_arg)
+        x[i] = xi
+        if not mi > 1.0:
+            b[i], db[i] = np.inf, 0.0
+            continue
+        bi = bits_nats[i] / (t * xi)
+        b[i] = bi
+        phi = 1.0
+        if _at_power(ratio_per_s[i], t, ratio_budget[i]):  # at p_max
+            phi = _floor_phi(xi, math.expm1(xi))[0]
+        db[i] = bi / t * phi
+
+
+@numba.njit(parallel=True, **_JIT)
+def _floor_elements_parallel(
+    latency_s: float,
+    busy_s: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    bits_nats: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    tau: np.ndarray,
+    m: np.ndarray,
+    x: np.ndarray,
+    b: np.ndarray,
+    db: np.ndarray,
+) -> None:
+    """``_floor_elements_range`` over every element, blocks of ``BLOCK`` on every core."""
+    n = busy_s.size
+    t0, t1, t2, t3 = tables
+    for k in numba.prange((n + BLOCK - 1) // BLOCK):
+        _floor_elements_range(
+            k * BLOCK, min(n, (k + 1) * BLOCK), latency_s, busy_s, ratio_per_s, ratio_budget,
+            bits_nats, (t0, t1, t2, t3), max_arg, tau, m, x, b, db,
+        )  # fmt: skip
 
 
 @numba.njit(**_JIT)
@@ -228,25 +452,19 @@ def floor_into(
 ) -> tuple[float, float]:
     """``Uplink.floor`` at ``T``: ``tau``, ``m``, ``x_floor`` (``nan`` where ``m <= 1``) and
     ``b_min`` (``inf`` there) into the arrays; returns ``sum b_min`` (Hz) and ``d sum b_min / dT``
-    (Hz/s; ``-b phi / tau``, ``Uplink.floor_slope``)."""
+    (Hz/s; ``-b phi / tau`` summed, ``_floor_phi``). Threaded from ``PARALLEL_MIN_SIZE`` elements;
+    the sums run in element order."""
+    db = np.empty_like(b)
+    args = (latency_s, busy_s, ratio_per_s, ratio_budget, bits_nats, tables, max_arg, tau, m, x,
+            b, db)  # fmt: skip
+    if busy_s.size >= PARALLEL_MIN_SIZE:
+        _floor_elements_parallel(*args)
+    else:
+        _floor_elements_range(0, busy_s.size, *args)
     total = slope = 0.0
     for i in range(busy_s.size):
-        t = latency_s - busy_s[i]
-        mi = min(ratio_per_s[i] * t, ratio_budget[i])
-        tau[i], m[i] = t, mi
-        xi = ratio_root(mi, tables[2], tables[3], max_arg)
-        x[i] = xi
-        if not mi > 1.0:
-            b[i] = np.inf
-            total = np.inf
-            continue
-        bi = bits_nats[i] / (t * xi)
-        b[i] = bi
-        total += bi
-        phi = 1.0
-        if _at_power(ratio_per_s[i], t, ratio_budget[i]):  # at p_max
-            phi = _floor_phi(xi, math.expm1(xi))[0]
-        slope -= bi / t * phi
+        total += b[i]
+        slope -= db[i]
     return total, slope
 
 
