@@ -13,7 +13,14 @@ import math
 import numba
 import numpy as np
 
-from wsim.optimizer.split_kernels import BAND_SLACK, MAX_EXPONENT, floor_into, split_into
+from wsim.optimizer.split_kernels import (
+    BAND_SLACK,
+    BLOCK,
+    MAX_EXPONENT,
+    PARALLEL_MIN_SIZE,
+    floor_into,
+    split_into,
+)
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -200,10 +207,12 @@ def optimize_latency_into(
         if found:
             k_root = _evaluate(root, state, splits, *context)
             k = k_root if cost(k_root) < cost(k_lo) else k_lo
-        floor_j = 0.0  # E_tx(t_hi) >= E_tx(b = B): a lower bound of the cost at t_hi
+        hi_j = np.empty(n)  # E_tx(t_hi) >= E_tx(b = B): a lower bound of the cost at t_hi
+        _links_out(t_hi, total_bandwidth_hz, payload_bits, busy_s, power_w, gain_lin,
+                   max_power_w, n0, True, hi_j)  # fmt: skip
+        floor_j = 0.0
         for i in range(n):
-            floor_j += _tx_energy_j(payload_bits[i], t_hi - busy_s[i], total_bandwidth_hz,
-                                    gain_lin[i], n0)  # fmt: skip
+            floor_j += hi_j[i]
         bound = energy_weight * (compute_j + floor_j) + latency_weight * t_hi
         seen_hi = False
         for j in range(state[2][0]):
@@ -213,11 +222,9 @@ def optimize_latency_into(
             k = k if cost(k) < cost(k_hi) else k_hi
         t = times[k]
     k = _evaluate(t, state, splits, *context)
-    b = splits[k]
-    for i in range(n):
-        bandwidth_hz[i] = b[i]
-        power = _min_power_w(payload_bits[i], t - busy_s[i], b[i], gain_lin[i], n0)
-        power_w[i] = min(power, max_power_w[i])
+    bandwidth_hz[:] = splits[k]
+    _links_out(t, 0.0, payload_bits, busy_s, bandwidth_hz, gain_lin, max_power_w, n0, False,
+               power_w)  # fmt: skip
     return True, t, values[k, 0], compute_j + values[k, 1], t_lo
 
 
@@ -317,3 +324,73 @@ def _tx_energy_j(
     """``radio.tx_energy_j`` of one link: ``tau p`` (J; ``inf`` where the power is)."""
     power = _min_power_w(bits, upload_s, bandwidth_hz, gain, n0)
     return power * max(upload_s, 0.0) if math.isfinite(power) else np.inf
+
+
+@numba.njit(**_JIT)
+def _links_out_range(
+    start: int,
+    stop: int,
+    latency_s: float,
+    total_bandwidth_hz: float,
+    payload_bits: np.ndarray,
+    busy_s: np.ndarray,
+    bandwidth_hz: np.ndarray,
+    gain_lin: np.ndarray,
+    max_power_w: np.ndarray,
+    n0: float,
+    energy: bool,
+    out: np.ndarray,
+) -> None:
+    """Per link at ``T``: with ``energy``, ``E_tx`` (J) over the whole band ``B``; else the
+    power (W) over ``bandwidth_hz``, capped at ``p_max``."""
+    for i in range(start, stop):
+        tau = latency_s - busy_s[i]
+        if energy:
+            out[i] = _tx_energy_j(payload_bits[i], tau, total_bandwidth_hz, gain_lin[i], n0)
+        else:
+            power = _min_power_w(payload_bits[i], tau, bandwidth_hz[i], gain_lin[i], n0)
+            out[i] = min(power, max_power_w[i])
+
+
+@numba.njit(parallel=True, **_JIT)
+def _links_out_parallel(
+    latency_s: float,
+    total_bandwidth_hz: float,
+    payload_bits: np.ndarray,
+    busy_s: np.ndarray,
+    bandwidth_hz: np.ndarray,
+    gain_lin: np.ndarray,
+    max_power_w: np.ndarray,
+    n0: float,
+    energy: bool,
+    out: np.ndarray,
+) -> None:
+    """``_links_out_range`` over every link, blocks of ``BLOCK`` on every core."""
+    n = out.size
+    for k in numba.prange((n + BLOCK - 1) // BLOCK):
+        _links_out_range(
+            k * BLOCK, min(n, (k + 1) * BLOCK), latency_s, total_bandwidth_hz, payload_bits,
+            busy_s, bandwidth_hz, gain_lin, max_power_w, n0, energy, out,
+        )  # fmt: skip
+
+
+@numba.njit(**_JIT)
+def _links_out(
+    latency_s: float,
+    total_bandwidth_hz: float,
+    payload_bits: np.ndarray,
+    busy_s: np.ndarray,
+    bandwidth_hz: np.ndarray,
+    gain_lin: np.ndarray,
+    max_power_w: np.ndarray,
+    n0: float,
+    energy: bool,
+    out: np.ndarray,
+) -> None:
+    """``_links_out_range`` over every link, threaded from ``PARALLEL_MIN_SIZE`` links."""
+    args = (latency_s, total_bandwidth_hz, payload_bits, busy_s, bandwidth_hz, gain_lin,
+            max_power_w, n0, energy, out)  # fmt: skip
+    if out.size >= PARALLEL_MIN_SIZE:
+        _links_out_parallel(*args)
+    else:
+        _links_out_range(0, out.size, *args)

@@ -469,6 +469,51 @@ def floor_into(
 
 
 @numba.njit(**_JIT)
+def _floor_split_range(
+    start: int,
+    stop: int,
+    links: tuple[np.ndarray, ...],
+    upload_s: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    terms: np.ndarray,
+) -> None:
+    """``floor_split``'s per-device terms into ``terms[:, i]``: the floor marginal ``a G(x)``,
+    ``p_max`` (at the power limit, else 0), ``-phi b / tau``, ``E_tx`` and 1.0 past
+    ``MAX_EXPONENT``."""
+    _, _, gain_per_n0, ratio_per_s, ratio_budget, max_power_w = links
+    for i in range(start, stop):
+        x, tau = x_floor[i], upload_s[i]
+        em1 = math.expm1(x)
+        terms[0, i] = ((x - 1.0) * em1 + x) * tau / gain_per_n0[i]
+        phi, power_w = 1.0, 0.0
+        if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
+            phi, power_w = _floor_phi(x, em1)[0], max_power_w[i]
+        terms[1, i] = power_w
+        terms[2, i] = -b[i] / tau * phi
+        terms[3, i] = em1 * b[i] * tau / gain_per_n0[i]
+        terms[4, i] = 0.0 if x < MAX_EXPONENT else 1.0
+
+
+@numba.njit(parallel=True, **_JIT)
+def _floor_split_parallel(
+    links: tuple[np.ndarray, ...],
+    upload_s: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    terms: np.ndarray,
+) -> None:
+    """``_floor_split_range`` over every device, blocks of ``BLOCK`` on every core."""
+    n = b.size
+    l0, l1, l2, l3, l4, l5 = links
+    for k in numba.prange((n + BLOCK - 1) // BLOCK):
+        _floor_split_range(
+            k * BLOCK, min(n, (k + 1) * BLOCK), (l0, l1, l2, l3, l4, l5), upload_s, x_floor, b,
+            terms,
+        )  # fmt: skip
+
+
+@numba.njit(**_JIT)
 def floor_split(
     links: tuple[np.ndarray, ...], upload_s: np.ndarray, x_floor: np.ndarray, b: np.ndarray
 ) -> tuple[float, float, float]:
@@ -476,28 +521,26 @@ def floor_split(
     ``max_i a_i G(x_i)``), ``E_tx`` (J; ``inf`` past ``MAX_EXPONENT``) and ``dE*/dT`` (W: ``p_max``
     at the power limit plus ``lambda d b_min / dT``, ``db_min/dT = -phi b / tau``).
 
-    ``links``: ``split_into``'s per-device constants.
+    ``links``: ``split_into``'s per-device constants. Terms threaded from ``PARALLEL_MIN_SIZE``
+    devices (``_floor_split_range``), summed in element order.
     """
-    _, _, gain_per_n0, ratio_per_s, ratio_budget, max_power_w = links
+    n = b.size
+    terms = np.empty((5, n))
+    if n >= PARALLEL_MIN_SIZE:
+        _floor_split_parallel(links, upload_s, x_floor, b, terms)
+    else:
+        _floor_split_range(0, n, links, upload_s, x_floor, b, terms)
     marginal = -np.inf
-    for i in range(b.size):
-        x = x_floor[i]
-        marginal = max(marginal, ((x - 1.0) * math.expm1(x) + x) * upload_s[i] / gain_per_n0[i])
+    for i in range(n):
+        marginal = max(marginal, terms[0, i])
     u = math.log(marginal)
     price = math.exp(u)
-    energy = slope_w = 0.0
-    overflow = False
-    for i in range(b.size):
-        x, tau = x_floor[i], upload_s[i]
-        em1 = math.expm1(x)
-        phi, power_w = 1.0, 0.0
-        if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
-            phi, power_w = _floor_phi(x, em1)[0], max_power_w[i]
-        slope_w += power_w + price * (-b[i] / tau * phi)
-        if not x < MAX_EXPONENT:
-            overflow = True
-        energy += em1 * b[i] * tau / gain_per_n0[i]
-    return u, (np.inf if overflow else energy), slope_w
+    energy = slope_w = over = 0.0
+    for i in range(n):
+        slope_w += terms[1, i] + price * terms[2, i]
+        energy += terms[3, i]
+        over += terms[4, i]
+    return u, (np.inf if over > 0.0 else energy), slope_w
 
 
 @numba.njit(**_JIT)
