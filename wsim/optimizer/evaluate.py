@@ -19,8 +19,8 @@ from wsim.optimizer.resource import Links
 
 def pick(matrix: np.ndarray, options: np.ndarray) -> np.ndarray:
     """``matrix[i, options[i]]`` for scheduled devices, 0 where ``options[i] == -1``; ``[N]``."""
-    rows = np.arange(matrix.shape[0])
-    return np.where(options >= 0, matrix[rows, np.maximum(options, 0)], 0.0)
+    flat = np.arange(0, matrix.size, matrix.shape[1]) + np.maximum(options, 0)
+    return np.where(options >= 0, matrix.take(flat), 0.0)
 
 
 def links_for(problem: RoundProblem, options: np.ndarray) -> Links:

@@ -87,15 +87,15 @@ class OptionTable:
     def links_for(self, options: np.ndarray) -> Links:
         """``Links`` of the scheduled devices (``options >= 0``) at their options (``[n]``)."""
         rows = np.flatnonzero(options >= 0)
-        cols = options[rows]
+        flat = rows * self.problem.payload_bits.shape[1] + options[rows]  # take: no 2-D indexing
         p, links = self.problem, self.links
         return Links(
-            payload_bits=links.payload_bits[rows, cols],
-            busy_s=links.busy_s[rows, cols],
-            compute_energy_j=links.compute_energy_j[rows, cols],
-            gain_lin=p.gain_lin[rows],
-            max_power_w=p.max_power_w[rows],
-            energy_budget_j=p.energy_budget_j[rows],
+            payload_bits=links.payload_bits.take(flat),
+            busy_s=links.busy_s.take(flat),
+            compute_energy_j=links.compute_energy_j.take(flat),
+            gain_lin=p.gain_lin.take(rows),
+            max_power_w=p.max_power_w.take(rows),
+            energy_budget_j=p.energy_budget_j.take(rows),
         )
 
 

@@ -256,8 +256,9 @@ def _damped_accept(
     ``price`` (default ``near``'s) in place of its ``T`` and ``lambda``. Token choices in
     ``seen`` are skipped (``_drop_critical``).
     """
-    order = np.argsort(-np.where(changed, gain, -np.inf), kind="stable")
-    num_changed = int(changed.sum())
+    moves = np.flatnonzero(changed)
+    order = moves[np.argsort(-gain[moves], kind="stable")]  # largest gains first
+    num_changed = moves.size
     price = near.price_j_per_hz if price is None else price
     for fraction in fractions:
         take = order[: max(1, int(np.ceil(fraction * num_changed)))]
