@@ -30,7 +30,7 @@ _FRACTION = 1.0 / (1 << _SHIFT)
 _SMALL_X = 0.01  # below, residuals by their series
 _LO = 2.0**LO_EXPONENT
 _THIRD = 1.0 / 3.0
-PARALLEL_MIN_SIZE = 1 << 14  # elements from which a loop of independent elements runs threaded
+_PARALLEL_MIN_OPTIONS = 1 << 14  # options from which the token step runs on every core
 _BLOCK = 256  # devices per parallel block
 
 
@@ -277,14 +277,14 @@ def token_step_into(
     ``v*`` wins, among the options within ``1e-12 max(|v*|, 1)`` of it the highest STE (the first
     on ties); ``v* <= 0`` sits out (``-1``, value 0). ``gain``: the winner's value less the
     current option's (0 for none). Arguments as ``option_values_into``. Devices are independent:
-    from ``PARALLEL_MIN_SIZE`` options on, blocks of them run on every core
+    from ``_PARALLEL_MIN_OPTIONS`` options on, blocks of them run on every core
     (``_token_step_blocks``; the same numbers as one thread).
     """
     args = (arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg, max_exponent,
             bound, options, proposal, gain)  # fmt: skip
     n = bound.shape[0]
     blocks = (n + _BLOCK - 1) // _BLOCK
-    if bound.size >= PARALLEL_MIN_SIZE:
+    if bound.size >= _PARALLEL_MIN_OPTIONS:
         _token_step_parallel(blocks, *args)
     else:
         _token_step_range(0, n, *args)

@@ -13,14 +13,8 @@ import math
 import numba
 import numpy as np
 
-from wsim.optimizer.split_kernels import (
-    BAND_SLACK,
-    BLOCK,
-    MAX_EXPONENT,
-    PARALLEL_MIN_SIZE,
-    floor_into,
-    split_into,
-)
+from wsim.optimizer.element_kernels import BLOCK, MAX_EXPONENT, PARALLEL_MIN_SIZE, num_blocks
+from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
@@ -367,7 +361,7 @@ def _links_out_parallel(
 ) -> None:
     """``_links_out_range`` over every link, blocks of ``BLOCK`` on every core."""
     n = out.size
-    for k in numba.prange((n + BLOCK - 1) // BLOCK):
+    for k in numba.prange(num_blocks(n)):
         _links_out_range(
             k * BLOCK, min(n, (k + 1) * BLOCK), latency_s, total_bandwidth_hz, payload_bits,
             busy_s, bandwidth_hz, gain_lin, max_power_w, n0, energy, out,

@@ -1,8 +1,10 @@
-"""Compiled (numba) price search and split derivatives of ``uplink.Uplink.split``.
+"""Compiled (numba) price search, split derivatives and floors of ``uplink.Uplink``.
 
 One call each instead of ~100 numpy calls per split: at ``N <= 100`` the split's cost was numpy's
-per-call overhead, at ``N = 1e4`` its passes over memory. The formulas are ``uplink``'s (its
-docstrings derive them); sums run in element order.
+per-call overhead, at ``N = 1e4`` its passes over memory. The per-device loops run in blocks
+(``element_kernels``: threaded from ``PARALLEL_MIN_SIZE`` devices, the same numbers on any
+number of cores); here their partial sums are added in block order. The formulas are
+``uplink``'s (its docstrings derive them).
 """
 
 from __future__ import annotations
@@ -12,146 +14,56 @@ import math
 import numba
 import numpy as np
 
-from wsim.optimizer.kernels import marginal_root, ratio_root
+from wsim.optimizer.element_kernels import (
+    AT_POWER_RTOL,
+    FINISH_TERMS,
+    MAX_EXPONENT,
+    PARALLEL_MIN_SIZE,
+    finish_block,
+    finish_parallel,
+    floor_block,
+    floor_parallel,
+    floor_split_block,
+    floor_split_parallel,
+    marginal_min_block,
+    marginal_min_parallel,
+    num_blocks,
+    price_block,
+    price_parallel,
+)
 
-PARALLEL_MIN_SIZE = 4096  # devices from which the element loops run threaded
-BLOCK = 256  # elements per thread block
+__all__ = [
+    "AT_POWER_RTOL",
+    "BAND_SLACK",
+    "MAX_EXPONENT",
+    "ROOT_RTOL",
+    "finish_split",
+    "floor_into",
+    "floor_split",
+    "price_root_into",
+    "split_into",
+]
 
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 
 BAND_SLACK = 1e-10  # sum b may exceed B by this fraction (root-finding tolerance)
 ROOT_RTOL = 1e-10  # |log(sum b / B)| at which the price is accepted
-MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
-AT_POWER_RTOL = 1e-12  # a floor is at p_max (not the energy budget) within this
-
-
-@numba.njit(inline="always", **_JIT)
-def _at_power(ratio_per_s: float, upload_s: float, ratio_budget: float) -> bool:
-    """Whether a floor is set by the power limit (``m = ratio_per_s tau``), not the budget."""
-    return ratio_per_s * upload_s <= ratio_budget * (1.0 + AT_POWER_RTOL)
-
-
-@numba.njit(inline="always", **_JIT)
-def _floor_phi(x: float, em1: float) -> tuple[float, float]:
-    """Floor factor ``phi = 1 + expm1(x) / G(x)`` at the power limit and ``G(x)``.
-
-    Implicit differentiation of ``expm1(x)/x = m`` with ``m`` growing like ``tau`` gives
-    ``dx/dtau = x (phi - 1) / tau``, hence ``d b_min / dT = -phi b_min / tau``; at the energy
-    budget ``m`` and ``x`` are constant and ``phi = 1`` (the callers' case).
-    """
-    g_x = (x - 1.0) * em1 + x
-    return 1.0 + em1 / g_x, g_x
-
-
-@numba.njit(**_JIT)
-def _marginal_min(
-    start: int,
-    stop: int,
-    bits_nats: np.ndarray,
-    upload_s: np.ndarray,
-    gain_per_n0: np.ndarray,
-    total_bandwidth_hz: float,
-) -> float:
-    """``min a_i G(x_i(B))`` over devices ``start ... stop - 1``."""
-    low = np.inf
-    for i in range(start, stop):
-        x = bits_nats[i] / (upload_s[i] * total_bandwidth_hz)
-        low = min(low, ((x - 1.0) * math.expm1(x) + x) * upload_s[i] / gain_per_n0[i])
-    return low
-
-
-@numba.njit(parallel=True, **_JIT)
-def _marginal_min_parallel(
-    bits_nats: np.ndarray, upload_s: np.ndarray, gain_per_n0: np.ndarray, total_bandwidth_hz: float
-) -> float:
-    """``_marginal_min`` over all devices, blocks of ``BLOCK`` on every core."""
-    n = bits_nats.size
-    blocks = (n + BLOCK - 1) // BLOCK
-    lows = np.empty(blocks)
-    for k in numba.prange(blocks):
-        lows[k] = _marginal_min(k * BLOCK, min(n, (k + 1) * BLOCK), bits_nats, upload_s,
-                                gain_per_n0, total_bandwidth_hz)  # fmt: skip
-    return lows.min()
 
 
 @numba.njit(**_JIT)
 def _log_price_lo(
     bits_nats: np.ndarray, upload_s: np.ndarray, gain_per_n0: np.ndarray, total_bandwidth_hz: float
 ) -> float:
-    """``log min_i a_i G(x_i(B))`` capped below at ``-700`` (``price_root_into``'s bracket;
-    threaded from ``PARALLEL_MIN_SIZE`` devices: a minimum, the same with any thread count)."""
-    args = (bits_nats, upload_s, gain_per_n0, total_bandwidth_hz)
-    if bits_nats.size >= PARALLEL_MIN_SIZE:
-        low = _marginal_min_parallel(*args)
+    """``log min_i a_i G(x_i(B))`` capped below at ``-700`` (``price_root_into``'s bracket)."""
+    n = bits_nats.size
+    partials = np.empty((num_blocks(n), 1))
+    if n >= PARALLEL_MIN_SIZE:
+        marginal_min_parallel(bits_nats, upload_s, gain_per_n0, total_bandwidth_hz, partials)
     else:
-        low = _marginal_min(0, bits_nats.size, *args)
+        for k in range(num_blocks(n)):
+            marginal_min_block(k, bits_nats, upload_s, gain_per_n0, total_bandwidth_hz, partials)
+    low = partials[:, 0].min() if n else np.inf
     return max(math.log(max(low, 1e-304)), -700.0)
-
-
-@numba.njit(**_JIT)
-def _price_elements_range(
-    start: int,
-    stop: int,
-    price: float,
-    inv_a: np.ndarray,
-    ratio: np.ndarray,
-    upload_s: np.ndarray,
-    bits_nats: np.ndarray,
-    x_floor: np.ndarray,
-    known: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    max_arg: float,
-    x: np.ndarray,
-    clip: np.ndarray,
-    b: np.ndarray,
-    db: np.ndarray,
-) -> None:
-    """Every device at the price: ``x = G^{-1}(price inv_a)``, clipped to its floor where
-    ``expm1(x) > m x`` (the floor inverted once, ``known``), ``b`` and ``db = -d b / d log
-    lambda`` (0 where clipped)."""
-    for i in range(start, stop):
-        s = min(inv_a[i] * price, max_arg)
-        xi, em = marginal_root(s, tables[0], tables[1])
-        x[i] = xi
-        if em > ratio[i] * xi:
-            clip[i] = True
-            if not known[i]:
-                x_floor[i] = ratio_root(ratio[i], tables[2], tables[3], max_arg)
-                known[i] = True
-            b[i] = bits_nats[i] / (upload_s[i] * x_floor[i])
-            db[i] = 0.0
-        else:
-            clip[i] = False
-            bi = bits_nats[i] / (upload_s[i] * xi)
-            b[i] = bi
-            db[i] = bi * s / ((1.0 + em) * xi * xi)
-
-
-@numba.njit(parallel=True, **_JIT)
-def _price_elements_parallel(
-    price: float,
-    inv_a: np.ndarray,
-    ratio: np.ndarray,
-    upload_s: np.ndarray,
-    bits_nats: np.ndarray,
-    x_floor: np.ndarray,
-    known: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    max_arg: float,
-    x: np.ndarray,
-    clip: np.ndarray,
-    b: np.ndarray,
-    db: np.ndarray,
-) -> None:
-    """``_price_elements_range`` over every device, blocks of ``BLOCK`` on every core (a parallel
-    loop takes arrays, not tuples of them: the tables travel unpacked)."""
-    n = inv_a.size
-    t0, t1, t2, t3 = tables
-    for k in numba.prange((n + BLOCK - 1) // BLOCK):
-        _price_elements_range(
-            k * BLOCK, min(n, (k + 1) * BLOCK), price, inv_a, ratio, upload_s, bits_nats,
-            x_floor, known, (t0, t1, t2, t3), max_arg, x, clip, b, db,
-        )  # fmt: skip
 
 
 @numba.njit(**_JIT)
@@ -168,23 +80,24 @@ def _evaluate(
     x: np.ndarray,
     clip: np.ndarray,
     b: np.ndarray,
-    db: np.ndarray,
+    partials: np.ndarray,
 ) -> tuple[float, float, bool]:
-    """Every device at the price ``e^u`` (``_price_elements``, threaded from
-    ``PARALLEL_MIN_SIZE`` devices): ``sum b``, ``-d sum b / du`` (summed in element order,
-    whatever the threads) and whether every device is clipped."""
+    """Every device at the price ``e^u`` (``element_kernels.price_block``): ``sum b``,
+    ``-d sum b / du`` and whether every device is clipped."""
+    n = inv_a.size
     args = (math.exp(u), inv_a, ratio, upload_s, bits_nats, x_floor, known, tables, max_arg,
-            x, clip, b, db)  # fmt: skip
-    if inv_a.size >= PARALLEL_MIN_SIZE:
-        _price_elements_parallel(*args)
+            x, clip, b, partials)  # fmt: skip
+    if n >= PARALLEL_MIN_SIZE:
+        price_parallel(*args)
     else:
-        _price_elements_range(0, inv_a.size, *args)
-    total, slope, all_clipped = 0.0, 0.0, True
-    for i in range(inv_a.size):
-        total += b[i]
-        slope += db[i]
-        all_clipped = all_clipped and clip[i]
-    return total, slope, all_clipped
+        for k in range(num_blocks(n)):
+            price_block(k, *args)
+    total = slope = free = 0.0
+    for k in range(partials.shape[0]):
+        total += partials[k, 0]
+        slope += partials[k, 1]
+        free += partials[k, 2]
+    return total, slope, free == 0.0
 
 
 @numba.njit(**_JIT)
@@ -218,8 +131,9 @@ def price_root_into(
     u = max(u, lo)
     best_u = np.nan
     x_best, clip_best, b_best = np.empty_like(x), np.empty_like(clip), np.empty_like(b)
-    db = np.empty_like(b)
-    args = (inv_a, ratio, upload_s, bits_nats, x_floor, known, tables, max_arg, x, clip, b, db)
+    partials = np.empty((num_blocks(b.size), 3))
+    args = (inv_a, ratio, upload_s, bits_nats, x_floor, known, tables, max_arg, x, clip, b,
+            partials)  # fmt: skip
     for _ in range(100):
         total, slope, all_clipped = _evaluate(u, *args)
         f = math.log(total / total_bandwidth_hz) if total > 0.0 else np.inf
@@ -251,84 +165,6 @@ def price_root_into(
     return u
 
 
-_FINISH_TERMS = 9  # the sums of finish_split, one row each of its terms
-
-
-@numba.njit(**_JIT)
-def _finish_elements_range(
-    start: int,
-    stop: int,
-    price: float,
-    upload_s: np.ndarray,
-    x: np.ndarray,
-    x_floor: np.ndarray,
-    b: np.ndarray,
-    clip: np.ndarray,
-    gain_per_n0: np.ndarray,
-    ratio_per_s: np.ndarray,
-    ratio_budget: np.ndarray,
-    max_power_w: np.ndarray,
-    terms: np.ndarray,
-) -> None:
-    """``finish_split``'s per-device terms into ``terms[:, i]`` : ``q = b phi / tau``,
-    ``q eta``, ``b eta``, ``q eta / tau``, ``q / tau`` (free devices; ``eta = s e^{-x} / x^2``),
-    ``p_max`` (floors at the power limit), ``q (d log phi / dT - (phi + 1) / tau)`` (floors),
-    ``E_tx`` and 1.0 where ``x`` reaches ``MAX_EXPONENT``; 0 where a term does not apply."""
-    for i in range(start, stop):
-        tau = upload_s[i]
-        for k in range(_FINISH_TERMS):
-            terms[k, i] = 0.0
-        if clip[i]:
-            xe = x_floor[i]
-            em1 = math.expm1(xe)
-            if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
-                phi, g_x = _floor_phi(xe, em1)
-                dphi_dx = (em1 + 1.0) * (xe - em1) / (g_x * g_x)
-                dlog_phi = dphi_dx * xe * (phi - 1.0) / (tau * phi)
-                terms[5, i] = max_power_w[i]
-            else:  # at the energy budget
-                phi, dlog_phi = 1.0, 0.0
-            q = b[i] / tau * phi
-            terms[6, i] = q * (dlog_phi - (phi + 1.0) / tau)
-        else:
-            xe = x[i]
-            em1 = math.expm1(xe)
-            eta = gain_per_n0[i] / tau * price / ((1.0 + em1) * xe * xe)  # s e^{-x} / x^2
-            q = b[i] / tau
-            q_eta = q * eta
-            terms[1, i] = q_eta
-            terms[2, i] = b[i] * eta
-            terms[3, i] = q_eta / tau
-            terms[4, i] = q / tau
-        terms[0, i] = q
-        terms[7, i] = em1 * b[i] * tau / gain_per_n0[i]
-        if not xe < MAX_EXPONENT:
-            terms[8, i] = 1.0
-
-
-@numba.njit(parallel=True, **_JIT)
-def _finish_elements_parallel(
-    price: float,
-    upload_s: np.ndarray,
-    x: np.ndarray,
-    x_floor: np.ndarray,
-    b: np.ndarray,
-    clip: np.ndarray,
-    gain_per_n0: np.ndarray,
-    ratio_per_s: np.ndarray,
-    ratio_budget: np.ndarray,
-    max_power_w: np.ndarray,
-    terms: np.ndarray,
-) -> None:
-    """``_finish_elements_range`` over every device, blocks of ``BLOCK`` on every core."""
-    n = b.size
-    for k in numba.prange((n + BLOCK - 1) // BLOCK):
-        _finish_elements_range(
-            k * BLOCK, min(n, (k + 1) * BLOCK), price, upload_s, x, x_floor, b, clip,
-            gain_per_n0, ratio_per_s, ratio_budget, max_power_w, terms,
-        )  # fmt: skip
-
-
 @numba.njit(**_JIT)
 def finish_split(
     u: float,
@@ -345,95 +181,30 @@ def finish_split(
     """``E_tx`` (J), ``dE*/dT`` (W), ``d2E*/dT2`` (W/s), ``d log lambda/dT`` of a priced split.
 
     Envelope theorem: ``dE*/dT = sum p_max (floors at the power limit) - lambda sum q`` with
-    ``q_i = -d b_i / dT`` at fixed price (``b/tau`` free, ``phi b / tau`` on a floor,
-    ``_floor_phi``); ``d log lambda / dT`` keeps ``sum b = B``; ``d2E*/dT2`` differentiates the
-    slope once more. ``E_tx`` is ``inf`` if an ``x`` reaches ``MAX_EXPONENT``. The terms come from
-    ``_finish_elements`` (threaded from ``PARALLEL_MIN_SIZE`` devices) and are summed in element
-    order.
+    ``q_i = -d b_i / dT`` at fixed price (``b/tau`` free, ``phi b / tau`` on a floor);
+    ``d log lambda / dT`` keeps ``sum b = B``; ``d2E*/dT2`` differentiates the slope once more
+    (sums: ``element_kernels.finish_block``). ``E_tx`` is ``inf`` if an ``x`` reaches
+    ``MAX_EXPONENT``.
     """
     price = math.exp(u)
     n = b.size
-    terms = np.empty((_FINISH_TERMS, n))
+    partials = np.empty((num_blocks(n), FINISH_TERMS))
     args = (price, upload_s, x, x_floor, b, clip, gain_per_n0, ratio_per_s, ratio_budget,
-            max_power_w, terms)  # fmt: skip
+            max_power_w, partials)  # fmt: skip
     if n >= PARALLEL_MIN_SIZE:
-        _finish_elements_parallel(*args)
+        finish_parallel(*args)
     else:
-        _finish_elements_range(0, n, *args)
-    sums = np.zeros(_FINISH_TERMS)
-    for k in range(_FINISH_TERMS):
-        row = terms[k]
-        total = 0.0
-        for i in range(n):
-            total += row[i]
-        sums[k] = total
+        for k in range(num_blocks(n)):
+            finish_block(k, *args)
+    sums = np.zeros(FINISH_TERMS)
+    for k in range(partials.shape[0]):
+        sums += partials[k]
     sum_q, sum_q_eta, sum_b_eta, sum_q_eta_tau, sum_q_tau, power_w, dq_clip, energy, over = sums
     du_dt = -(sum_q - sum_q_eta) / sum_b_eta
     dq_free = sum_q_eta_tau - 2.0 * sum_q_tau - du_dt * sum_q_eta
     slope_w = power_w - price * sum_q
     curvature = -price * (du_dt * sum_q + dq_free + dq_clip)
     return (np.inf if over > 0.0 else energy), slope_w, curvature, du_dt
-
-
-@numba.njit(**_JIT)
-def _floor_elements_range(
-    start: int,
-    stop: int,
-    latency_s: float,
-    busy_s: np.ndarray,
-    ratio_per_s: np.ndarray,
-    ratio_budget: np.ndarray,
-    bits_nats: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    max_arg: float,
-    tau: np.ndarray,
-    m: np.ndarray,
-    x: np.ndarray,
-    b: np.ndarray,
-    db: np.ndarray,
-) -> None:
-    """``floor_into``'s elements: ``tau``, ``m``, ``x_floor``, ``b_min`` and ``db = b phi / tau``
-    (``-d b_min / dT``; 0 where there is no floor)."""
-    for i in range(start, stop):
-        t = latency_s - busy_s[i]
-        mi = min(ratio_per_s[i] * t, ratio_budget[i])
-        tau[i], m[i] = t, mi
-        xi = ratio_root(mi, tables[2], tables[3], max_arg)
-        x[i] = xi
-        if not mi > 1.0:
-            b[i], db[i] = np.inf, 0.0
-            continue
-        bi = bits_nats[i] / (t * xi)
-        b[i] = bi
-        phi = 1.0
-        if _at_power(ratio_per_s[i], t, ratio_budget[i]):  # at p_max
-            phi = _floor_phi(xi, math.expm1(xi))[0]
-        db[i] = bi / t * phi
-
-
-@numba.njit(parallel=True, **_JIT)
-def _floor_elements_parallel(
-    latency_s: float,
-    busy_s: np.ndarray,
-    ratio_per_s: np.ndarray,
-    ratio_budget: np.ndarray,
-    bits_nats: np.ndarray,
-    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    max_arg: float,
-    tau: np.ndarray,
-    m: np.ndarray,
-    x: np.ndarray,
-    b: np.ndarray,
-    db: np.ndarray,
-) -> None:
-    """``_floor_elements_range`` over every element, blocks of ``BLOCK`` on every core."""
-    n = busy_s.size
-    t0, t1, t2, t3 = tables
-    for k in numba.prange((n + BLOCK - 1) // BLOCK):
-        _floor_elements_range(
-            k * BLOCK, min(n, (k + 1) * BLOCK), latency_s, busy_s, ratio_per_s, ratio_budget,
-            bits_nats, (t0, t1, t2, t3), max_arg, tau, m, x, b, db,
-        )  # fmt: skip
 
 
 @numba.njit(**_JIT)
@@ -452,65 +223,21 @@ def floor_into(
 ) -> tuple[float, float]:
     """``Uplink.floor`` at ``T``: ``tau``, ``m``, ``x_floor`` (``nan`` where ``m <= 1``) and
     ``b_min`` (``inf`` there) into the arrays; returns ``sum b_min`` (Hz) and ``d sum b_min / dT``
-    (Hz/s; ``-b phi / tau`` summed, ``_floor_phi``). Threaded from ``PARALLEL_MIN_SIZE`` elements;
-    the sums run in element order."""
-    db = np.empty_like(b)
+    (Hz/s; ``element_kernels.floor_block``)."""
+    n = busy_s.size
+    partials = np.empty((num_blocks(n), 2))
     args = (latency_s, busy_s, ratio_per_s, ratio_budget, bits_nats, tables, max_arg, tau, m, x,
-            b, db)  # fmt: skip
-    if busy_s.size >= PARALLEL_MIN_SIZE:
-        _floor_elements_parallel(*args)
+            b, partials)  # fmt: skip
+    if n >= PARALLEL_MIN_SIZE:
+        floor_parallel(*args)
     else:
-        _floor_elements_range(0, busy_s.size, *args)
+        for k in range(num_blocks(n)):
+            floor_block(k, *args)
     total = slope = 0.0
-    for i in range(busy_s.size):
-        total += b[i]
-        slope -= db[i]
+    for k in range(partials.shape[0]):
+        total += partials[k, 0]
+        slope += partials[k, 1]
     return total, slope
-
-
-@numba.njit(**_JIT)
-def _floor_split_range(
-    start: int,
-    stop: int,
-    links: tuple[np.ndarray, ...],
-    upload_s: np.ndarray,
-    x_floor: np.ndarray,
-    b: np.ndarray,
-    terms: np.ndarray,
-) -> None:
-    """``floor_split``'s per-device terms into ``terms[:, i]``: the floor marginal ``a G(x)``,
-    ``p_max`` (at the power limit, else 0), ``-phi b / tau``, ``E_tx`` and 1.0 past
-    ``MAX_EXPONENT``."""
-    _, _, gain_per_n0, ratio_per_s, ratio_budget, max_power_w = links
-    for i in range(start, stop):
-        x, tau = x_floor[i], upload_s[i]
-        em1 = math.expm1(x)
-        terms[0, i] = ((x - 1.0) * em1 + x) * tau / gain_per_n0[i]
-        phi, power_w = 1.0, 0.0
-        if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
-            phi, power_w = _floor_phi(x, em1)[0], max_power_w[i]
-        terms[1, i] = power_w
-        terms[2, i] = -b[i] / tau * phi
-        terms[3, i] = em1 * b[i] * tau / gain_per_n0[i]
-        terms[4, i] = 0.0 if x < MAX_EXPONENT else 1.0
-
-
-@numba.njit(parallel=True, **_JIT)
-def _floor_split_parallel(
-    links: tuple[np.ndarray, ...],
-    upload_s: np.ndarray,
-    x_floor: np.ndarray,
-    b: np.ndarray,
-    terms: np.ndarray,
-) -> None:
-    """``_floor_split_range`` over every device, blocks of ``BLOCK`` on every core."""
-    n = b.size
-    l0, l1, l2, l3, l4, l5 = links
-    for k in numba.prange((n + BLOCK - 1) // BLOCK):
-        _floor_split_range(
-            k * BLOCK, min(n, (k + 1) * BLOCK), (l0, l1, l2, l3, l4, l5), upload_s, x_floor, b,
-            terms,
-        )  # fmt: skip
 
 
 @numba.njit(**_JIT)
@@ -521,26 +248,25 @@ def floor_split(
     ``max_i a_i G(x_i)``), ``E_tx`` (J; ``inf`` past ``MAX_EXPONENT``) and ``dE*/dT`` (W: ``p_max``
     at the power limit plus ``lambda d b_min / dT``, ``db_min/dT = -phi b / tau``).
 
-    ``links``: ``split_into``'s per-device constants. Terms threaded from ``PARALLEL_MIN_SIZE``
-    devices (``_floor_split_range``), summed in element order.
+    ``links``: ``split_into``'s per-device constants (sums: ``element_kernels.floor_split_block``).
     """
     n = b.size
-    terms = np.empty((5, n))
+    partials = np.empty((num_blocks(n), 5))
     if n >= PARALLEL_MIN_SIZE:
-        _floor_split_parallel(links, upload_s, x_floor, b, terms)
+        floor_split_parallel(links, upload_s, x_floor, b, partials)
     else:
-        _floor_split_range(0, n, links, upload_s, x_floor, b, terms)
+        for k in range(num_blocks(n)):
+            floor_split_block(k, links, upload_s, x_floor, b, partials)
     marginal = -np.inf
-    for i in range(n):
-        marginal = max(marginal, terms[0, i])
+    power_w = slope = energy = over = 0.0
+    for k in range(partials.shape[0]):
+        marginal = max(marginal, partials[k, 0])
+        power_w += partials[k, 1]
+        slope += partials[k, 2]
+        energy += partials[k, 3]
+        over += partials[k, 4]
     u = math.log(marginal)
-    price = math.exp(u)
-    energy = slope_w = over = 0.0
-    for i in range(n):
-        slope_w += terms[1, i] + price * terms[2, i]
-        energy += terms[3, i]
-        over += terms[4, i]
-    return u, (np.inf if over > 0.0 else energy), slope_w
+    return u, (np.inf if over > 0.0 else energy), power_w + math.exp(u) * slope
 
 
 @numba.njit(**_JIT)

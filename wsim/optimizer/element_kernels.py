@@ -1,0 +1,329 @@
+"""Compiled (numba) per-device loops of the split, in blocks with their own partial sums.
+
+Every loop over devices of ``split_kernels`` runs here in blocks of ``BLOCK`` devices; a block
+writes its elements and its partial sums (``partials[block, :]``), and the caller adds the
+partials in block order. From ``PARALLEL_MIN_SIZE`` devices the blocks run on every core
+(``prange``), below in one thread: the numbers are the same either way and on any number of
+cores (one seed, one trace). Each ``*_parallel`` driver repeats its block function's
+arguments because a parallel loop takes arrays, not tuples of them (the tuples travel
+unpacked). The formulas are ``uplink``'s (its docstrings derive them).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from wsim.optimizer.kernels import marginal_root, ratio_root
+
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+
+PARALLEL_MIN_SIZE = 4096  # devices from which the blocks run on every core
+BLOCK = 256  # devices per block
+MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
+AT_POWER_RTOL = 1e-12  # a floor is at p_max (not the energy budget) within this
+FINISH_TERMS = 9  # partial sums of finish_block
+
+
+@numba.njit(inline="always", **_JIT)
+def num_blocks(n: int) -> int:
+    """Blocks of ``BLOCK`` covering ``n`` devices."""
+    return (n + BLOCK - 1) // BLOCK
+
+
+@numba.njit(inline="always", **_JIT)
+def _at_power(ratio_per_s: float, upload_s: float, ratio_budget: float) -> bool:
+    """Whether a floor is set by the power limit (``m = ratio_per_s tau``), not the budget."""
+    return ratio_per_s * upload_s <= ratio_budget * (1.0 + AT_POWER_RTOL)
+
+
+@numba.njit(inline="always", **_JIT)
+def _floor_phi(x: float, em1: float) -> tuple[float, float]:
+    """Floor factor ``phi = 1 + expm1(x) / G(x)`` at the power limit and ``G(x)``.
+
+    Implicit differentiation of ``expm1(x)/x = m`` with ``m`` growing like ``tau`` gives
+    ``dx/dtau = x (phi - 1) / tau``, hence ``d b_min / dT = -phi b_min / tau``; at the energy
+    budget ``m`` and ``x`` are constant and ``phi = 1`` (the callers' case).
+    """
+    g_x = (x - 1.0) * em1 + x
+    return 1.0 + em1 / g_x, g_x
+
+
+@numba.njit(**_JIT)
+def marginal_min_block(
+    k: int,
+    bits_nats: np.ndarray,
+    upload_s: np.ndarray,
+    gain_per_n0: np.ndarray,
+    total_bandwidth_hz: float,
+    partials: np.ndarray,
+) -> None:
+    """``partials[k, 0] = min a_i G(x_i(B))`` over block ``k`` (the whole band each)."""
+    low = np.inf
+    for i in range(k * BLOCK, min(bits_nats.size, (k + 1) * BLOCK)):
+        x = bits_nats[i] / (upload_s[i] * total_bandwidth_hz)
+        low = min(low, ((x - 1.0) * math.expm1(x) + x) * upload_s[i] / gain_per_n0[i])
+    partials[k, 0] = low
+
+
+@numba.njit(parallel=True, **_JIT)
+def marginal_min_parallel(
+    bits_nats: np.ndarray,
+    upload_s: np.ndarray,
+    gain_per_n0: np.ndarray,
+    total_bandwidth_hz: float,
+    partials: np.ndarray,
+) -> None:
+    """``marginal_min_block`` over every block on every core."""
+    for k in numba.prange(num_blocks(bits_nats.size)):
+        marginal_min_block(k, bits_nats, upload_s, gain_per_n0, total_bandwidth_hz, partials)
+
+
+@numba.njit(**_JIT)
+def price_block(
+    k: int,
+    price: float,
+    inv_a: np.ndarray,
+    ratio: np.ndarray,
+    upload_s: np.ndarray,
+    bits_nats: np.ndarray,
+    x_floor: np.ndarray,
+    known: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    x: np.ndarray,
+    clip: np.ndarray,
+    b: np.ndarray,
+    partials: np.ndarray,
+) -> None:
+    """Block ``k`` at the price: ``x = G^{-1}(price inv_a)``, clipped to its floor where
+    ``expm1(x) > m x`` (the floor inverted once, ``known``), and ``b``. Partials: ``sum b``,
+    ``sum -d b / d log lambda`` (the free devices') and the number of free devices."""
+    total = slope = free = 0.0
+    for i in range(k * BLOCK, min(inv_a.size, (k + 1) * BLOCK)):
+        s = min(inv_a[i] * price, max_arg)
+        xi, em = marginal_root(s, tables[0], tables[1])
+        x[i] = xi
+        if em > ratio[i] * xi:
+            clip[i] = True
+            if not known[i]:
+                x_floor[i] = ratio_root(ratio[i], tables[2], tables[3], max_arg)
+                known[i] = True
+            bi = bits_nats[i] / (upload_s[i] * x_floor[i])
+        else:
+            clip[i] = False
+            bi = bits_nats[i] / (upload_s[i] * xi)
+            slope += bi * s / ((1.0 + em) * xi * xi)
+            free += 1.0
+        b[i] = bi
+        total += bi
+    partials[k, 0], partials[k, 1], partials[k, 2] = total, slope, free
+
+
+@numba.njit(parallel=True, **_JIT)
+def price_parallel(
+    price: float,
+    inv_a: np.ndarray,
+    ratio: np.ndarray,
+    upload_s: np.ndarray,
+    bits_nats: np.ndarray,
+    x_floor: np.ndarray,
+    known: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    x: np.ndarray,
+    clip: np.ndarray,
+    b: np.ndarray,
+    partials: np.ndarray,
+) -> None:
+    """``price_block`` over every block on every core."""
+    t0, t1, t2, t3 = tables
+    for k in numba.prange(num_blocks(inv_a.size)):
+        price_block(
+            k, price, inv_a, ratio, upload_s, bits_nats, x_floor, known, (t0, t1, t2, t3),
+            max_arg, x, clip, b, partials,
+        )  # fmt: skip
+
+
+@numba.njit(**_JIT)
+def finish_block(
+    k: int,
+    price: float,
+    upload_s: np.ndarray,
+    x: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    clip: np.ndarray,
+    gain_per_n0: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    max_power_w: np.ndarray,
+    partials: np.ndarray,
+) -> None:
+    """``split_kernels.finish_split``'s sums over block ``k``: ``q`` (``b phi / tau`` on a
+    floor, ``b / tau`` free), ``q eta``, ``b eta``, ``q eta / tau``, ``q / tau`` (free devices;
+    ``eta = s e^{-x} / x^2``), ``p_max`` (floors at the power limit), ``q (d log phi / dT -
+    (phi + 1) / tau)`` (floors), ``E_tx`` and the number of ``x`` past ``MAX_EXPONENT``."""
+    sums = np.zeros(FINISH_TERMS)
+    for i in range(k * BLOCK, min(b.size, (k + 1) * BLOCK)):
+        tau = upload_s[i]
+        if clip[i]:
+            xe = x_floor[i]
+            em1 = math.expm1(xe)
+            if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
+                phi, g_x = _floor_phi(xe, em1)
+                dphi_dx = (em1 + 1.0) * (xe - em1) / (g_x * g_x)
+                dlog_phi = dphi_dx * xe * (phi - 1.0) / (tau * phi)
+                sums[5] += max_power_w[i]
+            else:  # at the energy budget
+                phi, dlog_phi = 1.0, 0.0
+            q = b[i] / tau * phi
+            sums[6] += q * (dlog_phi - (phi + 1.0) / tau)
+        else:
+            xe = x[i]
+            em1 = math.expm1(xe)
+            eta = gain_per_n0[i] / tau * price / ((1.0 + em1) * xe * xe)  # s e^{-x} / x^2
+            q = b[i] / tau
+            q_eta = q * eta
+            sums[1] += q_eta
+            sums[2] += b[i] * eta
+            sums[3] += q_eta / tau
+            sums[4] += q / tau
+        sums[0] += q
+        sums[7] += em1 * b[i] * tau / gain_per_n0[i]
+        if not xe < MAX_EXPONENT:
+            sums[8] += 1.0
+    partials[k, :] = sums
+
+
+@numba.njit(parallel=True, **_JIT)
+def finish_parallel(
+    price: float,
+    upload_s: np.ndarray,
+    x: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    clip: np.ndarray,
+    gain_per_n0: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    max_power_w: np.ndarray,
+    partials: np.ndarray,
+) -> None:
+    """``finish_block`` over every block on every core."""
+    for k in numba.prange(num_blocks(b.size)):
+        finish_block(
+            k, price, upload_s, x, x_floor, b, clip, gain_per_n0, ratio_per_s, ratio_budget,
+            max_power_w, partials,
+        )  # fmt: skip
+
+
+@numba.njit(**_JIT)
+def floor_block(
+    k: int,
+    latency_s: float,
+    busy_s: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    bits_nats: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    tau: np.ndarray,
+    m: np.ndarray,
+    x: np.ndarray,
+    b: np.ndarray,
+    partials: np.ndarray,
+) -> None:
+    """Floors of block ``k`` at ``T``: ``tau``, ``m``, ``x_floor`` (``nan`` where ``m <= 1``),
+    ``b_min`` (``inf`` there). Partials: ``sum b_min`` and ``d sum b_min / dT`` (``-phi b /
+    tau`` summed over the finite floors)."""
+    total = slope = 0.0
+    for i in range(k * BLOCK, min(busy_s.size, (k + 1) * BLOCK)):
+        t = latency_s - busy_s[i]
+        mi = min(ratio_per_s[i] * t, ratio_budget[i])
+        tau[i], m[i] = t, mi
+        xi = ratio_root(mi, tables[2], tables[3], max_arg)
+        x[i] = xi
+        if not mi > 1.0:
+            b[i] = np.inf
+            total = np.inf
+            continue
+        bi = bits_nats[i] / (t * xi)
+        b[i] = bi
+        total += bi
+        phi = 1.0
+        if _at_power(ratio_per_s[i], t, ratio_budget[i]):  # at p_max
+            phi = _floor_phi(xi, math.expm1(xi))[0]
+        slope -= bi / t * phi
+    partials[k, 0], partials[k, 1] = total, slope
+
+
+@numba.njit(parallel=True, **_JIT)
+def floor_parallel(
+    latency_s: float,
+    busy_s: np.ndarray,
+    ratio_per_s: np.ndarray,
+    ratio_budget: np.ndarray,
+    bits_nats: np.ndarray,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    tau: np.ndarray,
+    m: np.ndarray,
+    x: np.ndarray,
+    b: np.ndarray,
+    partials: np.ndarray,
+) -> None:
+    """``floor_block`` over every block on every core."""
+    t0, t1, t2, t3 = tables
+    for k in numba.prange(num_blocks(busy_s.size)):
+        floor_block(
+            k, latency_s, busy_s, ratio_per_s, ratio_budget, bits_nats, (t0, t1, t2, t3),
+            max_arg, tau, m, x, b, partials,
+        )  # fmt: skip
+
+
+@numba.njit(**_JIT)
+def floor_split_block(
+    k: int,
+    links: tuple[np.ndarray, ...],
+    upload_s: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    partials: np.ndarray,
+) -> None:
+    """Block ``k`` with every device at its floor: partials ``max a G(x)`` (the floor
+    marginal), ``sum p_max`` (floors at the power limit), ``sum -phi b / tau`` (``d b_min /
+    dT``), ``sum E_tx`` and the number of ``x`` past ``MAX_EXPONENT``."""
+    _, _, gain_per_n0, ratio_per_s, ratio_budget, max_power_w = links
+    marginal = -np.inf
+    power_w = slope = energy = over = 0.0
+    for i in range(k * BLOCK, min(b.size, (k + 1) * BLOCK)):
+        x, tau = x_floor[i], upload_s[i]
+        em1 = math.expm1(x)
+        marginal = max(marginal, ((x - 1.0) * em1 + x) * tau / gain_per_n0[i])
+        phi = 1.0
+        if _at_power(ratio_per_s[i], tau, ratio_budget[i]):  # at p_max
+            phi = _floor_phi(x, em1)[0]
+            power_w += max_power_w[i]
+        slope -= b[i] / tau * phi
+        energy += em1 * b[i] * tau / gain_per_n0[i]
+        if not x < MAX_EXPONENT:
+            over += 1.0
+    partials[k, 0], partials[k, 1], partials[k, 2] = marginal, power_w, slope
+    partials[k, 3], partials[k, 4] = energy, over
+
+
+@numba.njit(parallel=True, **_JIT)
+def floor_split_parallel(
+    links: tuple[np.ndarray, ...],
+    upload_s: np.ndarray,
+    x_floor: np.ndarray,
+    b: np.ndarray,
+    partials: np.ndarray,
+) -> None:
+    """``floor_split_block`` over every block on every core."""
+    l0, l1, l2, l3, l4, l5 = links
+    for k in numba.prange(num_blocks(b.size)):
+        floor_split_block(k, (l0, l1, l2, l3, l4, l5), upload_s, x_floor, b, partials)
