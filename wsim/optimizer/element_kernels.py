@@ -234,11 +234,12 @@ def floor_block(
     m: np.ndarray,
     x: np.ndarray,
     b: np.ndarray,
+    with_slope: bool,
     partials: np.ndarray,
 ) -> None:
     """Floors of block ``k`` at ``T``: ``tau``, ``m``, ``x_floor`` (``nan`` where ``m <= 1``),
-    ``b_min`` (``inf`` there). Partials: ``sum b_min`` and ``d sum b_min / dT`` (``-phi b /
-    tau`` summed over the finite floors)."""
+    ``b_min`` (``inf`` there). Partials: ``sum b_min`` and, ``with_slope``, ``d sum b_min / dT``
+    (``-phi b / tau`` summed over the finite floors; else 0)."""
     total = slope = 0.0
     for i in range(k * BLOCK, min(busy_s.size, (k + 1) * BLOCK)):
         t = latency_s - busy_s[i]
@@ -253,10 +254,11 @@ def floor_block(
         bi = bits_nats[i] / (t * xi)
         b[i] = bi
         total += bi
-        phi = 1.0
-        if _at_power(ratio_per_s[i], t, ratio_budget[i]):  # at p_max
-            phi = _floor_phi(xi, math.expm1(xi))[0]
-        slope -= bi / t * phi
+        if with_slope:
+            phi = 1.0
+            if _at_power(ratio_per_s[i], t, ratio_budget[i]):  # at p_max
+                phi = _floor_phi(xi, math.expm1(xi))[0]
+            slope -= bi / t * phi
     partials[k, 0], partials[k, 1] = total, slope
 
 
@@ -273,6 +275,7 @@ def floor_parallel(
     m: np.ndarray,
     x: np.ndarray,
     b: np.ndarray,
+    with_slope: bool,
     partials: np.ndarray,
 ) -> None:
     """``floor_block`` over every block on every core."""
@@ -280,7 +283,7 @@ def floor_parallel(
     for k in numba.prange(num_blocks(busy_s.size)):
         floor_block(
             k, latency_s, busy_s, ratio_per_s, ratio_budget, bits_nats, (t0, t1, t2, t3),
-            max_arg, tau, m, x, b, partials,
+            max_arg, tau, m, x, b, with_slope, partials,
         )  # fmt: skip
 
 

@@ -220,14 +220,15 @@ def floor_into(
     m: np.ndarray,
     x: np.ndarray,
     b: np.ndarray,
+    with_slope: bool = True,
 ) -> tuple[float, float]:
     """``Uplink.floor`` at ``T``: ``tau``, ``m``, ``x_floor`` (``nan`` where ``m <= 1``) and
     ``b_min`` (``inf`` there) into the arrays; returns ``sum b_min`` (Hz) and ``d sum b_min / dT``
-    (Hz/s; ``element_kernels.floor_block``)."""
+    (Hz/s; 0 unless ``with_slope``; ``element_kernels.floor_block``)."""
     n = busy_s.size
     partials = np.empty((num_blocks(n), 2))
     args = (latency_s, busy_s, ratio_per_s, ratio_budget, bits_nats, tables, max_arg, tau, m, x,
-            b, partials)  # fmt: skip
+            b, with_slope, partials)  # fmt: skip
     if n >= PARALLEL_MIN_SIZE:
         floor_parallel(*args)
     else:

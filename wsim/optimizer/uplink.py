@@ -121,6 +121,7 @@ class Uplink:
             m.reshape(-1),
             x.reshape(-1),
             b.reshape(-1),
+            False,
         )
         return Floor(float(latency_s), tau, m, x, b)
 
