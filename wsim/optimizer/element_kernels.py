@@ -18,7 +18,11 @@ import numpy as np
 
 from wsim.optimizer.kernels import marginal_root, ratio_root
 
-_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+# Entry points (called from Python) are cached on disk; the functions they call are not: a
+# function compiled for several callers (threaded and not) would get several cache entries,
+# and processes writing different entries at once can leave an index pointing at the wrong
+# code. The entry points' caches hold their callees' code.
+_INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
 
 PARALLEL_MIN_SIZE = 4096  # devices from which the blocks run on every core
 BLOCK = 256  # devices per block
@@ -27,19 +31,19 @@ AT_POWER_RTOL = 1e-12  # a floor is at p_max (not the energy budget) within this
 FINISH_TERMS = 9  # partial sums of finish_block
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(inline="always", **_INNER)
 def num_blocks(n: int) -> int:
     """Blocks of ``BLOCK`` covering ``n`` devices."""
     return (n + BLOCK - 1) // BLOCK
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(inline="always", **_INNER)
 def _at_power(ratio_per_s: float, upload_s: float, ratio_budget: float) -> bool:
     """Whether a floor is set by the power limit (``m = ratio_per_s tau``), not the budget."""
     return ratio_per_s * upload_s <= ratio_budget * (1.0 + AT_POWER_RTOL)
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(inline="always", **_INNER)
 def _floor_phi(x: float, em1: float) -> tuple[float, float]:
     """Floor factor ``phi = 1 + expm1(x) / G(x)`` at the power limit and ``G(x)``.
 
@@ -51,7 +55,7 @@ def _floor_phi(x: float, em1: float) -> tuple[float, float]:
     return 1.0 + em1 / g_x, g_x
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def marginal_min_block(
     k: int,
     bits_nats: np.ndarray,
@@ -68,7 +72,7 @@ def marginal_min_block(
     partials[k, 0] = low
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(parallel=True, **_INNER)
 def marginal_min_parallel(
     bits_nats: np.ndarray,
     upload_s: np.ndarray,
@@ -81,7 +85,7 @@ def marginal_min_parallel(
         marginal_min_block(k, bits_nats, upload_s, gain_per_n0, total_bandwidth_hz, partials)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def price_block(
     k: int,
     price: float,
@@ -122,7 +126,7 @@ def price_block(
     partials[k, 0], partials[k, 1], partials[k, 2] = total, slope, free
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(parallel=True, **_INNER)
 def price_parallel(
     price: float,
     inv_a: np.ndarray,
@@ -147,7 +151,7 @@ def price_parallel(
         )  # fmt: skip
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def finish_block(
     k: int,
     price: float,
@@ -198,7 +202,7 @@ def finish_block(
     partials[k, :] = sums
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(parallel=True, **_INNER)
 def finish_parallel(
     price: float,
     upload_s: np.ndarray,
@@ -220,7 +224,7 @@ def finish_parallel(
         )  # fmt: skip
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def floor_block(
     k: int,
     latency_s: float,
@@ -262,7 +266,7 @@ def floor_block(
     partials[k, 0], partials[k, 1] = total, slope
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(parallel=True, **_INNER)
 def floor_parallel(
     latency_s: float,
     busy_s: np.ndarray,
@@ -287,7 +291,7 @@ def floor_parallel(
         )  # fmt: skip
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def floor_split_block(
     k: int,
     links: tuple[np.ndarray, ...],
@@ -318,7 +322,7 @@ def floor_split_block(
     partials[k, 3], partials[k, 4] = energy, over
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(parallel=True, **_INNER)
 def floor_split_parallel(
     links: tuple[np.ndarray, ...],
     upload_s: np.ndarray,

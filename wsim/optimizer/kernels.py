@@ -16,7 +16,12 @@ import math
 import numba
 import numpy as np
 
+# Entry points (called from Python) are cached on disk; the functions they call are not: a
+# function compiled for several callers (threaded and not) would get several cache entries,
+# and processes writing different entries at once can leave an index pointing at the wrong
+# code. The entry points' caches hold their callees' code.
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
 
 TABLE_BITS = 6  # cells per octave: 2^TABLE_BITS
 LO_EXPONENT = -60  # the table covers [2^LO_EXPONENT, 2^HI_EXPONENT)
@@ -42,7 +47,7 @@ def cell_edges() -> np.ndarray:
     )
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _tabulated(v: float, roots: np.ndarray, steps: np.ndarray) -> float:
     """Linear interpolation of a table at ``v`` in ``[2^LO_EXPONENT, ...)`` (clamped above).
 
@@ -57,13 +62,13 @@ def _tabulated(v: float, roots: np.ndarray, steps: np.ndarray) -> float:
     return roots[j] + (bits & _MASK) * _FRACTION * steps[j]
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _expm1_series(d: float) -> float:
     """``expm1(d)`` for ``|d| <= 1e-3`` (to ``d^6 / 720``)."""
     return d * (1.0 + d * 0.5 * (1.0 + d * _THIRD * (1.0 + d * 0.25 * (1.0 + d * 0.2))))
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _marginal_step(x: float, s: float) -> tuple[float, float]:
     """One Halley step on ``G(x) = s`` (``G = (x - 1) e^x + 1``, ``G' = x e^x``), capped at ``x/2``.
 
@@ -109,7 +114,7 @@ def marginal_into(s: np.ndarray, out: np.ndarray, roots: np.ndarray, steps: np.n
         out[i] = marginal_root(s[i], roots, steps)[0]
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def marginal_root(s: float, roots: np.ndarray, steps: np.ndarray) -> tuple[float, float]:
     """``x = G^{-1}(s)`` of one ``s`` and ``expm1(x)`` (``0, 0`` where ``s <= 0``)."""
     if not s > 0.0:
@@ -121,7 +126,7 @@ def marginal_root(s: float, roots: np.ndarray, steps: np.ndarray) -> tuple[float
     return _marginal_step(_tabulated(s, roots, steps), s)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _ratio_step(x: float, m: float, d: float) -> float:
     """One Halley step on ``expm1(x)/x = m`` (``d = m - 1``), capped at ``x / 2``.
 
@@ -159,7 +164,7 @@ def ratio_into(
         out[i] = ratio_root(m[i], roots, steps, max_arg)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def ratio_root(m: float, roots: np.ndarray, steps: np.ndarray, max_arg: float) -> float:
     """Root of ``expm1(x)/x = m`` of one ``m`` (``nan`` where ``m <= 1``; ``m`` capped)."""
     if not m > 1.0:
@@ -189,7 +194,7 @@ def polish_ratio(d: np.ndarray, x: np.ndarray, steps: int, max_arg: float) -> No
             x[i] = _ratio_step(x[i], m, d[i])
 
 
-@numba.njit(inline="always", **_JIT)  # inlined: no per-call array reference counting
+@numba.njit(inline="always", **_INNER)  # inlined: no per-call array reference counting
 def _option_value(
     i: int,
     j: int,
@@ -290,7 +295,7 @@ def token_step_into(
         _token_step_range(0, n, *args)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _token_step_range(
     start: int,
     stop: int,
@@ -328,7 +333,7 @@ def _token_step_range(
             proposal[i], gain[i] = -1, 0.0 - current
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(parallel=True, **_INNER)
 def _token_step_parallel(
     blocks: int,
     arrays: tuple[np.ndarray, ...],
@@ -356,7 +361,7 @@ def _token_step_parallel(
         )  # fmt: skip
 
 
-@numba.njit(inline="always", **_JIT)  # inlined: no per-call array reference counting
+@numba.njit(inline="always", **_INNER)  # inlined: no per-call array reference counting
 def _row_values(
     i: int,
     arrays: tuple[np.ndarray, ...],

@@ -3,7 +3,8 @@
 One call per resource step instead of ~20 Python-level split / floor calls: at ``N <= 100`` the
 step's cost was that Python overhead, not arithmetic. The algorithms are ``resource``'s (its
 docstrings state them); per device the formulas are ``uplink``'s, evaluated by
-``split_kernels``. Sums run in element order.
+``split_kernels`` (threaded in blocks from ``PARALLEL_MIN_SIZE`` links: the same numbers on
+any number of cores).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ import numpy as np
 from wsim.optimizer.element_kernels import BLOCK, MAX_EXPONENT, PARALLEL_MIN_SIZE, num_blocks
 from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into
 
+# Entry points (called from Python) are cached on disk; the functions they call are not: a
+# function compiled for several callers (threaded and not) would get several cache entries,
+# and processes writing different entries at once can leave an index pointing at the wrong
+# code. The entry points' caches hold their callees' code.
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
 
 MAX_LOG_STEP = 2.0  # Newton on log(T - T_lo) moves T - T_lo by at most e^2 either way
 MIN_START_GAP = 1e-3  # a warm start closer to T_lo (relative to T_hi - T_lo) is not used
@@ -36,7 +42,7 @@ def min_latency_into(
     max_arg: float,
     floor: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[float, bool]:
-    """``resource._min_latency_floor``: the smallest ``T <= t_hi`` with ``sum b_min(T) <= B``.
+    """``resource.min_latency_s``: the smallest ``T <= t_hi`` with ``sum b_min(T) <= B``.
 
     ``links``: ``split_kernels.split_into``'s constants; ``floor``: ``tau``, ``m``,
     ``x_floor``, ``b_min`` (``[n]``), which hold the floors at the returned ``T``. ``start``:
@@ -53,7 +59,7 @@ def min_latency_into(
     origin = pole if 0.0 < pole < np.inf else 0.0
     t = start if lo < start < hi else 0.5 * (lo + hi)
     best_t = np.nan
-    args = (busy_s, ratio_per_s, ratio_budget, bits_nats, tables, max_arg, tau, m, x, b)
+    args = (busy_s, ratio_per_s, ratio_budget, bits_nats, tables, max_arg, tau, m, x, b, True)
     for _ in range(100):
         total, slope_sum = floor_into(t, *args)
         if t == t_hi and not total <= total_bandwidth_hz * (1.0 + BAND_SLACK):
@@ -85,7 +91,7 @@ def min_latency_into(
     return best_t, True
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _evaluate(
     t: float,
     state: tuple[np.ndarray, np.ndarray, np.ndarray],
@@ -222,7 +228,7 @@ def optimize_latency_into(
     return True, t, values[k, 0], compute_j + values[k, 1], t_lo
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _latency_root(
     state: tuple[np.ndarray, np.ndarray, np.ndarray],
     splits: list[np.ndarray],
@@ -281,7 +287,7 @@ def _latency_root(
     return x, True
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _log_gap(
     k: int, state: tuple[np.ndarray, np.ndarray, np.ndarray], energy_weight: float,
     latency_weight: float,
@@ -297,7 +303,7 @@ def _log_gap(
     return math.log(latency_weight / saving_w), -values[k, 3] / values[k, 2]
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(inline="always", **_INNER)
 def _min_power_w(
     bits: float, upload_s: float, bandwidth_hz: float, gain: float, n0: float
 ) -> float:
@@ -311,7 +317,7 @@ def _min_power_w(
     return math.expm1(x) * n0 * bandwidth_hz / gain
 
 
-@numba.njit(inline="always", **_JIT)
+@numba.njit(inline="always", **_INNER)
 def _tx_energy_j(
     bits: float, upload_s: float, bandwidth_hz: float, gain: float, n0: float
 ) -> float:
@@ -320,7 +326,7 @@ def _tx_energy_j(
     return power * max(upload_s, 0.0) if math.isfinite(power) else np.inf
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _links_out_range(
     start: int,
     stop: int,
@@ -346,7 +352,7 @@ def _links_out_range(
             out[i] = min(power, max_power_w[i])
 
 
-@numba.njit(parallel=True, **_JIT)
+@numba.njit(parallel=True, **_INNER)
 def _links_out_parallel(
     latency_s: float,
     total_bandwidth_hz: float,
@@ -368,7 +374,7 @@ def _links_out_parallel(
         )  # fmt: skip
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _links_out(
     latency_s: float,
     total_bandwidth_hz: float,

@@ -44,13 +44,18 @@ __all__ = [
     "split_into",
 ]
 
+# Entry points (called from Python) are cached on disk; the functions they call are not: a
+# function compiled for several callers (threaded and not) would get several cache entries,
+# and processes writing different entries at once can leave an index pointing at the wrong
+# code. The entry points' caches hold their callees' code.
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
 
 BAND_SLACK = 1e-10  # sum b may exceed B by this fraction (root-finding tolerance)
 ROOT_RTOL = 1e-10  # |log(sum b / B)| at which the price is accepted
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _log_price_lo(
     bits_nats: np.ndarray, upload_s: np.ndarray, gain_per_n0: np.ndarray, total_bandwidth_hz: float
 ) -> float:
@@ -66,7 +71,7 @@ def _log_price_lo(
     return max(math.log(max(low, 1e-304)), -700.0)
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _evaluate(
     u: float,
     inv_a: np.ndarray,
@@ -100,7 +105,7 @@ def _evaluate(
     return total, slope, free == 0.0
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def price_root_into(
     u: float,
     inv_a: np.ndarray,
@@ -118,7 +123,7 @@ def price_root_into(
     clip: np.ndarray,
     b: np.ndarray,
 ) -> float:
-    """``Uplink._price_root``: ``u = log lambda`` with ``log(sum b / B) = 0``; ``x``, ``clip``,
+    """The price root: ``u = log lambda`` with ``log(sum b / B) = 0``; ``x``, ``clip``,
     ``b`` (and the floors ``x_floor``/``known``) hold the returned price's evaluation.
 
     Newton on the convex decreasing ``f(u)`` inside a bracket from ``_log_price_lo``; a step
@@ -165,7 +170,7 @@ def price_root_into(
     return u
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def finish_split(
     u: float,
     upload_s: np.ndarray,
@@ -220,7 +225,7 @@ def floor_into(
     m: np.ndarray,
     x: np.ndarray,
     b: np.ndarray,
-    with_slope: bool = True,
+    with_slope: bool,
 ) -> tuple[float, float]:
     """``Uplink.floor`` at ``T``: ``tau``, ``m``, ``x_floor`` (``nan`` where ``m <= 1``) and
     ``b_min`` (``inf`` there) into the arrays; returns ``sum b_min`` (Hz) and ``d sum b_min / dT``
@@ -241,7 +246,7 @@ def floor_into(
     return total, slope
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def floor_split(
     links: tuple[np.ndarray, ...], upload_s: np.ndarray, x_floor: np.ndarray, b: np.ndarray
 ) -> tuple[float, float, float]:
@@ -270,7 +275,7 @@ def floor_split(
     return u, (np.inf if over > 0.0 else energy), power_w + math.exp(u) * slope
 
 
-@numba.njit(**_JIT)
+@numba.njit(**_INNER)
 def _cold_log_price(
     links: tuple[np.ndarray, ...], upload_s: np.ndarray, total_bandwidth_hz: float
 ) -> float:
