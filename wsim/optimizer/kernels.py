@@ -417,3 +417,19 @@ def _row_values(
             max_exponent,
         )  # fmt: skip
         best = max(best, value[j])
+
+
+@numba.njit(**_JIT)
+def row_reduce(a: np.ndarray, kind: int) -> np.ndarray:
+    """Per row of a C-contiguous ``[N, J]`` float64 array: ``kind`` 0 the minimum, 2 the index
+    of the first minimum (as float64; the array holds no NaN)."""
+    n, j_count = a.shape
+    out = np.empty(n)
+    for i in range(n):
+        best, arg = a[i, 0], 0
+        for j in range(1, j_count):
+            v = a[i, j]
+            if v < best:
+                best, arg = v, j
+        out[i] = arg if kind == 2 else best
+    return out

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from wsim.optimizer.inverse import MAX_ARG, TABLES, Scratch
-from wsim.optimizer.kernels import option_values_into, token_step_into
+from wsim.optimizer.kernels import option_values_into, row_reduce, token_step_into
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.uplink import Links, Uplink
 
@@ -37,30 +37,19 @@ def option_links(problem: RoundProblem) -> Links:
     )
 
 
+def _rows(a: np.ndarray, kind: int) -> np.ndarray:
+    return row_reduce(np.ascontiguousarray(a, dtype=np.float64), kind)
+
+
 def row_min(a: np.ndarray) -> np.ndarray:
-    """``a.min(axis=1)`` for ``[N, J]`` arrays (a loop over the ``J`` columns: numpy reduces a
-    short last axis slowly)."""
-    out = a[:, 0].copy()
-    for j in range(1, a.shape[1]):
-        np.minimum(out, a[:, j], out=out)
-    return out
-
-
-def row_max(a: np.ndarray) -> np.ndarray:
-    """``a.max(axis=1)`` for ``[N, J]`` arrays."""
-    out = a[:, 0].copy()
-    for j in range(1, a.shape[1]):
-        np.maximum(out, a[:, j], out=out)
-    return out
+    """``a.min(axis=1)`` for ``[N, J]`` float arrays without NaN (one compiled pass:
+    ``kernels.row_reduce``)."""
+    return _rows(a, 0)
 
 
 def row_argmin(a: np.ndarray) -> np.ndarray:
-    """``np.argmin(a, axis=1)`` (first minimum) for ``[N, J]`` arrays without NaN."""
-    best, out = a[:, 0].copy(), np.zeros(a.shape[0], dtype=np.int64)
-    for j in range(1, a.shape[1]):
-        out[a[:, j] < best] = j
-        np.minimum(best, a[:, j], out=best)
-    return out
+    """``np.argmin(a, axis=1)`` (first minimum) for ``[N, J]`` float arrays without NaN."""
+    return _rows(a, 2).astype(np.int64)
 
 
 def row_any(a: np.ndarray) -> np.ndarray:

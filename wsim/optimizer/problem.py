@@ -10,6 +10,7 @@ per-round totals over the device's local iterations.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -197,14 +198,15 @@ class RoundProblem:
         (``relax_deadline``, or no deadline)."""
         return self.infeasible_policy == "relax_deadline" or not self.has_deadline
 
-    @property
+    @functools.cached_property
     def compute_time_s(self) -> np.ndarray:
-        """Device compute time ``C_ij / f_i`` (s), ``[N, J]`` (DESIGN.md §3)."""
+        """Device compute time ``C_ij / f_i`` (s), ``[N, J]`` (DESIGN.md §3; computed once)."""
         return self.device_cycles / self.cpu_hz[:, None]
 
-    @property
+    @functools.cached_property
     def compute_energy_j(self) -> np.ndarray:
-        """Device compute energy ``kappa C_ij f_i^2`` (J), ``[N, J]`` (Yang et al., TWC 2021)."""
+        """Device compute energy ``kappa C_ij f_i^2`` (J), ``[N, J]`` (Yang et al., TWC 2021;
+        computed once)."""
         return (self.kappa * self.cpu_hz**2)[:, None] * self.device_cycles
 
 
