@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 
+from wsim.optimizer.kernels import pick_rows
 from wsim.optimizer.problem import REASONS, Allocation, RoundProblem
 from wsim.optimizer.radio import rate_bps
 from wsim.optimizer.resource import Links
@@ -19,8 +20,9 @@ from wsim.optimizer.resource import Links
 
 def pick(matrix: np.ndarray, options: np.ndarray) -> np.ndarray:
     """``matrix[i, options[i]]`` for scheduled devices, 0 where ``options[i] == -1``; ``[N]``."""
-    flat = np.arange(0, matrix.size, matrix.shape[1]) + np.maximum(options, 0)
-    return np.where(options >= 0, matrix.take(flat), 0.0)
+    return pick_rows(
+        np.ascontiguousarray(matrix, dtype=np.float64), np.asarray(options, dtype=np.int64)
+    )
 
 
 def links_for(problem: RoundProblem, options: np.ndarray) -> Links:

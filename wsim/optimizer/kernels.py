@@ -433,3 +433,41 @@ def row_reduce(a: np.ndarray, kind: int) -> np.ndarray:
                 best, arg = v, j
         out[i] = arg if kind == 2 else best
     return out
+
+
+@numba.njit(**_JIT)
+def pick_rows(matrix: np.ndarray, options: np.ndarray) -> np.ndarray:
+    """``matrix[i, options[i]]``, 0 where ``options[i] < 0`` (C-contiguous float64 ``[N, J]``,
+    int64 ``[N]``)."""
+    out = np.zeros(options.size)
+    for i in range(options.size):
+        if options[i] >= 0:
+            out[i] = matrix[i, options[i]]
+    return out
+
+
+@numba.njit(**_JIT)
+def gather_links(
+    option_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    options: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """The scheduled devices' (``options >= 0``) entries, in device order: of each ``[N, J]``
+    array at the device's option, then of each ``[N]`` array (all C-contiguous float64)."""
+    n = 0
+    for i in range(options.size):
+        n += options[i] >= 0
+    a0, a1, a2 = np.empty(n), np.empty(n), np.empty(n)
+    d0, d1, d2 = np.empty(n), np.empty(n), np.empty(n)
+    k = 0
+    for i in range(options.size):
+        j = options[i]
+        if j >= 0:
+            a0[k], a1[k], a2[k] = (
+                option_arrays[0][i, j],
+                option_arrays[1][i, j],
+                option_arrays[2][i, j],
+            )
+            d0[k], d1[k], d2[k] = device_arrays[0][i], device_arrays[1][i], device_arrays[2][i]
+            k += 1
+    return a0, a1, a2, d0, d1, d2

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from wsim.optimizer.inverse import MAX_ARG, TABLES, Scratch
-from wsim.optimizer.kernels import option_values_into, row_reduce, token_step_into
+from wsim.optimizer.kernels import gather_links, option_values_into, row_reduce, token_step_into
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.uplink import Links, Uplink
 
@@ -74,18 +74,15 @@ class OptionTable:
         )
 
     def links_for(self, options: np.ndarray) -> Links:
-        """``Links`` of the scheduled devices (``options >= 0``) at their options (``[n]``)."""
-        rows = np.flatnonzero(options >= 0)
-        flat = rows * self.problem.payload_bits.shape[1] + options[rows]  # take: no 2-D indexing
+        """``Links`` of the scheduled devices (``options >= 0``) at their options (``[n]``; one
+        compiled gather, ``kernels.gather_links``)."""
         p, links = self.problem, self.links
-        return Links(
-            payload_bits=links.payload_bits.take(flat),
-            busy_s=links.busy_s.take(flat),
-            compute_energy_j=links.compute_energy_j.take(flat),
-            gain_lin=p.gain_lin.take(rows),
-            max_power_w=p.max_power_w.take(rows),
-            energy_budget_j=p.energy_budget_j.take(rows),
+        payload, busy, compute, gain, p_max, budget = gather_links(
+            (p.payload_bits, links.busy_s, links.compute_energy_j),
+            (p.gain_lin, p.max_power_w, p.energy_budget_j),
+            np.asarray(options, dtype=np.int64),
         )
+        return Links(payload, busy, compute, gain, p_max, budget)
 
 
 def _kernel_inputs(table: OptionTable, usable: np.ndarray) -> tuple[np.ndarray, ...]:
