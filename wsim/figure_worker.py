@@ -171,4 +171,8 @@ class FigureWorker:
 
 
 if __name__ == "__main__":
-    sys.exit(_serve())
+    code = _serve()
+    sys.stderr.flush()
+    # every figure file is closed and every reply flushed: skip the interpreter's teardown of
+    # matplotlib & co. (~0.8 s that the run would otherwise wait for in ``close``)
+    os._exit(code)

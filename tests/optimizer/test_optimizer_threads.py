@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from wsim.optimizer import element_kernels as ek
-from wsim.optimizer import kernel_cache, kernels, latency_kernels, solve
+from wsim.optimizer import kernel_cache, latency_kernels, option_kernels, solve
 from wsim.optimizer.evaluate import links_for
 from wsim.optimizer.families import family_problem
 from wsim.optimizer.inverse import MAX_ARG, TABLES
@@ -109,9 +109,9 @@ def test_token_step_and_link_outputs_threaded_equal_one_thread() -> None:
     args = (_kernel_inputs(table, usable), 0.7 * problem.deadline_s, 1e-10,
             problem.energy_price_per_j, TABLES, MAX_ARG, 700.0, table.value_bound, options)  # fmt: skip
     proposal, gain = np.empty(2000, dtype=np.int64), np.empty(2000)
-    kernels._token_step_range(0, 2000, *args, proposal, gain)
+    option_kernels._token_step_range(0, 2000, *args, proposal, gain)
     proposal_t, gain_t = np.empty(2000, dtype=np.int64), np.empty(2000)
-    kernels._token_step_parallel(ek.num_blocks(2000), *args, proposal_t, gain_t)
+    option_kernels._token_step_parallel(ek.num_blocks(2000), *args, proposal_t, gain_t)
     np.testing.assert_array_equal(proposal, proposal_t)
     np.testing.assert_array_equal(gain, gain_t)
     assert (proposal >= 0).any() and (proposal != options).any()

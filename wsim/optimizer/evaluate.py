@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from wsim.optimizer.kernels import pick_rows
+from wsim.optimizer.option_kernels import pick_rows
 from wsim.optimizer.problem import REASONS, Allocation, RoundProblem
 from wsim.optimizer.radio import rate_bps
 from wsim.optimizer.resource import Links

@@ -18,6 +18,7 @@ from pathlib import Path
 
 KERNEL_MODULES = (
     "kernels",
+    "option_kernels",
     "element_kernels",
     "split_kernels",
     "latency_kernels",

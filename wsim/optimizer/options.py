@@ -12,7 +12,12 @@ from __future__ import annotations
 import numpy as np
 
 from wsim.optimizer.inverse import MAX_ARG, TABLES, Scratch
-from wsim.optimizer.kernels import gather_links, option_values_into, row_reduce, token_step_into
+from wsim.optimizer.option_kernels import (
+    gather_links,
+    option_values_into,
+    row_reduce,
+    token_step_into,
+)
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.uplink import Links, Uplink
 
@@ -68,7 +73,7 @@ class OptionTable:
         self.links = option_links(problem)
         self.uplink = Uplink(self.links, problem.noise_psd_w_per_hz)
         self.scratch = Scratch(problem.payload_bits.shape)  # [N, J] buffers of option_values
-        # the price-free part of option_values' upper bound (kernels.option_values_into)
+        # the price-free part of option_values' upper bound (option_kernels.option_values_into)
         self.value_bound = problem.retention - problem.energy_price_per_j * (
             self.links.compute_energy_j + self.uplink.bits_nats / self.uplink.gain_per_n0
         )
@@ -86,7 +91,7 @@ class OptionTable:
 
 
 def _kernel_inputs(table: OptionTable, usable: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The ``[N, J]`` inputs of ``kernels.option_values_into`` / ``token_step_into``."""
+    """The ``[N, J]`` inputs of ``option_kernels.option_values_into`` / ``token_step_into``."""
     up = table.uplink
     return (
         table.links.busy_s,
@@ -114,7 +119,7 @@ def option_values(
     Options that cannot meet ``latency_s`` (no floor) or are not ``usable`` get ``-inf``. With
     ``current`` (each device's option, ``[N]``, -1 = none) only what the token step needs is
     evaluated: the current option and, in decreasing order of an upper bound of the value
-    (``kernels._row_values``), the options that could still beat or tie the best (the
+    (``option_kernels._row_values``), the options that could still beat or tie the best (the
     others get ``-inf``). Runs in the table's scratch buffers; the two results may be
     given back to ``table.scratch``.
     """
@@ -149,7 +154,7 @@ def best_options(
     The option of highest value (``option_values``; ties within ``1e-12`` relative go to the
     higher STE, then the lower index); a best value ``<= 0`` sits out (value 0). The gain is the
     proposal's value less that of the device's current option ``options[i]`` (0 for none).
-    One compiled pass over the pruned options (``kernels.token_step_into``), ``[N]`` each.
+    One compiled pass over the pruned options (``option_kernels.token_step_into``), ``[N]`` each.
     """
     n = options.shape[0]
     proposal, gain = np.empty(n, dtype=np.int64), np.empty(n)

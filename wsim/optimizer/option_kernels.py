@@ -1,0 +1,305 @@
+"""Compiled (numba) token-step kernels: option values, the per-device best option, gathers.
+
+At a round latency ``T`` and bandwidth price ``lambda`` option ``j`` of device ``i`` is worth
+``rho_ij - mu_E (E_comp,ij + E_tx,ij + lambda b_ij)`` (``options``; DESIGN.md §5), with ``x``
+from ``kernels.marginal_root`` and the floor from ``kernels.ratio_root``. Devices are
+independent: from ``_PARALLEL_MIN_OPTIONS`` options the token step runs on every core, in blocks
+of ``_BLOCK`` devices (the same numbers as one thread). Also the small gathers of the
+alternation (row reductions, ``pick``, the scheduled devices' links) as single compiled passes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+
+from wsim.optimizer.kernels import marginal_root, ratio_root
+
+# Entry points (called from Python) are cached on disk; the functions they call are not (see
+# ``kernels``).
+_JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
+_INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
+
+_PARALLEL_MIN_OPTIONS = 1 << 14  # options from which the token step runs on every core
+_BLOCK = 256  # devices per parallel block
+
+
+@numba.njit(inline="always", **_INNER)  # inlined: no per-call array reference counting
+def _option_value(
+    i: int,
+    j: int,
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+) -> tuple[float, float]:
+    """Value and STE of option ``j`` of device ``i`` (``option_values_into``, which names
+    ``arrays``); ``-inf`` both where it cannot be used."""
+    busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j, retention, usable = arrays
+    tau = latency_s - busy_s[i, j]
+    m = min(ratio_per_s[i, j] * tau, ratio_budget[i, j])
+    if not (usable[i, j] and m > 1.0):
+        return -np.inf, -np.inf
+    g = gain_per_n0[i, j]
+    s = min(g / tau * price_j_per_hz, max_arg)
+    x, em = marginal_root(s, tables[0], tables[1])
+    if em > m * x:  # the floor binds: x_eff = x_floor < x, expm1(x_floor) = m x_floor
+        x = ratio_root(m, tables[2], tables[3], max_arg)
+        em = m * x
+    b = bits_nats[i, j] / (tau * x)
+    tx = em * b * tau / g
+    v = retention[i, j] - energy_price_per_j * (tx + price_j_per_hz * b + compute_j[i, j])
+    if not (x < max_exponent and math.isfinite(v)):
+        return -np.inf, -np.inf
+    return v, (retention[i, j] / tx if tx > 0.0 else np.inf)
+
+
+@numba.njit(**_JIT)
+def option_values_into(
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    current: np.ndarray,
+    prune: bool,
+    value: np.ndarray,
+    ste: np.ndarray,
+) -> None:
+    """``options.option_values`` over the ``[N, J]`` inputs (all 2-D, one shape).
+
+    ``arrays``: ``busy_s``, ``ratio_per_s``, ``ratio_budget``, ``gain_per_n0``, ``bits_nats``,
+    ``compute_energy_j``, ``retention``, ``usable``. Per option: ``tau = T - busy``,
+    ``m = min(ratio_per_s tau, ratio_budget)``; ``x = G^{-1}(lambda g / (N0 tau))``, replaced by
+    the floor root where ``expm1(x) > m x``; ``b = S ln2 / (tau x)``, ``E_tx = expm1(x) b tau N0
+    / g``; ``value = rho - mu_E (E_comp + E_tx + lambda b)`` and ``ste = rho / E_tx`` (``inf`` at
+    ``E_tx = 0``), both ``-inf`` where unusable, without a floor (``m <= 1``), with ``x`` past
+    ``max_exponent`` or a non-finite value. ``tables``: the marginal roots and steps, then the
+    ratio ones. With ``prune``, only what ``_row_values`` keeps (``current[i]``: device ``i``'s
+    option, ``-1`` none).
+    """
+    upper = np.empty(bound.shape[1])
+    for i in range(bound.shape[0]):
+        _row_values(
+            i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+            max_exponent, bound, current[i] if prune else -1, prune, upper, value[i], ste[i],
+        )  # fmt: skip
+
+
+@numba.njit(**_JIT)
+def token_step_into(
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    options: np.ndarray,
+    proposal: np.ndarray,
+    gain: np.ndarray,
+) -> None:
+    """``stsflora.token_step``: each device's best option at ``(T, lambda)`` and its gain.
+
+    Per device the pruned values of ``_row_values`` (``options[i]`` first); the best value
+    ``v*`` wins, among the options within ``1e-12 max(|v*|, 1)`` of it the highest STE (the first
+    on ties); ``v* <= 0`` sits out (``-1``, value 0). ``gain``: the winner's value less the
+    current option's (0 for none). Arguments as ``option_values_into``. Devices are independent:
+    from ``_PARALLEL_MIN_OPTIONS`` options on, blocks of them run on every core
+    (``_token_step_blocks``; the same numbers as one thread).
+    """
+    args = (arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg, max_exponent,
+            bound, options, proposal, gain)  # fmt: skip
+    n = bound.shape[0]
+    blocks = (n + _BLOCK - 1) // _BLOCK
+    if bound.size >= _PARALLEL_MIN_OPTIONS:
+        _token_step_parallel(blocks, *args)
+    else:
+        _token_step_range(0, n, *args)
+
+
+@numba.njit(**_INNER)
+def _token_step_range(
+    start: int,
+    stop: int,
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    options: np.ndarray,
+    proposal: np.ndarray,
+    gain: np.ndarray,
+) -> None:
+    """``token_step_into`` for devices ``start ... stop - 1``."""
+    j_count = bound.shape[1]
+    upper, value, ste = np.empty(j_count), np.empty(j_count), np.empty(j_count)
+    for i in range(start, stop):
+        _row_values(
+            i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+            max_exponent, bound, options[i], True, upper, value, ste,
+        )  # fmt: skip
+        best = value.max()
+        threshold = best - 1e-12 * max(abs(best), 1.0)
+        choice, top = 0, (ste[0] if value[0] >= threshold else -np.inf)
+        for j in range(1, j_count):
+            tied_ste = ste[j] if value[j] >= threshold else -np.inf
+            if tied_ste > top:
+                choice, top = j, tied_ste
+        current = value[options[i]] if options[i] >= 0 else 0.0
+        if best > 0.0:
+            proposal[i], gain[i] = choice, best - current
+        else:
+            proposal[i], gain[i] = -1, 0.0 - current
+
+
+@numba.njit(parallel=True, **_INNER)
+def _token_step_parallel(
+    blocks: int,
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    options: np.ndarray,
+    proposal: np.ndarray,
+    gain: np.ndarray,
+) -> None:
+    """``_token_step_range`` over ``blocks`` blocks of ``_BLOCK`` devices on every core (a
+    parallel loop takes arrays, not tuples of them: the tuples travel unpacked)."""
+    n = bound.shape[0]
+    a0, a1, a2, a3, a4, a5, a6, a7 = arrays
+    t0, t1, t2, t3 = tables
+    for k in numba.prange(blocks):
+        _token_step_range(
+            k * _BLOCK, min(n, (k + 1) * _BLOCK), (a0, a1, a2, a3, a4, a5, a6, a7), latency_s,
+            price_j_per_hz, energy_price_per_j, (t0, t1, t2, t3), max_arg, max_exponent, bound,
+            options, proposal, gain,
+        )  # fmt: skip
+
+
+@numba.njit(inline="always", **_INNER)  # inlined: no per-call array reference counting
+def _row_values(
+    i: int,
+    arrays: tuple[np.ndarray, ...],
+    latency_s: float,
+    price_j_per_hz: float,
+    energy_price_per_j: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    max_exponent: float,
+    bound: np.ndarray,
+    current: int,
+    prune: bool,
+    upper: np.ndarray,
+    value: np.ndarray,
+    ste: np.ndarray,
+) -> None:
+    """Device ``i``'s option values and STEs into ``value``/``ste`` (``[J]``; ``upper``: scratch).
+
+    With ``prune``, option ``current`` (if ``>= 0``) is evaluated first, then the others in
+    decreasing order of an upper bound of their value until the bound falls below the best
+    value so far by more than ``1e-9`` of it: the options left out (``-inf`` both) can neither
+    be the best nor tie with it. The bound: ``expm1(x) >= x + x^2/2`` gives
+    ``E_tx + lambda b >= S ln2 N0 / g + c / b + lambda b >= S ln2 N0 / g + 2 sqrt(c lambda)``
+    with ``c = (S ln2)^2 N0 / (2 g tau)``, i.e. ``value <= bound - mu_E S ln2 sqrt(2 lambda N0 /
+    (g tau))`` with ``bound = rho - mu_E (E_comp + S ln2 N0 / g)``.
+    """
+    busy_s, _, _, gain_per_n0, bits_nats, _, _, usable = arrays
+    j_count = bound.shape[1]
+    for j in range(j_count):
+        value[j] = -np.inf
+        ste[j] = -np.inf
+        tau = latency_s - busy_s[i, j]
+        if not prune:
+            upper[j] = np.inf  # every option, in index order
+        elif usable[i, j] and tau > 0.0:
+            root = math.sqrt(2.0 * price_j_per_hz / (gain_per_n0[i, j] * tau))
+            upper[j] = bound[i, j] - energy_price_per_j * bits_nats[i, j] * root
+        else:
+            upper[j] = -np.inf  # value -inf: nothing to evaluate
+    if current >= 0:
+        upper[current] = np.inf  # the current option first, whatever its bound
+    best = -np.inf
+    while True:
+        j = 0
+        for k in range(1, j_count):  # the highest bound left (the first of equal ones)
+            if upper[k] > upper[j]:
+                j = k
+        if upper[j] == -np.inf or not upper[j] >= best - 1e-9 * max(abs(best), 1.0):
+            break  # nothing left, or nothing left that could beat or tie the best
+        upper[j] = -np.inf
+        value[j], ste[j] = _option_value(
+            i, j, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
+            max_exponent,
+        )  # fmt: skip
+        best = max(best, value[j])
+
+
+@numba.njit(**_JIT)
+def row_reduce(a: np.ndarray, kind: int) -> np.ndarray:
+    """Per row of a C-contiguous ``[N, J]`` float64 array: ``kind`` 0 the minimum, 2 the index
+    of the first minimum (as float64; the array holds no NaN)."""
+    n, j_count = a.shape
+    out = np.empty(n)
+    for i in range(n):
+        best, arg = a[i, 0], 0
+        for j in range(1, j_count):
+            v = a[i, j]
+            if v < best:
+                best, arg = v, j
+        out[i] = arg if kind == 2 else best
+    return out
+
+
+@numba.njit(**_JIT)
+def pick_rows(matrix: np.ndarray, options: np.ndarray) -> np.ndarray:
+    """``matrix[i, options[i]]``, 0 where ``options[i] < 0`` (C-contiguous float64 ``[N, J]``,
+    int64 ``[N]``)."""
+    out = np.zeros(options.size)
+    for i in range(options.size):
+        if options[i] >= 0:
+            out[i] = matrix[i, options[i]]
+    return out
+
+
+@numba.njit(**_JIT)
+def gather_links(
+    option_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    options: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """The scheduled devices' (``options >= 0``) entries, in device order: of each ``[N, J]``
+    array at the device's option, then of each ``[N]`` array (all C-contiguous float64)."""
+    n = 0
+    for i in range(options.size):
+        n += options[i] >= 0
+    a0, a1, a2 = np.empty(n), np.empty(n), np.empty(n)
+    d0, d1, d2 = np.empty(n), np.empty(n), np.empty(n)
+    k = 0
+    for i in range(options.size):
+        j = options[i]
+        if j >= 0:
+            a0[k], a1[k], a2[k] = (
+                option_arrays[0][i, j],
+                option_arrays[1][i, j],
+                option_arrays[2][i, j],
+            )
+            d0[k], d1[k], d2[k] = device_arrays[0][i], device_arrays[1][i], device_arrays[2][i]
+            k += 1
+    return a0, a1, a2, d0, d1, d2
