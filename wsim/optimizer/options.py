@@ -156,6 +156,7 @@ def best_options(
     proposal's value less that of the device's current option ``options[i]`` (0 for none).
     One compiled pass over the pruned options (``option_kernels.token_step_into``), ``[N]`` each.
     """
+    options = np.asarray(options, dtype=np.int64)
     n = options.shape[0]
     proposal, gain = np.empty(n, dtype=np.int64), np.empty(n)
     token_step_into(

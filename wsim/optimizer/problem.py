@@ -26,7 +26,7 @@ _NONNEG_SCALARS = ("energy_price_per_j", "latency_price_per_s")
 
 
 def _as_array(name: str, value: object, ndim: int) -> np.ndarray:
-    arr = np.array(value, dtype=np.float64)
+    arr = np.array(value, dtype=np.float64, order="C")  # C order: one type for the kernels
     if arr.ndim != ndim:
         raise ValueError(f"{name}: expected a {ndim}-d array, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):

@@ -91,6 +91,25 @@ def execute_run(run: RunSpec, folder: Path) -> RunOutcome:
     return RunOutcome(run.run_id)
 
 
+def _one_thread() -> None:
+    """In a worker that holds one core of a pool or a Ray task (``num_cpus=1``): the solver's
+    compiled loops run on one thread (the numbers do not depend on it), so that workers do not
+    oversubscribe the cores they share."""
+    import numba
+
+    numba.set_num_threads(1)
+
+
+def _on_one_thread(execute: Callable[[RunSpec, Path], RunOutcome]) -> Callable:
+    """``execute`` (looked up when the sweep starts) after ``_one_thread``, for a Ray task."""
+
+    def run_one(run: RunSpec, folder: Path) -> RunOutcome:
+        _one_thread()
+        return execute(run, folder)
+
+    return run_one
+
+
 def run_serial(
     runs: Sequence[RunSpec], out: Path, on_done: OnDone, *, workers: int, address: str | None
 ) -> None:
@@ -104,7 +123,9 @@ def run_pool(
 ) -> None:
     """Execute the runs on a pool of ``workers`` fresh (spawned) processes."""
     context = multiprocessing.get_context("spawn")  # no fork of a threaded parent
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_one_thread
+    ) as pool:
         futures = {
             pool.submit(execute_run, run, run_folder(out, run.run_id)): run.run_id for run in runs
         }
@@ -139,7 +160,7 @@ def run_ray(
         cpus = None if address else workers
         ray.init(address=address, num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     try:
-        task = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(execute_run)
+        task = ray.remote(num_cpus=1, max_retries=RAY_TASK_RETRIES)(_on_one_thread(execute_run))
         pending = {
             task.remote(run, run_folder(out, run.run_id).resolve()): run.run_id for run in runs
         }
