@@ -108,7 +108,7 @@ def token_step_into(
     proposal: np.ndarray,
     gain: np.ndarray,
 ) -> None:
-    """``stsflora.token_step``: each device's best option at ``(T, lambda)`` and its gain.
+    """``options.best_options`` (ST-SFLora's token step): each device's best option at ``(T, lambda)`` and its gain.
 
     Per device the pruned values of ``_row_values`` (``options[i]`` first); the best value
     ``v*`` wins, among the options within ``1e-12 max(|v*|, 1)`` of it the highest STE (the first

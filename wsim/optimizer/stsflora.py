@@ -9,7 +9,8 @@ metric and an alternating algorithm; the exact formulation is wsim's, DESIGN.md 
 3. token step at the current ``(T, lambda)``: each device picks the option (or sitting out, value
    0) maximising its Lagrangian value ``rho_ij - mu_E E_ij - mu_E lambda b_ij`` where ``b_ij`` is
    what the option would take at price ``lambda`` (``max(b(lambda), b_min)``); ties go to the
-   higher STE (retention per joule on the air). A vectorized argmax over ``[N, J]``;
+   higher STE (retention per joule on the air). One compiled pass over ``[N, J]``
+   (``options.best_options``);
 4. accept the new tokens only if ``J`` improves after step 2 (else retry with only the half, then
    the quarter, of the changes with the largest gains); stop when nothing improves.
    When nothing improves, token steps priced at a shorter / longer round (``_explore``) are tried,
@@ -102,25 +103,6 @@ def step_objective(problem: RoundProblem, options: np.ndarray, step: ResourceSte
     )
 
 
-def token_step(
-    table: OptionTable,
-    usable: np.ndarray,
-    options: np.ndarray,
-    latency_s: float,
-    price_j_per_hz: float,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Best option per device at ``(T, lambda)`` (-1 = sit out, value 0).
-
-    ``table`` is the solve's ``OptionTable``; ``usable`` ``[N, J]``, ``options`` ``[N]``. Ties
-    in value go to the higher STE (``options.best_options``).
-
-    Returns:
-        ``(proposal, gain)``: the proposed options ``[N]`` and each device's Lagrangian gain over
-        its current option ``[N]``.
-    """
-    return best_options(table, usable, options, latency_s, price_j_per_hz)
-
-
 @dataclass(frozen=True)
 class _Context:
     """One solve's fixed inputs: the problem, its admission and its ``OptionTable``."""
@@ -144,8 +126,10 @@ class _Context:
     def token_step(
         self, options: np.ndarray, latency_s: float, price: float
     ) -> tuple[np.ndarray, np.ndarray]:
-        """``token_step`` over the admitted options."""
-        return token_step(self.table, self.adm.usable, options, latency_s, price)
+        """Each device's best option at ``(T, lambda)`` among the admitted ones (-1 = sit out,
+        value 0; ties in value go to the higher STE) and its Lagrangian gain over ``options``
+        (``options.best_options``; arrays ``[N]``)."""
+        return best_options(self.table, self.adm.usable, options, latency_s, price)
 
 
 def _alternate(
