@@ -106,12 +106,12 @@ def test_token_step_and_link_outputs_threaded_equal_one_thread() -> None:
     table = OptionTable(problem)
     usable = np.ones(problem.payload_bits.shape, dtype=bool)
     options = np.random.default_rng(3).integers(-1, 12, 2000)
-    args = (_kernel_inputs(table, usable), 0.7 * problem.deadline_s, 1e-10,
-            problem.energy_price_per_j, TABLES, MAX_ARG, 700.0, table.value_bound, options)  # fmt: skip
+    args = (*_kernel_inputs(table, usable, 0.7 * problem.deadline_s, 1e-10), options)
     proposal, gain = np.empty(2000, dtype=np.int64), np.empty(2000)
-    option_kernels._token_step_range(0, 2000, *args, proposal, gain)
+    for k in range(ek.num_blocks(2000)):
+        option_kernels._token_step_block(k, *args, proposal, gain)
     proposal_t, gain_t = np.empty(2000, dtype=np.int64), np.empty(2000)
-    option_kernels._token_step_parallel(ek.num_blocks(2000), *args, proposal_t, gain_t)
+    option_kernels._token_step_parallel(*args, proposal_t, gain_t)
     np.testing.assert_array_equal(proposal, proposal_t)
     np.testing.assert_array_equal(gain, gain_t)
     assert (proposal >= 0).any() and (proposal != options).any()
@@ -122,7 +122,8 @@ def test_token_step_and_link_outputs_threaded_equal_one_thread() -> None:
     for energy in (False, True):
         largs = (t, bw, links.payload_bits, links.busy_s, np.full(N, bw / N), links.gain_lin,
                  links.max_power_w, 1e-20, energy)  # fmt: skip
-        latency_kernels._links_out_range(0, N, *largs, out[0])
+        for k in range(ek.num_blocks(N)):
+            latency_kernels._links_out_block(k, *largs, out[0])
         latency_kernels._links_out_parallel(*largs, out[1])
         np.testing.assert_array_equal(out[0], out[1])
 

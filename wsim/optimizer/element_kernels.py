@@ -17,6 +17,7 @@ import numba
 import numpy as np
 
 from wsim.optimizer.kernels import marginal_root, ratio_root
+from wsim.optimizer.radio import MAX_EXPONENT
 
 # Entry points (called from Python) are cached on disk; the functions they call are not: a
 # function compiled for several callers (threaded and not) would get several cache entries,
@@ -26,7 +27,6 @@ _INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
 
 PARALLEL_MIN_SIZE = 4096  # devices from which the blocks run on every core
 BLOCK = 256  # devices per block
-MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
 AT_POWER_RTOL = 1e-12  # a floor is at p_max (not the energy budget) within this
 FINISH_TERMS = 9  # partial sums of finish_block
 

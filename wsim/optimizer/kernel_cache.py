@@ -23,6 +23,7 @@ KERNEL_MODULES = (
     "split_kernels",
     "latency_kernels",
     "inverse",
+    "radio",  # MAX_EXPONENT, frozen into the compiled kernels
 )
 _MARKER = "wsim-kernels.sha256"
 

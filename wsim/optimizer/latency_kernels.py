@@ -14,7 +14,8 @@ import math
 import numba
 import numpy as np
 
-from wsim.optimizer.element_kernels import BLOCK, MAX_EXPONENT, PARALLEL_MIN_SIZE, num_blocks
+from wsim.optimizer.element_kernels import BLOCK, PARALLEL_MIN_SIZE, num_blocks
+from wsim.optimizer.radio import MAX_EXPONENT
 from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into
 
 # Entry points (called from Python) are cached on disk; the functions they call are not: a
@@ -208,7 +209,7 @@ def optimize_latency_into(
             k_root = _evaluate(root, state, splits, *context)
             k = k_root if cost(k_root) < cost(k_lo) else k_lo
         hi_j = np.empty(n)  # E_tx(t_hi) >= E_tx(b = B): a lower bound of the cost at t_hi
-        _links_out(t_hi, total_bandwidth_hz, payload_bits, busy_s, power_w, gain_lin,
+        _links_out(t_hi, total_bandwidth_hz, payload_bits, busy_s, bandwidth_hz, gain_lin,
                    max_power_w, n0, True, hi_j)  # fmt: skip
         floor_j = 0.0
         for i in range(n):
@@ -327,9 +328,8 @@ def _tx_energy_j(
 
 
 @numba.njit(**_INNER)
-def _links_out_range(
-    start: int,
-    stop: int,
+def _links_out_block(
+    k: int,
     latency_s: float,
     total_bandwidth_hz: float,
     payload_bits: np.ndarray,
@@ -341,9 +341,9 @@ def _links_out_range(
     energy: bool,
     out: np.ndarray,
 ) -> None:
-    """Per link at ``T``: with ``energy``, ``E_tx`` (J) over the whole band ``B``; else the
-    power (W) over ``bandwidth_hz``, capped at ``p_max``."""
-    for i in range(start, stop):
+    """Per link of block ``k`` at ``T``: with ``energy``, ``E_tx`` (J) over the whole band ``B``
+    (``bandwidth_hz`` unused); else the power (W) over ``bandwidth_hz``, capped at ``p_max``."""
+    for i in range(k * BLOCK, min(out.size, (k + 1) * BLOCK)):
         tau = latency_s - busy_s[i]
         if energy:
             out[i] = _tx_energy_j(payload_bits[i], tau, total_bandwidth_hz, gain_lin[i], n0)
@@ -365,12 +365,11 @@ def _links_out_parallel(
     energy: bool,
     out: np.ndarray,
 ) -> None:
-    """``_links_out_range`` over every link, blocks of ``BLOCK`` on every core."""
-    n = out.size
-    for k in numba.prange(num_blocks(n)):
-        _links_out_range(
-            k * BLOCK, min(n, (k + 1) * BLOCK), latency_s, total_bandwidth_hz, payload_bits,
-            busy_s, bandwidth_hz, gain_lin, max_power_w, n0, energy, out,
+    """``_links_out_block`` over every block on every core."""
+    for k in numba.prange(num_blocks(out.size)):
+        _links_out_block(
+            k, latency_s, total_bandwidth_hz, payload_bits, busy_s, bandwidth_hz, gain_lin,
+            max_power_w, n0, energy, out,
         )  # fmt: skip
 
 
@@ -387,10 +386,11 @@ def _links_out(
     energy: bool,
     out: np.ndarray,
 ) -> None:
-    """``_links_out_range`` over every link, threaded from ``PARALLEL_MIN_SIZE`` links."""
+    """``_links_out_block`` over every link, threaded from ``PARALLEL_MIN_SIZE`` links."""
     args = (latency_s, total_bandwidth_hz, payload_bits, busy_s, bandwidth_hz, gain_lin,
             max_power_w, n0, energy, out)  # fmt: skip
     if out.size >= PARALLEL_MIN_SIZE:
         _links_out_parallel(*args)
     else:
-        _links_out_range(0, out.size, *args)
+        for k in range(num_blocks(out.size)):
+            _links_out_block(k, *args)

@@ -3,9 +3,9 @@
 At a round latency ``T`` and bandwidth price ``lambda`` option ``j`` of device ``i`` is worth
 ``rho_ij - mu_E (E_comp,ij + E_tx,ij + lambda b_ij)`` (``options``; DESIGN.md §5), with ``x``
 from ``kernels.marginal_root`` and the floor from ``kernels.ratio_root``. Devices are
-independent: from ``_PARALLEL_MIN_OPTIONS`` options the token step runs on every core, in blocks
-of ``_BLOCK`` devices (the same numbers as one thread). Also the small gathers of the
-alternation (row reductions, ``pick``, the scheduled devices' links) as single compiled passes.
+independent: from ``_PARALLEL_MIN_OPTIONS`` options the token step runs on every core, in
+``element_kernels``' blocks of devices (the same numbers as one thread). Also the small gathers of
+the alternation (row minima, ``pick``, the scheduled devices' links) as single compiled passes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,9 @@ import math
 import numba
 import numpy as np
 
+from wsim.optimizer.element_kernels import BLOCK, num_blocks
 from wsim.optimizer.kernels import marginal_root, ratio_root
+from wsim.optimizer.radio import MAX_EXPONENT
 
 # Entry points (called from Python) are cached on disk; the functions they call are not (see
 # ``kernels``).
@@ -23,7 +25,6 @@ _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
 
 _PARALLEL_MIN_OPTIONS = 1 << 14  # options from which the token step runs on every core
-_BLOCK = 256  # devices per parallel block
 
 
 @numba.njit(inline="always", **_INNER)  # inlined: no per-call array reference counting
@@ -36,7 +37,6 @@ def _option_value(
     energy_price_per_j: float,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
-    max_exponent: float,
 ) -> tuple[float, float]:
     """Value and STE of option ``j`` of device ``i`` (``option_values_into``, which names
     ``arrays``); ``-inf`` both where it cannot be used."""
@@ -54,7 +54,7 @@ def _option_value(
     b = bits_nats[i, j] / (tau * x)
     tx = em * b * tau / g
     v = retention[i, j] - energy_price_per_j * (tx + price_j_per_hz * b + compute_j[i, j])
-    if not (x < max_exponent and math.isfinite(v)):
+    if not (x < MAX_EXPONENT and math.isfinite(v)):
         return -np.inf, -np.inf
     return v, (retention[i, j] / tx if tx > 0.0 else np.inf)
 
@@ -67,7 +67,6 @@ def option_values_into(
     energy_price_per_j: float,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
-    max_exponent: float,
     bound: np.ndarray,
     current: np.ndarray,
     prune: bool,
@@ -82,15 +81,15 @@ def option_values_into(
     the floor root where ``expm1(x) > m x``; ``b = S ln2 / (tau x)``, ``E_tx = expm1(x) b tau N0
     / g``; ``value = rho - mu_E (E_comp + E_tx + lambda b)`` and ``ste = rho / E_tx`` (``inf`` at
     ``E_tx = 0``), both ``-inf`` where unusable, without a floor (``m <= 1``), with ``x`` past
-    ``max_exponent`` or a non-finite value. ``tables``: the marginal roots and steps, then the
+    ``MAX_EXPONENT`` or a non-finite value. ``tables``: the marginal roots and steps, then the
     ratio ones. With ``prune``, only what ``_row_values`` keeps (``current[i]``: device ``i``'s
     option, ``-1`` none).
     """
     upper = np.empty(bound.shape[1])
     for i in range(bound.shape[0]):
         _row_values(
-            i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
-            max_exponent, bound, current[i] if prune else -1, prune, upper, value[i], ste[i],
+            i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg, bound,
+            current[i] if prune else -1, prune, upper, value[i], ste[i],
         )  # fmt: skip
 
 
@@ -102,54 +101,50 @@ def token_step_into(
     energy_price_per_j: float,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
-    max_exponent: float,
     bound: np.ndarray,
     options: np.ndarray,
     proposal: np.ndarray,
     gain: np.ndarray,
 ) -> None:
-    """``options.best_options`` (ST-SFLora's token step): each device's best option at ``(T, lambda)`` and its gain.
+    """``options.best_options`` (ST-SFLora's token step): each device's best option and its gain.
 
     Per device the pruned values of ``_row_values`` (``options[i]`` first); the best value
     ``v*`` wins, among the options within ``1e-12 max(|v*|, 1)`` of it the highest STE (the first
     on ties); ``v* <= 0`` sits out (``-1``, value 0). ``gain``: the winner's value less the
     current option's (0 for none). Arguments as ``option_values_into``. Devices are independent:
-    from ``_PARALLEL_MIN_OPTIONS`` options on, blocks of them run on every core
-    (``_token_step_blocks``; the same numbers as one thread).
+    from ``_PARALLEL_MIN_OPTIONS`` options on, the blocks run on every core
+    (``_token_step_parallel``; the same numbers as one thread).
     """
-    args = (arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg, max_exponent,
-            bound, options, proposal, gain)  # fmt: skip
-    n = bound.shape[0]
-    blocks = (n + _BLOCK - 1) // _BLOCK
+    args = (arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg, bound,
+            options, proposal, gain)  # fmt: skip
     if bound.size >= _PARALLEL_MIN_OPTIONS:
-        _token_step_parallel(blocks, *args)
+        _token_step_parallel(*args)
     else:
-        _token_step_range(0, n, *args)
+        for k in range(num_blocks(bound.shape[0])):
+            _token_step_block(k, *args)
 
 
 @numba.njit(**_INNER)
-def _token_step_range(
-    start: int,
-    stop: int,
+def _token_step_block(
+    k: int,
     arrays: tuple[np.ndarray, ...],
     latency_s: float,
     price_j_per_hz: float,
     energy_price_per_j: float,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
-    max_exponent: float,
     bound: np.ndarray,
     options: np.ndarray,
     proposal: np.ndarray,
     gain: np.ndarray,
 ) -> None:
-    """``token_step_into`` for devices ``start ... stop - 1``."""
-    j_count = bound.shape[1]
+    """``token_step_into`` for the devices of block ``k`` (``element_kernels.BLOCK`` each)."""
+    n, j_count = bound.shape
     upper, value, ste = np.empty(j_count), np.empty(j_count), np.empty(j_count)
-    for i in range(start, stop):
+    for i in range(k * BLOCK, min(n, (k + 1) * BLOCK)):
         _row_values(
-            i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
-            max_exponent, bound, options[i], True, upper, value, ste,
+            i, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg, bound,
+            options[i], True, upper, value, ste,
         )  # fmt: skip
         best = value.max()
         threshold = best - 1e-12 * max(abs(best), 1.0)
@@ -167,29 +162,25 @@ def _token_step_range(
 
 @numba.njit(parallel=True, **_INNER)
 def _token_step_parallel(
-    blocks: int,
     arrays: tuple[np.ndarray, ...],
     latency_s: float,
     price_j_per_hz: float,
     energy_price_per_j: float,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
-    max_exponent: float,
     bound: np.ndarray,
     options: np.ndarray,
     proposal: np.ndarray,
     gain: np.ndarray,
 ) -> None:
-    """``_token_step_range`` over ``blocks`` blocks of ``_BLOCK`` devices on every core (a
-    parallel loop takes arrays, not tuples of them: the tuples travel unpacked)."""
-    n = bound.shape[0]
+    """``_token_step_block`` over every block on every core (a parallel loop takes arrays, not
+    tuples of them: the tuples travel unpacked)."""
     a0, a1, a2, a3, a4, a5, a6, a7 = arrays
     t0, t1, t2, t3 = tables
-    for k in numba.prange(blocks):
-        _token_step_range(
-            k * _BLOCK, min(n, (k + 1) * _BLOCK), (a0, a1, a2, a3, a4, a5, a6, a7), latency_s,
-            price_j_per_hz, energy_price_per_j, (t0, t1, t2, t3), max_arg, max_exponent, bound,
-            options, proposal, gain,
+    for k in numba.prange(num_blocks(bound.shape[0])):
+        _token_step_block(
+            k, (a0, a1, a2, a3, a4, a5, a6, a7), latency_s, price_j_per_hz, energy_price_per_j,
+            (t0, t1, t2, t3), max_arg, bound, options, proposal, gain,
         )  # fmt: skip
 
 
@@ -202,7 +193,6 @@ def _row_values(
     energy_price_per_j: float,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
-    max_exponent: float,
     bound: np.ndarray,
     current: int,
     prune: bool,
@@ -245,26 +235,23 @@ def _row_values(
             break  # nothing left, or nothing left that could beat or tie the best
         upper[j] = -np.inf
         value[j], ste[j] = _option_value(
-            i, j, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg,
-            max_exponent,
-        )  # fmt: skip
+            i, j, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg
+        )
         best = max(best, value[j])
 
 
 @numba.njit(**_JIT)
-def row_reduce(a: np.ndarray, kind: int) -> np.ndarray:
-    """Per row of a C-contiguous ``[N, J]`` float64 array: ``kind`` 0 the minimum, 2 the index
-    of the first minimum (as float64; the array holds no NaN)."""
+def row_min_argmin(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a C-contiguous ``[N, J]`` float64 array without NaN: the minimum and the index
+    of its first occurrence (int64)."""
     n, j_count = a.shape
-    out = np.empty(n)
+    low, arg = np.empty(n), np.zeros(n, np.int64)
     for i in range(n):
-        best, arg = a[i, 0], 0
+        low[i] = a[i, 0]
         for j in range(1, j_count):
-            v = a[i, j]
-            if v < best:
-                best, arg = v, j
-        out[i] = arg if kind == 2 else best
-    return out
+            if a[i, j] < low[i]:
+                low[i], arg[i] = a[i, j], j
+    return low, arg
 
 
 @numba.njit(**_JIT)

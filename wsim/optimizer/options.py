@@ -15,13 +15,12 @@ from wsim.optimizer.inverse import MAX_ARG, TABLES, Scratch
 from wsim.optimizer.option_kernels import (
     gather_links,
     option_values_into,
-    row_reduce,
+    row_min_argmin,
     token_step_into,
 )
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.uplink import Links, Uplink
 
-_MAX_EXPONENT = 700.0  # expm1 overflow guard, as radio.min_power_w
 _NO_CURRENT = np.full(1, -1, dtype=np.int64)
 
 
@@ -42,19 +41,15 @@ def option_links(problem: RoundProblem) -> Links:
     )
 
 
-def _rows(a: np.ndarray, kind: int) -> np.ndarray:
-    return row_reduce(np.ascontiguousarray(a, dtype=np.float64), kind)
-
-
 def row_min(a: np.ndarray) -> np.ndarray:
     """``a.min(axis=1)`` for ``[N, J]`` float arrays without NaN (one compiled pass:
-    ``kernels.row_reduce``)."""
-    return _rows(a, 0)
+    ``option_kernels.row_min_argmin``)."""
+    return row_min_argmin(np.ascontiguousarray(a, dtype=np.float64))[0]
 
 
 def row_argmin(a: np.ndarray) -> np.ndarray:
     """``np.argmin(a, axis=1)`` (first minimum) for ``[N, J]`` float arrays without NaN."""
-    return _rows(a, 2).astype(np.int64)
+    return row_min_argmin(np.ascontiguousarray(a, dtype=np.float64))[1]
 
 
 def row_any(a: np.ndarray) -> np.ndarray:
@@ -90,10 +85,14 @@ class OptionTable:
         return Links(payload, busy, compute, gain, p_max, budget)
 
 
-def _kernel_inputs(table: OptionTable, usable: np.ndarray) -> tuple[np.ndarray, ...]:
-    """The ``[N, J]`` inputs of ``option_kernels.option_values_into`` / ``token_step_into``."""
+def _kernel_inputs(
+    table: OptionTable, usable: np.ndarray, latency_s: float, price_j_per_hz: float
+) -> tuple:  # type: ignore[type-arg]
+    """The leading arguments of ``option_kernels.option_values_into`` / ``token_step_into``:
+    the ``[N, J]`` inputs, ``T`` (s), ``lambda`` (J/Hz), ``mu_E``, the inverse tables, the
+    value bound."""
     up = table.uplink
-    return (
+    arrays = (
         table.links.busy_s,
         up.ratio_per_s,
         up.ratio_budget,
@@ -103,6 +102,8 @@ def _kernel_inputs(table: OptionTable, usable: np.ndarray) -> tuple[np.ndarray, 
         table.problem.retention,
         usable,
     )
+    energy_price = table.problem.energy_price_per_j
+    return (arrays, latency_s, price_j_per_hz, energy_price, TABLES, MAX_ARG, table.value_bound)
 
 
 def option_values(
@@ -126,14 +127,7 @@ def option_values(
     value, ste = table.scratch.take(), table.scratch.take()
     prune = current is not None
     option_values_into(
-        _kernel_inputs(table, usable),
-        latency_s,
-        price_j_per_hz,
-        table.problem.energy_price_per_j,
-        TABLES,
-        MAX_ARG,
-        _MAX_EXPONENT,
-        table.value_bound,
+        *_kernel_inputs(table, usable, latency_s, price_j_per_hz),
         current if prune else _NO_CURRENT,
         prune,
         value,
@@ -160,16 +154,6 @@ def best_options(
     n = options.shape[0]
     proposal, gain = np.empty(n, dtype=np.int64), np.empty(n)
     token_step_into(
-        _kernel_inputs(table, usable),
-        latency_s,
-        price_j_per_hz,
-        table.problem.energy_price_per_j,
-        TABLES,
-        MAX_ARG,
-        _MAX_EXPONENT,
-        table.value_bound,
-        options,
-        proposal,
-        gain,
+        *_kernel_inputs(table, usable, latency_s, price_j_per_hz), options, proposal, gain
     )
     return proposal, gain

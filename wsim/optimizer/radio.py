@@ -13,7 +13,7 @@ import numpy as np
 
 from wsim.optimizer.inverse import LN2, inv_expm1_ratio, inv_marginal
 
-_MAX_EXPONENT = 700.0
+MAX_EXPONENT = 700.0  # expm1 overflow guard: a power past expm1(700) is reported as inf
 
 
 def rate_bps(
@@ -50,8 +50,8 @@ def min_power_w(
     )
     ok = (tau > 0.0) & (b > 0.0)
     x = np.divide(s * LN2, tau * b, out=np.full(s.shape, np.inf), where=ok)
-    power = np.expm1(np.minimum(x, _MAX_EXPONENT)) * noise_psd_w_per_hz * b / gain_lin
-    return np.where(ok & (x < _MAX_EXPONENT), power, np.inf)
+    power = np.expm1(np.minimum(x, MAX_EXPONENT)) * noise_psd_w_per_hz * b / gain_lin
+    return np.where(ok & (x < MAX_EXPONENT), power, np.inf)
 
 
 def tx_energy_j(

@@ -15,9 +15,7 @@ import numba
 import numpy as np
 
 from wsim.optimizer.element_kernels import (
-    AT_POWER_RTOL,
     FINISH_TERMS,
-    MAX_EXPONENT,
     PARALLEL_MIN_SIZE,
     finish_block,
     finish_parallel,
@@ -33,9 +31,7 @@ from wsim.optimizer.element_kernels import (
 )
 
 __all__ = [
-    "AT_POWER_RTOL",
     "BAND_SLACK",
-    "MAX_EXPONENT",
     "ROOT_RTOL",
     "finish_split",
     "floor_into",
@@ -116,7 +112,6 @@ def price_root_into(
     x_floor: np.ndarray,
     known: np.ndarray,
     total_bandwidth_hz: float,
-    root_rtol: float,
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
     x: np.ndarray,
@@ -128,7 +123,7 @@ def price_root_into(
 
     Newton on the convex decreasing ``f(u)`` inside a bracket from ``_log_price_lo``; a step
     leaving it bisects (or moves ``u`` by 1 while no upper end is known). Stops at
-    ``|f| <= root_rtol``, when the floors alone fill the band, or when the bracket collapses
+    ``|f| <= ROOT_RTOL``, when the floors alone fill the band, or when the bracket collapses
     (then the last price with ``f < 0`` is returned).
     """
     lo = _log_price_lo(bits_nats, upload_s, gain_per_n0, total_bandwidth_hz)
@@ -142,7 +137,7 @@ def price_root_into(
     for _ in range(100):
         total, slope, all_clipped = _evaluate(u, *args)
         f = math.log(total / total_bandwidth_hz) if total > 0.0 else np.inf
-        if abs(f) <= root_rtol or f != f or (f > 0.0 and all_clipped):
+        if abs(f) <= ROOT_RTOL or f != f or (f > 0.0 and all_clipped):
             break  # converged, or the floors alone fill the band (or no floor exists)
         if f < 0.0:
             hi, best_u = u, u
@@ -340,7 +335,6 @@ def split_into(
         x_floor,
         known,
         total_bandwidth_hz,
-        ROOT_RTOL,
         tables,
         max_arg,
         x,

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES
-from wsim.optimizer.split_kernels import BAND_SLACK, ROOT_RTOL, floor_into, split_into
+from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into
 
-__all__ = ["BAND_SLACK", "ROOT_RTOL", "Floor", "Links", "Split", "Uplink"]
+__all__ = ["BAND_SLACK", "Floor", "Links", "Split", "Uplink"]
 
 _NO_FLOOR = np.empty(0)
 
