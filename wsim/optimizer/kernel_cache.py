@@ -22,6 +22,7 @@ KERNEL_MODULES = (
     "element_kernels",
     "split_kernels",
     "latency_kernels",
+    "explore_kernels",
     "inverse",
     "radio",  # MAX_EXPONENT, frozen into the compiled kernels
 )

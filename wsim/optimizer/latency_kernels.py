@@ -15,6 +15,7 @@ import numba
 import numpy as np
 
 from wsim.optimizer.element_kernels import BLOCK, PARALLEL_MIN_SIZE, num_blocks
+from wsim.optimizer.option_kernels import gather
 from wsim.optimizer.radio import MAX_EXPONENT
 from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into
 
@@ -171,6 +172,71 @@ def optimize_latency_into(
     ``hints``: ``log lambda``, ``T`` and ``T_lo`` of a nearby step (``nan``: none). Returns
     whether the step is feasible, ``T`` (s), ``log lambda``, ``sum E`` (J) and ``T_lo`` (s).
     """
+    return optimize_step(
+        payload_bits, busy_s, compute_energy_j, gain_lin, max_power_w, energy_budget_j, n0,
+        total_bandwidth_hz, t_hi, latency_weight, energy_weight, hints, tables, max_arg,
+        bandwidth_hz, power_w,
+    )  # fmt: skip
+
+
+@numba.njit(**_JIT)
+def optimize_options_into(
+    options: np.ndarray,
+    option_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    retention: np.ndarray,
+    n0: float,
+    total_bandwidth_hz: float,
+    t_hi: float,
+    latency_weight: float,
+    energy_weight: float,
+    hints: tuple[float, float, float],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+) -> tuple[bool, float, float, float, float, float, np.ndarray, np.ndarray]:
+    """``optimize_latency_into`` for the devices scheduled by ``options`` (``[N]``, ``-1`` none):
+    their links gathered from the ``[N, J]`` / ``[N]`` arrays (``option_kernels.gather``), and
+    ``sum rho`` of ``retention`` (``[N, J]``) at the options, in device order.
+
+    Returns feasible, ``T`` (s), ``log lambda``, ``sum E`` (J), ``T_lo`` (s), ``sum rho``, and
+    the scheduled devices' ``b`` (Hz) and ``p`` (W) in device order (empty when none).
+    """
+    payload, busy, compute, gain, p_max, budget = gather(option_arrays, device_arrays, options)
+    rho = 0.0
+    for i in range(options.size):
+        if options[i] >= 0:
+            rho += retention[i, options[i]]
+    n = payload.size
+    bandwidth_hz, power_w = np.zeros(n), np.zeros(n)
+    if n == 0:
+        return True, 0.0, -np.inf, 0.0, 0.0, rho, bandwidth_hz, power_w
+    ok, t, log_price, energy, t_lo = optimize_step(
+        payload, busy, compute, gain, p_max, budget, n0, total_bandwidth_hz, t_hi,
+        latency_weight, energy_weight, hints, tables, max_arg, bandwidth_hz, power_w,
+    )  # fmt: skip
+    return ok, t, log_price, energy, t_lo, rho, bandwidth_hz, power_w
+
+
+@numba.njit(**_INNER)
+def optimize_step(
+    payload_bits: np.ndarray,
+    busy_s: np.ndarray,
+    compute_energy_j: np.ndarray,
+    gain_lin: np.ndarray,
+    max_power_w: np.ndarray,
+    energy_budget_j: np.ndarray,
+    n0: float,
+    total_bandwidth_hz: float,
+    t_hi: float,
+    latency_weight: float,
+    energy_weight: float,
+    hints: tuple[float, float, float],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    bandwidth_hz: np.ndarray,
+    power_w: np.ndarray,
+) -> tuple[bool, float, float, float, float]:
+    """``optimize_latency_into``'s body (for both entry points)."""
     log_hint, latency_hint, min_latency_hint = hints
     n = payload_bits.size
     bits_nats = payload_bits * _LN2

@@ -3,7 +3,7 @@
 At a round latency ``T`` and bandwidth price ``lambda`` option ``j`` of device ``i`` is worth
 ``rho_ij - mu_E (E_comp,ij + E_tx,ij + lambda b_ij)`` (``options``; DESIGN.md §5), with ``x``
 from ``kernels.marginal_root`` and the floor from ``kernels.ratio_root``. Devices are
-independent: from ``_PARALLEL_MIN_OPTIONS`` options the token step runs on every core, in
+independent: from ``PARALLEL_MIN_OPTIONS`` options the token step runs on every core, in
 ``element_kernels``' blocks of devices (the same numbers as one thread). Also the small gathers of
 the alternation (row minima, ``pick``, the scheduled devices' links) as single compiled passes.
 """
@@ -24,7 +24,7 @@ from wsim.optimizer.radio import MAX_EXPONENT
 _JIT = {"cache": True, "nogil": True, "error_model": "numpy"}
 _INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
 
-_PARALLEL_MIN_OPTIONS = 1 << 14  # options from which the token step runs on every core
+PARALLEL_MIN_OPTIONS = 1 << 14  # options from which the token step runs on every core
 
 
 @numba.njit(inline="always", **_INNER)  # inlined: no per-call array reference counting
@@ -112,12 +112,12 @@ def token_step_into(
     ``v*`` wins, among the options within ``1e-12 max(|v*|, 1)`` of it the highest STE (the first
     on ties); ``v* <= 0`` sits out (``-1``, value 0). ``gain``: the winner's value less the
     current option's (0 for none). Arguments as ``option_values_into``. Devices are independent:
-    from ``_PARALLEL_MIN_OPTIONS`` options on, the blocks run on every core
+    from ``PARALLEL_MIN_OPTIONS`` options on, the blocks run on every core
     (``_token_step_parallel``; the same numbers as one thread).
     """
     args = (arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg, bound,
             options, proposal, gain)  # fmt: skip
-    if bound.size >= _PARALLEL_MIN_OPTIONS:
+    if bound.size >= PARALLEL_MIN_OPTIONS:
         _token_step_parallel(*args)
     else:
         for k in range(num_blocks(bound.shape[0])):
@@ -273,6 +273,16 @@ def gather_links(
 ) -> tuple[np.ndarray, ...]:
     """The scheduled devices' (``options >= 0``) entries, in device order: of each ``[N, J]``
     array at the device's option, then of each ``[N]`` array (all C-contiguous float64)."""
+    return gather(option_arrays, device_arrays, options)
+
+
+@numba.njit(**_INNER)
+def gather(
+    option_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    options: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """``gather_links`` for compiled callers."""
     n = 0
     for i in range(options.size):
         n += options[i] >= 0

@@ -73,24 +73,23 @@ class OptionTable:
             self.links.compute_energy_j + self.uplink.bits_nats / self.uplink.gain_per_n0
         )
 
+        p = problem
+        # what the compiled gathers read: the [N, J] link arrays, then the [N] ones
+        self.sources = (
+            (p.payload_bits, self.links.busy_s, self.links.compute_energy_j),
+            (p.gain_lin, p.max_power_w, p.energy_budget_j),
+        )
+
     def links_for(self, options: np.ndarray) -> Links:
         """``Links`` of the scheduled devices (``options >= 0``) at their options (``[n]``; one
-        compiled gather, ``kernels.gather_links``)."""
-        p, links = self.problem, self.links
-        payload, busy, compute, gain, p_max, budget = gather_links(
-            (p.payload_bits, links.busy_s, links.compute_energy_j),
-            (p.gain_lin, p.max_power_w, p.energy_budget_j),
-            np.asarray(options, dtype=np.int64),
-        )
-        return Links(payload, busy, compute, gain, p_max, budget)
+        compiled gather, ``option_kernels.gather_links``)."""
+        gathered = gather_links(*self.sources, np.asarray(options, dtype=np.int64))
+        return Links(*gathered)
 
 
-def _kernel_inputs(
-    table: OptionTable, usable: np.ndarray, latency_s: float, price_j_per_hz: float
-) -> tuple:  # type: ignore[type-arg]
-    """The leading arguments of ``option_kernels.option_values_into`` / ``token_step_into``:
-    the ``[N, J]`` inputs, ``T`` (s), ``lambda`` (J/Hz), ``mu_E``, the inverse tables, the
-    value bound."""
+def token_inputs(table: OptionTable, usable: np.ndarray) -> tuple:  # type: ignore[type-arg]
+    """The price-free inputs of ``option_kernels.token_step_into``: the ``[N, J]`` arrays,
+    ``mu_E`` and the value bound."""
     up = table.uplink
     arrays = (
         table.links.busy_s,
@@ -102,8 +101,17 @@ def _kernel_inputs(
         table.problem.retention,
         usable,
     )
-    energy_price = table.problem.energy_price_per_j
-    return (arrays, latency_s, price_j_per_hz, energy_price, TABLES, MAX_ARG, table.value_bound)
+    return arrays, table.problem.energy_price_per_j, table.value_bound
+
+
+def _kernel_inputs(
+    table: OptionTable, usable: np.ndarray, latency_s: float, price_j_per_hz: float
+) -> tuple:  # type: ignore[type-arg]
+    """The leading arguments of ``option_kernels.option_values_into`` / ``token_step_into``:
+    the ``[N, J]`` inputs, ``T`` (s), ``lambda`` (J/Hz), ``mu_E``, the inverse tables, the
+    value bound (``token_inputs``)."""
+    arrays, energy_price, bound = token_inputs(table, usable)
+    return (arrays, latency_s, price_j_per_hz, energy_price, TABLES, MAX_ARG, bound)
 
 
 def option_values(

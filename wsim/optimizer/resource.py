@@ -20,7 +20,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from wsim.optimizer.inverse import MAX_ARG, TABLES
-from wsim.optimizer.latency_kernels import min_latency_into, optimize_latency_into
+from wsim.optimizer.latency_kernels import (
+    min_latency_into,
+    optimize_latency_into,
+    optimize_options_into,
+)
+from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.uplink import BAND_SLACK, Links, Split, Uplink
 
 __all__ = [
@@ -30,6 +35,7 @@ __all__ = [
     "floor_hz",
     "min_latency_s",
     "optimize_latency",
+    "optimize_options",
     "split_bandwidth_hz",
 ]
 
@@ -126,11 +132,7 @@ def optimize_latency(
     if n == 0:
         return ResourceStep(0.0, np.zeros(0), np.zeros(0), 0.0, 0.0)
     bandwidth, power = np.empty(n), np.empty(n)
-    hints = (
-        float(np.log(price_hint_j_per_hz)) if price_hint_j_per_hz else np.nan,
-        np.nan if latency_hint_s is None else float(latency_hint_s),
-        np.nan if min_latency_hint_s is None else float(min_latency_hint_s),
-    )
+    hints = _hints(price_hint_j_per_hz, latency_hint_s, min_latency_hint_s)
     ok, t, log_price, energy, t_lo = optimize_latency_into(
         links.payload_bits,
         links.busy_s,
@@ -152,3 +154,52 @@ def optimize_latency(
     if not ok:
         return None
     return ResourceStep(float(t), bandwidth, power, float(np.exp(log_price)), energy, float(t_lo))
+
+
+def optimize_options(
+    problem: RoundProblem,
+    sources: tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]],
+    options: np.ndarray,
+    t_hi: float,
+    price_hint_j_per_hz: float | None = None,
+    latency_hint_s: float | None = None,
+    min_latency_hint_s: float | None = None,
+) -> tuple[ResourceStep, float] | None:
+    """``optimize_latency`` for the devices ``options`` schedules (``[N]``, -1 = none) and the
+    step's ``J = sum rho - mu_E sum E - mu_T T``; None if infeasible.
+
+    ``sources``: ``OptionTable.sources`` (the ``[N, J]`` and ``[N]`` link arrays). One compiled
+    call (``latency_kernels.optimize_options_into``: the gather, the step, ``sum rho``); the
+    weights are ``problem``'s prices, as in ST-SFLora's objective (DESIGN.md §5).
+    """
+    ok, t, log_price, energy, t_lo, rho, bandwidth, power = optimize_options_into(
+        options,
+        *sources,
+        problem.retention,
+        float(problem.noise_psd_w_per_hz),
+        float(problem.total_bandwidth_hz),
+        float(t_hi),
+        float(problem.latency_price_per_s),
+        float(problem.energy_price_per_j),
+        _hints(price_hint_j_per_hz, latency_hint_s, min_latency_hint_s),
+        TABLES,
+        MAX_ARG,
+    )
+    if not ok:
+        return None
+    step = ResourceStep(t, bandwidth, power, float(np.exp(log_price)), energy, t_lo)
+    value = rho - problem.energy_price_per_j * energy - problem.latency_price_per_s * t
+    return step, value
+
+
+def _hints(
+    price_hint_j_per_hz: float | None,
+    latency_hint_s: float | None,
+    min_latency_hint_s: float | None,
+) -> tuple[float, float, float]:
+    """The compiled steps' ``hints``: ``log lambda``, ``T``, ``T_lo`` (``nan``: none)."""
+    return (
+        float(np.log(price_hint_j_per_hz)) if price_hint_j_per_hz else np.nan,
+        np.nan if latency_hint_s is None else float(latency_hint_s),
+        np.nan if min_latency_hint_s is None else float(min_latency_hint_s),
+    )

@@ -22,7 +22,9 @@ metric and an alternating algorithm; the exact formulation is wsim's, DESIGN.md 
    where mu_E = 5 /J leaves a handful of devices worth scheduling), at N = 1,000, 3,000 and
    10,000 (~900 to ~9,700 scheduled) in none of 72, while costing up to 40 % of the solve
    (N = 10,000, 12 options): one device's token count barely moves a round shared by
-   thousands.
+   thousands. The factors are computed in one compiled call, on every core below
+   ``PARALLEL_MIN_SIZE`` devices (``explore_kernels``), and walked in order: the result of
+   trying them one by one (tested).
 5. before each token step, a **critical-drop** move: the scheduled devices that bind ``T`` on
    their own (single-device minimum latency ``T_min,ij`` above the deadline, i.e. forcing a
    relaxed round, or within a hair of the current ``T``) are dropped, slowest first (1, 2, 4, ...,
@@ -43,11 +45,16 @@ import dataclasses
 import time
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
+from wsim.optimizer.element_kernels import PARALLEL_MIN_SIZE
 from wsim.optimizer.evaluate import build_allocation, links_for, pick
+from wsim.optimizer.explore_kernels import RESULTS, explore_into
 from wsim.optimizer.feasibility import Admission, admit
-from wsim.optimizer.options import OptionTable, best_options, row_argmin
+from wsim.optimizer.inverse import MAX_ARG, TABLES
+from wsim.optimizer.option_kernels import PARALLEL_MIN_OPTIONS
+from wsim.optimizer.options import OptionTable, best_options, row_argmin, token_inputs
 from wsim.optimizer.problem import Allocation, RoundProblem
 from wsim.optimizer.resource import (
     BAND_SLACK,
@@ -55,12 +62,13 @@ from wsim.optimizer.resource import (
     floor_hz,
     min_latency_s,
     optimize_latency,
+    optimize_options,
 )
-from wsim.optimizer.uplink import Uplink
 
 _MAX_ITERATIONS = 30
 _DAMPING = (1.0, 0.5, 0.25)
 _EXPLORE_LATENCY = (0.95, 0.85, 1.1)
+_EXPLORE_FACTORS = np.array(_EXPLORE_LATENCY)
 _EXPLORE_MIN_CHANGED = 0.01  # explore only after a token move of >= 1 % of the scheduled devices
 _EXPLORE_MAX_SCHEDULED = 1000  # ... and only while at most this many devices are scheduled
 _SETS_T_RTOL = 1e-6  # a device "sets T" when its T_min is within this of T
@@ -93,16 +101,6 @@ def resource_step(
     )
 
 
-def step_objective(problem: RoundProblem, options: np.ndarray, step: ResourceStep) -> float:
-    """``J`` of a resource step: ``sum rho - mu_E E - mu_T T``."""
-    rho = float(pick(problem.retention, options).sum())
-    return (
-        rho
-        - problem.energy_price_per_j * step.energy_j
-        - problem.latency_price_per_s * step.latency_s
-    )
-
-
 @dataclass(frozen=True)
 class _Context:
     """One solve's fixed inputs: the problem, its admission and its ``OptionTable``."""
@@ -110,6 +108,16 @@ class _Context:
     problem: RoundProblem
     adm: Admission
     table: OptionTable
+    floor_hi_hz: np.ndarray | None = None  # adm.floor_hi_hz if it is at adm.t_hi
+
+    def cannot_fit(self, options: np.ndarray) -> bool:
+        """Whether the floors of ``options`` at ``t_hi`` alone clearly overfill the band, so
+        that ``step`` would find no ``T`` (decided without the step; with a margin of 1e-9
+        over ``step``'s own test, which decides everything closer)."""
+        if self.floor_hi_hz is None:
+            return False
+        need_hz = float(pick(self.floor_hi_hz, options).sum())
+        return need_hz > self.problem.total_bandwidth_hz * (1.0 + BAND_SLACK) * (1.0 + 1e-9)
 
     def step(
         self,
@@ -117,10 +125,17 @@ class _Context:
         price: float | None = None,
         latency_s: float | None = None,
         min_latency_s: float | None = None,
-    ) -> ResourceStep | None:
-        """``resource_step`` for ``options`` warm-started from a nearby step's values."""
-        return resource_step(
-            self.problem, options, self.adm.t_hi, price, latency_s, min_latency_s, self.table
+    ) -> tuple[ResourceStep, float] | None:
+        """``resource_step`` for ``options`` warm-started from a nearby step's values, and its
+        ``J = sum rho - mu_E E - mu_T T`` (one compiled call, ``resource.optimize_options``)."""
+        return optimize_options(
+            self.problem,
+            self.table.sources,
+            options,
+            self.adm.t_hi,
+            price,
+            latency_s,
+            min_latency_s,
         )
 
     def token_step(
@@ -137,10 +152,11 @@ def _alternate(
 ) -> tuple[np.ndarray, ResourceStep, list[float]] | None:
     """Alternate token and resource steps from ``options``; None if the start is infeasible."""
     problem = ctx.problem
-    step = ctx.step(options)
-    if step is None:
+    first = None if ctx.cannot_fit(options) else ctx.step(options)
+    if first is None:
         return None
-    history = [step_objective(problem, options, step)]
+    step, value = first
+    history = [value]
     moved = problem.num_devices  # devices changed by the last accepted token move
     tried: set[bytes] = set()  # critical sets already tried
     seen = {options.tobytes()}  # token choices already stepped: J only grows, so never again
@@ -212,10 +228,10 @@ def _drop_critical(
         candidate[drop] = -1
         if not _unseen(candidate, seen):
             continue
-        new = ctx.step(candidate, step.price_j_per_hz)
-        if new is None:
+        stepped = ctx.step(candidate, step.price_j_per_hz)
+        if stepped is None:
             continue
-        value = step_objective(problem, candidate, new)
+        new, value = stepped
         if value > current + 1e-12 * max(abs(current), 1.0) and (best is None or value > best[2]):
             best = (candidate, new, value)
     return best
@@ -250,10 +266,10 @@ def _damped_accept(
         candidate[take] = proposal[take]
         if not _unseen(candidate, seen):
             continue
-        step = ctx.step(candidate, price, latency_hint_s, near.min_latency_s)
-        if step is None:
+        stepped = ctx.step(candidate, price, latency_hint_s, near.min_latency_s)
+        if stepped is None:
             continue
-        value = step_objective(ctx.problem, candidate, step)
+        step, value = stepped
         if value > current + 1e-12 * max(abs(current), 1.0):
             return candidate, step, value
     return None
@@ -274,27 +290,60 @@ def _explore(
     """Token steps priced at a shorter / longer round (``T`` x 0.95, 0.85, 1.1), kept if J grows.
 
     The token step at fixed ``T`` cannot see that fewer tokens would let the whole round end
-    earlier (or more tokens later); pricing at a neighbouring ``T`` proposes those moves.
+    earlier (or more tokens later); pricing at a neighbouring ``T`` proposes those moves. Per
+    factor: ``t = min(T factor, t_hi)``, the current tokens' price at ``t`` (today's if they
+    cannot all meet ``t``), the token step at ``(t, price)`` and, if it changes anything, the
+    proposal's resource step hinted by ``t`` and that price. The first proposal not seen before
+    whose ``J`` beats ``current`` is returned. All factors in one compiled call
+    (``explore_kernels.explore_into``, on every core where that is safe); walked here in order.
     """
-    problem = ctx.problem
-    uplink = Uplink(ctx.table.links_for(options), problem.noise_psd_w_per_hz)
-    bw = problem.total_bandwidth_hz
-    for factor in _EXPLORE_LATENCY:
-        t = min(step.latency_s * factor, ctx.adm.t_hi)
-        if t == step.latency_s:
+    problem, table = ctx.problem, ctx.table
+    n, j_count = problem.payload_bits.shape
+    k_count = len(_EXPLORE_LATENCY)
+    proposals = np.empty((k_count, n), dtype=np.int64)
+    results = np.empty((k_count, RESULTS))
+    bandwidth, power, energy = np.empty((k_count, n)), np.empty((k_count, n)), np.empty(k_count)
+    threaded = (
+        numba.get_num_threads() > 1 and n < PARALLEL_MIN_SIZE and n * j_count < PARALLEL_MIN_OPTIONS
+    )
+    explore_into(
+        _EXPLORE_FACTORS,
+        (step.latency_s, step.price_j_per_hz, ctx.adm.t_hi, step.min_latency_s),
+        options,
+        np.frombuffer(b"".join(seen), dtype=np.int64).reshape(-1, n),
+        table.sources,
+        problem.retention,
+        (
+            float(problem.noise_psd_w_per_hz),
+            float(problem.total_bandwidth_hz),
+            float(problem.latency_price_per_s),
+            float(problem.energy_price_per_j),
+            1.0 if threaded else 0.0,
+        ),
+        token_inputs(table, ctx.adm.usable),
+        TABLES,
+        MAX_ARG,
+        proposals,
+        results,
+        bandwidth,
+        power,
+        energy,
+    )
+    for k in range(k_count):
+        evaluated, changed, feasible, value, latency, log_price, t_lo = results[k]
+        if not (evaluated and changed) or not _unseen(proposals[k], seen):
             continue
-        price = step.price_j_per_hz  # current options cannot all meet t: keep today's price
-        if np.sum(uplink.floor(t).bandwidth_hz) <= bw:
-            warm = float(np.log(price)) if price > 0.0 else None
-            price = float(np.exp(uplink.split(t, bw, warm).log_price))
-        proposal, gain = ctx.token_step(options, t, price)
-        changed = proposal != options
-        if changed.any():
-            accepted = _damped_accept(
-                ctx, options, proposal, changed, gain, current, step, t, seen, price, (1.0,)
+        if feasible and value > current + 1e-12 * max(abs(current), 1.0):
+            size = int(np.count_nonzero(proposals[k] >= 0))
+            new = ResourceStep(
+                float(latency),
+                bandwidth[k, :size].copy(),
+                power[k, :size].copy(),
+                float(np.exp(log_price)),
+                float(energy[k]),
+                float(t_lo),
             )
-            if accepted is not None:
-                return accepted
+            return proposals[k].copy(), new, float(value)
     return None
 
 
@@ -331,7 +380,9 @@ def solve_stsflora(problem: RoundProblem) -> Allocation:
     table = OptionTable(problem)
     adm = admit(problem, np.ones(problem.payload_bits.shape, dtype=bool), table)
     starts = _starts(problem, adm)
-    ctx = _Context(problem, _relax_for(problem, adm, starts[0]), table)
+    relaxed = _relax_for(problem, adm, starts[0])
+    floors = adm.floor_hi_hz if relaxed.t_hi == adm.t_hi else None
+    ctx = _Context(problem, relaxed, table, floors)
     best = None
     for start in starts:
         if best is not None and np.array_equal(start, best[0]):
