@@ -13,12 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from wsim.optimizer import admission_kernels, kernel_cache, latency_kernels, option_kernels, solve
 from wsim.optimizer import element_kernels as ek
-from wsim.optimizer import kernel_cache, latency_kernels, option_kernels, solve
 from wsim.optimizer.evaluate import links_for
 from wsim.optimizer.families import family_problem
-from wsim.optimizer.inverse import MAX_ARG, TABLES
+from wsim.optimizer.feasibility import option_min_latency_s
+from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES
 from wsim.optimizer.options import OptionTable, _kernel_inputs
+from wsim.optimizer.radio import rate_bps
 from wsim.optimizer.resource import min_latency_s
 from wsim.optimizer.uplink import Uplink
 
@@ -126,6 +128,42 @@ def test_token_step_and_link_outputs_threaded_equal_one_thread() -> None:
             latency_kernels._links_out_block(k, *largs, out[0])
         latency_kernels._links_out_parallel(*largs, out[1])
         np.testing.assert_array_equal(out[0], out[1])
+
+
+def test_admission_passes_threaded_equal_one_thread_and_the_uplink_floor() -> None:
+    problem = family_problem("many_options", 2000, np.random.default_rng(3))  # 24,000 options
+    table = OptionTable(problem)
+    up, busy = table.uplink, table.links.busy_s
+    assert busy.size >= option_kernels.PARALLEL_MIN_OPTIONS
+    latency_s = 0.7 * problem.deadline_s
+    floors = []
+    for threaded in (False, True):
+        b = np.full(busy.shape, np.nan)
+        args = (latency_s, busy, up.ratio_per_s, up.ratio_budget, up.bits_nats, TABLES, MAX_ARG, b)
+        if threaded:
+            admission_kernels._floor_parallel(*args)
+        else:
+            for i in range(busy.shape[0]):
+                admission_kernels._floor_row(i, *args)
+        floors.append(b)
+    np.testing.assert_array_equal(floors[0], floors[1])
+    np.testing.assert_array_equal(floors[0], up.floor(latency_s).bandwidth_hz)
+    assert np.isfinite(floors[0]).any() and np.isinf(floors[0]).any()  # both branches
+    t_min, binds = option_min_latency_s(problem, busy)  # threaded: >= PARALLEL_MIN_OPTIONS
+    assert t_min.shape == busy.shape and binds.any() and np.isfinite(t_min).any()
+    serial_t, serial_b = np.empty(busy.shape), np.empty(busy.shape, dtype=bool)
+    n0, bw = problem.noise_psd_w_per_hz, problem.total_bandwidth_hz
+    r_max = rate_bps(bw, problem.max_power_w, problem.gain_lin, n0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio_pow = np.expm1(r_max * (LN2 / bw)) / (r_max * (LN2 / bw))
+    device = (r_max, ratio_pow, problem.energy_budget_j, problem.gain_lin / (n0 * LN2))
+    for i in range(busy.shape[0]):
+        admission_kernels._min_latency_row(
+            i, problem.payload_bits, problem.compute_energy_j, busy, device, float(bw), TABLES,
+            MAX_ARG, serial_t, serial_b,
+        )  # fmt: skip
+    np.testing.assert_array_equal(t_min, serial_t)
+    np.testing.assert_array_equal(binds, serial_b)
 
 
 def test_large_solves_repeat_exactly() -> None:

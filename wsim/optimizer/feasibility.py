@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wsim.optimizer.inverse import LN2, inv_expm1_ratio
+from wsim.optimizer.admission_kernels import floor_bandwidth_into, min_latency_into
+from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES
 from wsim.optimizer.options import OptionTable, row_any, row_argmin, row_min
 from wsim.optimizer.problem import RoundProblem
 from wsim.optimizer.radio import rate_bps
@@ -48,27 +49,21 @@ def option_min_latency_s(
     The energy term needs the inverse of ``expm1(x)/x`` only where it can bind: ``tau_en >
     tau_pow`` exactly when ``x_en < x_pow = r(B, p_max) ln2 / B``, i.e. ``m < expm1(x_pow) /
     x_pow`` (``expm1(x)/x`` increases). ``busy_s`` is ``C_ij/f_i + T_fix,i`` (s) if at hand.
+    One compiled pass over the options (``admission_kernels.min_latency_into``).
     """
     n0, bw = problem.noise_psd_w_per_hz, problem.total_bandwidth_hz
     s = problem.payload_bits
     r_max = rate_bps(bw, problem.max_power_w, problem.gain_lin, n0)
-    tau = np.divide(s, r_max[:, None], out=np.full(s.shape, np.inf), where=r_max[:, None] > 0.0)
     x_pow = r_max * (LN2 / bw)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio_pow = np.expm1(x_pow) / x_pow  # nan where r_max = 0: the power never binds
-        m = (problem.energy_budget_j[:, None] - problem.compute_energy_j) * (
-            problem.gain_lin / (n0 * LN2)
-        )[:, None]
-        m /= s
-        energy = m < ratio_pow[:, None]
-    idx = np.flatnonzero(energy)
-    m_en = m.flat[idx]
-    x_en = inv_expm1_ratio(m_en)
-    with np.errstate(invalid="ignore"):
-        tau.flat[idx] = np.where(m_en > 1.0, s.flat[idx] * LN2 / (x_en * bw), np.inf)
     busy = problem.compute_time_s + problem.fixed_latency_s[:, None] if busy_s is None else busy_s
-    tau += busy
-    return tau, ~energy
+    t_min, power_binds = np.empty(s.shape), np.empty(s.shape, dtype=bool)
+    device = (r_max, ratio_pow, problem.energy_budget_j, problem.gain_lin / (n0 * LN2))
+    min_latency_into(
+        s, problem.compute_energy_j, busy, device, float(bw), TABLES, MAX_ARG, t_min, power_binds
+    )
+    return t_min, power_binds
 
 
 _REASON_CODES = np.array(["deadline", "power_limit", "energy_budget"], dtype=object)
@@ -118,6 +113,24 @@ def _fit_jointly(
     return ok, min_latency_s(chosen, bw, n0, t_top)
 
 
+def _floor_hz(table: OptionTable, latency_s: float) -> np.ndarray:
+    """Every option's bandwidth floor ``b_min,ij(T)`` (Hz, ``inf`` where unreachable; ``[N, J]``;
+    ``uplink.Uplink.floor``'s, one compiled pass writing only the floors)."""
+    up = table.uplink
+    floor = np.empty(up.bits_nats.shape)
+    floor_bandwidth_into(
+        float(latency_s),
+        table.links.busy_s,
+        up.ratio_per_s,
+        up.ratio_budget,
+        up.bits_nats,
+        TABLES,
+        MAX_ARG,
+        floor,
+    )
+    return floor
+
+
 def admit(
     problem: RoundProblem, allowed: np.ndarray, table: OptionTable | None = None
 ) -> Admission:
@@ -145,14 +158,14 @@ def admit(
         ok = best_t <= problem.deadline_s
         t_hi = problem.deadline_s
     usable = allowed & (t_min <= t_hi)
-    floor_hi = table.uplink.floor(t_hi).bandwidth_hz  # [N, J]
+    floor_hi = _floor_hz(table, t_hi)  # [N, J]
     if ok.any():
         t_fit = t_hi
         ok_joint, t_hi = _fit_jointly(table, ok, usable, t_hi, floor_hi)
         reason[ok & ~ok_joint] = "deadline"
         ok = ok_joint
         if t_hi != t_fit:  # relaxed deadline
-            floor_hi = table.uplink.floor(t_hi).bandwidth_hz
+            floor_hi = _floor_hz(table, t_hi)
     reason[ok] = ""
     usable = allowed & (t_min <= t_hi) & ok[:, None]
     return Admission(

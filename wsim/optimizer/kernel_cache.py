@@ -23,6 +23,7 @@ KERNEL_MODULES = (
     "split_kernels",
     "latency_kernels",
     "explore_kernels",
+    "admission_kernels",
     "inverse",
     "radio",  # MAX_EXPONENT, frozen into the compiled kernels
 )
