@@ -6,10 +6,11 @@ and N = 10 ... 100,000 devices it solves ``--seeds`` drawn problems, each ``repe
 prints the median over the problems of each one's best time (the best of a few repeats is the
 solver's own cost; other work on a shared machine only adds to it) and the mean objective. At
 N = 100 it also runs SLSQP over ``(b, p, T)`` at ST-SFLora's tokens (``reference.generic_solve``,
-one start, finite-difference gradients) on the first problem and prints both objectives and the
-time ratio. ``--methods`` adds the baselines. The checks printed at the end are issue #19's:
-time(N=10) <= time(N=100), time(N=100,000) <= 12 time(N=10,000), < 50 ms at N = 10,000, >= 1,000x
-SLSQP at N = 100 at an equal or better objective.
+one start, finite-difference gradients) on the first problem, best of ``GENERIC_REPEATS`` runs,
+and prints both objectives and the time ratio. ``--methods`` adds the baselines. The checks
+printed at the end are issue #19's: time(N=10) <= time(N=100), time(N=100,000) <= 12
+time(N=10,000), < 50 ms at N = 10,000, >= 1,000x SLSQP at N = 100 at an equal or better
+objective.
 
     .venv/bin/python bench/solver.py [--csv PATH] [--sizes 10 100] [--families random] [--seeds 3]
 """
@@ -53,7 +54,12 @@ def _best_time(problem, method: str, repeats: int):  # type: ignore[no-untyped-d
 
 
 def _repeats(n: int) -> int:
-    return 7 if n <= 1000 else 5 if n <= 10_000 else 2
+    """Timed solves per problem: many where one costs milliseconds (the best of 7 still carried
+    +30 % of another process's noise at N = 100 on a shared 2-core machine), few where seconds."""
+    return 31 if n <= 1000 else 5 if n <= 10_000 else 2
+
+
+GENERIC_REPEATS = 2  # SLSQP (~1.5 s at N = 100) timed twice, the best kept, like ours
 
 
 def bench(
@@ -84,9 +90,11 @@ def bench(
                 }
                 if generic and method == "stsflora" and n == GENERIC_DEVICES:
                     alloc = runs[0][1]
-                    start = time.perf_counter()
-                    ref = generic_solve(problems[0], alloc.token_option, num_starts=1)
-                    generic_s = time.perf_counter() - start
+                    generic_s = np.inf
+                    for _ in range(GENERIC_REPEATS):
+                        start = time.perf_counter()
+                        ref = generic_solve(problems[0], alloc.token_option, num_starts=1)
+                        generic_s = min(generic_s, time.perf_counter() - start)
                     row.update(
                         generic_time_s=generic_s,
                         speedup=generic_s / runs[0][0],
