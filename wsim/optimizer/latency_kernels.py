@@ -182,39 +182,81 @@ def optimize_latency_into(
 @numba.njit(**_JIT)
 def optimize_options_into(
     options: np.ndarray,
-    option_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
-    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    sources: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
     retention: np.ndarray,
-    n0: float,
-    total_bandwidth_hz: float,
-    t_hi: float,
-    latency_weight: float,
-    energy_weight: float,
+    scalars: tuple[float, float, float, float, float],
     hints: tuple[float, float, float],
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
 ) -> tuple[bool, float, float, float, float, float, np.ndarray, np.ndarray]:
-    """``optimize_latency_into`` for the devices scheduled by ``options`` (``[N]``, ``-1`` none):
-    their links gathered from the ``[N, J]`` / ``[N]`` arrays (``option_kernels.gather``), and
-    ``sum rho`` of ``retention`` (``[N, J]``) at the options, in device order.
+    """``optimize_options_step`` into fresh arrays: returns feasible, ``T`` (s), ``log lambda``,
+    ``sum E`` (J), ``T_lo`` (s), ``J`` and the scheduled devices' ``b`` (Hz) and ``p`` (W)."""
+    bandwidth_hz, power_w = np.empty(options.size), np.empty(options.size)
+    ok, t, log_price, energy, t_lo, value, n = optimize_options_step(
+        options, sources, retention, scalars, hints, tables, max_arg, bandwidth_hz, power_w
+    )
+    return ok, t, log_price, energy, t_lo, value, bandwidth_hz[:n], power_w[:n]
 
-    Returns feasible, ``T`` (s), ``log lambda``, ``sum E`` (J), ``T_lo`` (s), ``sum rho``, and
-    the scheduled devices' ``b`` (Hz) and ``p`` (W) in device order (empty when none).
+
+@numba.njit(**_INNER)
+def optimize_options_step(
+    options: np.ndarray,
+    sources: tuple[tuple[np.ndarray, np.ndarray, np.ndarray], tuple[np.ndarray, ...]],
+    retention: np.ndarray,
+    scalars: tuple[float, float, float, float, float],
+    hints: tuple[float, float, float],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    bandwidth_hz: np.ndarray,
+    power_w: np.ndarray,
+) -> tuple[bool, float, float, float, float, float, int]:
+    """``optimize_step`` for the devices scheduled by ``options`` (``[N]``, ``-1`` none), their
+    links gathered from ``sources`` (``OptionTable.sources``: ``[N, J]`` then ``[N]`` arrays;
+    ``option_kernels.gather``), and its ``J = sum rho - mu_E sum E - mu_T T`` (``retention``
+    ``[N, J]`` summed in device order; ST-SFLora's objective, DESIGN.md §5).
+
+    ``scalars``: ``N0``, ``B`` (Hz), ``t_hi`` (s), ``mu_T``, ``mu_E``. The ``n`` scheduled
+    devices' ``b`` / ``p`` go into the first ``n`` entries of ``bandwidth_hz`` / ``power_w``
+    (``[>= n]``; 0 for nobody). Returns feasible, ``T`` (s), ``log lambda``, ``sum E`` (J),
+    ``T_lo`` (s), ``J`` (``nan`` if infeasible) and ``n``.
     """
-    payload, busy, compute, gain, p_max, budget = gather(option_arrays, device_arrays, options)
+    n0, total_bandwidth_hz, t_hi, latency_weight, energy_weight = scalars
+    payload, busy, compute, gain, p_max, budget = gather(sources[0], sources[1], options)
     rho = 0.0
     for i in range(options.size):
         if options[i] >= 0:
             rho += retention[i, options[i]]
     n = payload.size
-    bandwidth_hz, power_w = np.zeros(n), np.zeros(n)
+    b, p = bandwidth_hz[:n], power_w[:n]
+    b[:] = 0.0
+    p[:] = 0.0
     if n == 0:
-        return True, 0.0, -np.inf, 0.0, 0.0, rho, bandwidth_hz, power_w
+        return True, 0.0, -np.inf, 0.0, 0.0, rho, 0
     ok, t, log_price, energy, t_lo = optimize_step(
         payload, busy, compute, gain, p_max, budget, n0, total_bandwidth_hz, t_hi,
-        latency_weight, energy_weight, hints, tables, max_arg, bandwidth_hz, power_w,
+        latency_weight, energy_weight, hints, tables, max_arg, b, p,
     )  # fmt: skip
-    return ok, t, log_price, energy, t_lo, rho, bandwidth_hz, power_w
+    value = rho - energy_weight * energy - latency_weight * t if ok else np.nan
+    return ok, t, log_price, energy, t_lo, value, n
+
+
+@numba.njit(**_INNER)
+def link_constants(
+    payload_bits: np.ndarray,
+    busy_s: np.ndarray,
+    compute_energy_j: np.ndarray,
+    gain_lin: np.ndarray,
+    max_power_w: np.ndarray,
+    energy_budget_j: np.ndarray,
+    n0: float,
+) -> tuple[np.ndarray, ...]:
+    """``split_kernels.split_into``'s per-link constants (``uplink.Uplink.constants``): ``busy``,
+    ``S ln2``, ``g / N0``, ``m`` per second at ``p_max``, ``m`` at the budget, ``p_max``."""
+    bits_nats = payload_bits * _LN2
+    gain_per_n0 = gain_lin / n0
+    per_joule = gain_per_n0 / bits_nats
+    ratio_budget = np.maximum(energy_budget_j - compute_energy_j, 0.0) * per_joule
+    return busy_s, bits_nats, gain_per_n0, max_power_w * per_joule, ratio_budget, max_power_w
 
 
 @numba.njit(**_INNER)
@@ -239,11 +281,9 @@ def optimize_step(
     """``optimize_latency_into``'s body (for both entry points)."""
     log_hint, latency_hint, min_latency_hint = hints
     n = payload_bits.size
-    bits_nats = payload_bits * _LN2
-    gain_per_n0 = gain_lin / n0
-    per_joule = gain_per_n0 / bits_nats
-    ratio_budget = np.maximum(energy_budget_j - compute_energy_j, 0.0) * per_joule
-    links = (busy_s, bits_nats, gain_per_n0, max_power_w * per_joule, ratio_budget, max_power_w)
+    links = link_constants(
+        payload_bits, busy_s, compute_energy_j, gain_lin, max_power_w, energy_budget_j, n0
+    )
     floor = (np.empty(n), np.empty(n), np.empty(n), np.empty(n))
     t_lo, ok = min_latency_into(
         links, total_bandwidth_hz, t_hi, min_latency_hint, tables, max_arg, floor

@@ -36,6 +36,7 @@ __all__ = [
     "min_latency_s",
     "optimize_latency",
     "optimize_options",
+    "step_scalars",
     "split_bandwidth_hz",
 ]
 
@@ -169,27 +170,28 @@ def optimize_options(
     step's ``J = sum rho - mu_E sum E - mu_T T``; None if infeasible.
 
     ``sources``: ``OptionTable.sources`` (the ``[N, J]`` and ``[N]`` link arrays). One compiled
-    call (``latency_kernels.optimize_options_into``: the gather, the step, ``sum rho``); the
-    weights are ``problem``'s prices, as in ST-SFLora's objective (DESIGN.md §5).
+    call (``latency_kernels.optimize_options_step``: the gather, the step, ``J``); the weights
+    are ``problem``'s prices, as in ST-SFLora's objective (DESIGN.md §5).
     """
-    ok, t, log_price, energy, t_lo, rho, bandwidth, power = optimize_options_into(
-        options,
-        *sources,
-        problem.retention,
+    hints = _hints(price_hint_j_per_hz, latency_hint_s, min_latency_hint_s)
+    ok, t, log_price, energy, t_lo, value, bandwidth, power = optimize_options_into(
+        options, sources, problem.retention, step_scalars(problem, t_hi), hints, TABLES, MAX_ARG
+    )
+    if not ok:
+        return None
+    return ResourceStep(t, bandwidth, power, float(np.exp(log_price)), energy, t_lo), value
+
+
+def step_scalars(problem: RoundProblem, t_hi: float) -> tuple[float, float, float, float, float]:
+    """The compiled options steps' ``scalars``: ``N0`` (W/Hz), ``B`` (Hz), ``t_hi`` (s), ``mu_T``
+    (1/s), ``mu_E`` (1/J) (``latency_kernels.optimize_options_step``)."""
+    return (
         float(problem.noise_psd_w_per_hz),
         float(problem.total_bandwidth_hz),
         float(t_hi),
         float(problem.latency_price_per_s),
         float(problem.energy_price_per_j),
-        _hints(price_hint_j_per_hz, latency_hint_s, min_latency_hint_s),
-        TABLES,
-        MAX_ARG,
     )
-    if not ok:
-        return None
-    step = ResourceStep(t, bandwidth, power, float(np.exp(log_price)), energy, t_lo)
-    value = rho - problem.energy_price_per_j * energy - problem.latency_price_per_s * t
-    return step, value
 
 
 def _hints(

@@ -48,12 +48,10 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 
-from wsim.optimizer.element_kernels import PARALLEL_MIN_SIZE
 from wsim.optimizer.evaluate import build_allocation, links_for, pick
 from wsim.optimizer.explore_kernels import RESULTS, explore_into
 from wsim.optimizer.feasibility import Admission, admit
 from wsim.optimizer.inverse import MAX_ARG, TABLES
-from wsim.optimizer.option_kernels import PARALLEL_MIN_OPTIONS
 from wsim.optimizer.options import OptionTable, best_options, row_argmin, token_inputs
 from wsim.optimizer.problem import Allocation, RoundProblem
 from wsim.optimizer.resource import (
@@ -63,6 +61,7 @@ from wsim.optimizer.resource import (
     min_latency_s,
     optimize_latency,
     optimize_options,
+    step_scalars,
 )
 
 _MAX_ITERATIONS = 30
@@ -298,31 +297,23 @@ def _explore(
     (``explore_kernels.explore_into``, on every core where that is safe); walked here in order.
     """
     problem, table = ctx.problem, ctx.table
-    n, j_count = problem.payload_bits.shape
+    n = problem.num_devices
     k_count = len(_EXPLORE_LATENCY)
     proposals = np.empty((k_count, n), dtype=np.int64)
     results = np.empty((k_count, RESULTS))
     bandwidth, power, energy = np.empty((k_count, n)), np.empty((k_count, n)), np.empty(k_count)
-    threaded = (
-        numba.get_num_threads() > 1 and n < PARALLEL_MIN_SIZE and n * j_count < PARALLEL_MIN_OPTIONS
-    )
     explore_into(
         _EXPLORE_FACTORS,
-        (step.latency_s, step.price_j_per_hz, ctx.adm.t_hi, step.min_latency_s),
+        (step.latency_s, step.price_j_per_hz, step.min_latency_s),
         options,
         np.frombuffer(b"".join(seen), dtype=np.int64).reshape(-1, n),
         table.sources,
         problem.retention,
-        (
-            float(problem.noise_psd_w_per_hz),
-            float(problem.total_bandwidth_hz),
-            float(problem.latency_price_per_s),
-            float(problem.energy_price_per_j),
-            1.0 if threaded else 0.0,
-        ),
+        step_scalars(problem, ctx.adm.t_hi),
         token_inputs(table, ctx.adm.usable),
         TABLES,
         MAX_ARG,
+        numba.get_num_threads() > 1,
         proposals,
         results,
         bandwidth,
