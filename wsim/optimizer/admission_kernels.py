@@ -16,6 +16,7 @@ import math
 import numba
 import numpy as np
 
+from wsim.optimizer.element_kernels import floor_element
 from wsim.optimizer.kernels import ratio_root
 from wsim.optimizer.option_kernels import PARALLEL_MIN_OPTIONS
 
@@ -28,7 +29,7 @@ _LN2 = math.log(2.0)
 
 
 @numba.njit(**_INNER)
-def _min_latency_row(
+def _option_min_latency_row(
     i: int,
     payload_bits: np.ndarray,
     compute_energy_j: np.ndarray,
@@ -40,7 +41,7 @@ def _min_latency_row(
     t_min_s: np.ndarray,
     power_binds: np.ndarray,
 ) -> None:
-    """Row ``i`` of ``min_latency_into``."""
+    """Row ``i`` of ``option_min_latency_into``."""
     r_max, ratio_pow, energy_budget_j, per_joule_bit = device
     for j in range(payload_bits.shape[1]):
         s = payload_bits[i, j]
@@ -56,7 +57,7 @@ def _min_latency_row(
 
 
 @numba.njit(**_JIT)
-def min_latency_into(
+def option_min_latency_into(
     payload_bits: np.ndarray,
     compute_energy_j: np.ndarray,
     busy_s: np.ndarray,
@@ -78,14 +79,14 @@ def min_latency_into(
     args = (payload_bits, compute_energy_j, busy_s, device, total_bandwidth_hz, tables, max_arg,
             t_min_s, power_binds)  # fmt: skip
     if payload_bits.size >= PARALLEL_MIN_OPTIONS:
-        _min_latency_parallel(*args)
+        _option_min_latency_parallel(*args)
     else:
         for i in range(payload_bits.shape[0]):
-            _min_latency_row(i, *args)
+            _option_min_latency_row(i, *args)
 
 
 @numba.njit(parallel=True, **_INNER)
-def _min_latency_parallel(
+def _option_min_latency_parallel(
     payload_bits: np.ndarray,
     compute_energy_j: np.ndarray,
     busy_s: np.ndarray,
@@ -96,11 +97,11 @@ def _min_latency_parallel(
     t_min_s: np.ndarray,
     power_binds: np.ndarray,
 ) -> None:
-    """``_min_latency_row`` for every row on every core (tuples travel unpacked)."""
+    """``_option_min_latency_row`` for every row on every core (tuples travel unpacked)."""
     d0, d1, d2, d3 = device
     t0, t1, t2, t3 = tables
     for i in numba.prange(payload_bits.shape[0]):
-        _min_latency_row(
+        _option_min_latency_row(
             i, payload_bits, compute_energy_j, busy_s, (d0, d1, d2, d3), total_bandwidth_hz,
             (t0, t1, t2, t3), max_arg, t_min_s, power_binds,
         )  # fmt: skip
@@ -120,12 +121,10 @@ def _floor_row(
 ) -> None:
     """Row ``i`` of ``floor_bandwidth_into``."""
     for j in range(busy_s.shape[1]):
-        t = latency_s - busy_s[i, j]
-        m = min(ratio_per_s[i, j] * t, ratio_budget[i, j])
-        if not m > 1.0:
-            b[i, j] = np.inf
-        else:
-            b[i, j] = bits_nats[i, j] / (t * ratio_root(m, tables[2], tables[3], max_arg))
+        b[i, j] = floor_element(
+            latency_s, busy_s[i, j], ratio_per_s[i, j], ratio_budget[i, j], bits_nats[i, j],
+            tables, max_arg,
+        )[3]  # fmt: skip
 
 
 @numba.njit(**_JIT)
@@ -141,7 +140,7 @@ def floor_bandwidth_into(
 ) -> None:
     """``uplink.Uplink.floor(T).bandwidth_hz`` of ``[N, J]`` constants into ``b`` (Hz): ``tau = T
     - busy``, ``m = min(ratio_per_s tau, ratio_budget)``, ``b_min = S ln2 / (tau x_floor)`` with
-    ``expm1(x)/x = m`` (``inf`` where ``m <= 1``); ``element_kernels.floor_block``'s numbers."""
+    ``expm1(x)/x = m`` (``inf`` where ``m <= 1``; ``element_kernels.floor_element``)."""
     args = (latency_s, busy_s, ratio_per_s, ratio_budget, bits_nats, tables, max_arg, b)
     if busy_s.size >= PARALLEL_MIN_OPTIONS:
         _floor_parallel(*args)

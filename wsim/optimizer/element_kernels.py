@@ -224,6 +224,25 @@ def finish_parallel(
         )  # fmt: skip
 
 
+@numba.njit(inline="always", **_INNER)
+def floor_element(
+    latency_s: float,
+    busy_s: float,
+    ratio_per_s: float,
+    ratio_budget: float,
+    bits_nats: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+) -> tuple[float, float, float, float]:
+    """One link's floor at ``T``: ``tau = T - busy``, ``m = min(ratio_per_s tau, ratio_budget)``,
+    ``x_floor`` (``expm1(x)/x = m``; ``nan`` where ``m <= 1``) and ``b_min = S ln2 / (tau
+    x_floor)`` (Hz; ``inf`` there)."""
+    t = latency_s - busy_s
+    m = min(ratio_per_s * t, ratio_budget)
+    x = ratio_root(m, tables[2], tables[3], max_arg)
+    return t, m, x, (bits_nats / (t * x) if m > 1.0 else np.inf)
+
+
 @numba.njit(**_INNER)
 def floor_block(
     k: int,
@@ -246,18 +265,13 @@ def floor_block(
     (``-phi b / tau`` summed over the finite floors; else 0)."""
     total = slope = 0.0
     for i in range(k * BLOCK, min(busy_s.size, (k + 1) * BLOCK)):
-        t = latency_s - busy_s[i]
-        mi = min(ratio_per_s[i] * t, ratio_budget[i])
-        tau[i], m[i] = t, mi
-        xi = ratio_root(mi, tables[2], tables[3], max_arg)
-        x[i] = xi
-        if not mi > 1.0:
-            b[i] = np.inf
-            total = np.inf
-            continue
-        bi = bits_nats[i] / (t * xi)
-        b[i] = bi
+        t, mi, xi, bi = floor_element(
+            latency_s, busy_s[i], ratio_per_s[i], ratio_budget[i], bits_nats[i], tables, max_arg
+        )
+        tau[i], m[i], x[i], b[i] = t, mi, xi, bi
         total += bi
+        if not mi > 1.0:
+            continue
         if with_slope:
             phi = 1.0
             if _at_power(ratio_per_s[i], t, ratio_budget[i]):  # at p_max

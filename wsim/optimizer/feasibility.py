@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from wsim.optimizer.admission_kernels import floor_bandwidth_into, min_latency_into
+from wsim.optimizer.admission_kernels import floor_bandwidth_into, option_min_latency_into
 from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES
 from wsim.optimizer.options import OptionTable, row_any, row_argmin, row_min
 from wsim.optimizer.problem import RoundProblem
@@ -49,7 +49,7 @@ def option_min_latency_s(
     The energy term needs the inverse of ``expm1(x)/x`` only where it can bind: ``tau_en >
     tau_pow`` exactly when ``x_en < x_pow = r(B, p_max) ln2 / B``, i.e. ``m < expm1(x_pow) /
     x_pow`` (``expm1(x)/x`` increases). ``busy_s`` is ``C_ij/f_i + T_fix,i`` (s) if at hand.
-    One compiled pass over the options (``admission_kernels.min_latency_into``).
+    One compiled pass over the options (``admission_kernels.option_min_latency_into``).
     """
     n0, bw = problem.noise_psd_w_per_hz, problem.total_bandwidth_hz
     s = problem.payload_bits
@@ -60,7 +60,7 @@ def option_min_latency_s(
     busy = problem.compute_time_s + problem.fixed_latency_s[:, None] if busy_s is None else busy_s
     t_min, power_binds = np.empty(s.shape), np.empty(s.shape, dtype=bool)
     device = (r_max, ratio_pow, problem.energy_budget_j, problem.gain_lin / (n0 * LN2))
-    min_latency_into(
+    option_min_latency_into(
         s, problem.compute_energy_j, busy, device, float(bw), TABLES, MAX_ARG, t_min, power_binds
     )
     return t_min, power_binds
