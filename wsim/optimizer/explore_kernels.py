@@ -17,9 +17,15 @@ import numba
 import numpy as np
 
 from wsim.optimizer.element_kernels import PARALLEL_MIN_SIZE
-from wsim.optimizer.latency_kernels import link_constants, optimize_options_step
+from wsim.optimizer.latency_kernels import (
+    GATHER_ROWS,
+    STEP_ROWS,
+    link_constants,
+    optimize_options_step,
+    step_work,
+)
 from wsim.optimizer.option_kernels import PARALLEL_MIN_OPTIONS, gather, token_step_into
-from wsim.optimizer.split_kernels import floor_into, split_into
+from wsim.optimizer.split_kernels import floor_into, split_into, split_work
 
 # Entry points (called from Python) are cached on disk; the functions they call are not (see
 # ``latency_kernels``).
@@ -59,8 +65,7 @@ def _proposal(
     total, _ = floor_into(t, busy, ratio_per_s, ratio_budget, bits_nats, tables, max_arg,
                           tau, m, x, b, False)  # fmt: skip
     if total <= total_bandwidth_hz:
-        work = (np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.bool_), np.empty(n),
-                np.empty(n, np.bool_), np.empty(n))  # fmt: skip
+        work = split_work(n)
         warm = math.log(price) if price > 0.0 else np.nan
         u = split_into(t, total_bandwidth_hz, warm, np.empty(0), links, tables, max_arg, work)[0]
         price = math.exp(u)
@@ -93,9 +98,10 @@ def _step(
     by ``t``, its price and the current ``T_lo``) into ``results[k, 2:]``, its ``b``, ``p``."""
     t, price = results[k, 4], results[k, 5]
     hints = (math.log(price) if price else np.nan, t, current[2])
+    work = step_work(GATHER_ROWS + STEP_ROWS, proposals.shape[1])
     ok, t_step, log_price, energy, t_lo, value, _ = optimize_options_step(
         proposals[k], sources, retention, scalars, hints, tables, max_arg, bandwidth_hz[k],
-        power_w[k],
+        power_w[k], work,
     )  # fmt: skip
     results[k, 2:] = 0.0
     if ok:

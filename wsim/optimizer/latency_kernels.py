@@ -15,7 +15,7 @@ import numba
 import numpy as np
 
 from wsim.optimizer.element_kernels import BLOCK, PARALLEL_MIN_SIZE, num_blocks
-from wsim.optimizer.option_kernels import gather
+from wsim.optimizer.option_kernels import gather_into
 from wsim.optimizer.radio import MAX_EXPONENT
 from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into
 
@@ -32,6 +32,11 @@ LATENCY_XTOL = 1e-8  # relative tolerance on T: Newton ends sooner; it bounds on
 _ROOT_FTOL = 1e-9  # |log gap| at which the latency root is accepted
 _MAX_EVALUATIONS = 256  # splits one step can evaluate (the root search takes <= 100 + 3)
 _LN2 = math.log(2.0)
+LINK_ROWS = 4  # link_constants_into's rows: S ln2, g / N0, m per second, m at the budget
+STEP_ROWS = LINK_ROWS + 4 + 4 + 1 + 7  # optimize_step's work: links, floors, best floors,
+# E_tx(t_hi) and the splits' scratch (float64 rows ``[., n]``)
+STEP_FLAGS = 3  # its bool rows (the splits' known, clip, best clip)
+GATHER_ROWS = 6  # optimize_options_step's gathered links, before optimize_step's rows
 
 
 @numba.njit(**_JIT)
@@ -43,16 +48,17 @@ def min_latency_into(
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
     floor: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    best: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
 ) -> tuple[float, bool]:
     """``resource.min_latency_s``: the smallest ``T <= t_hi`` with ``sum b_min(T) <= B``.
 
     ``links``: ``split_kernels.split_into``'s constants; ``floor``: ``tau``, ``m``,
-    ``x_floor``, ``b_min`` (``[n]``), which hold the floors at the returned ``T``. ``start``:
-    the first iterate (``nan``: mid-bracket). Returns ``T`` (s) and whether it exists.
+    ``x_floor``, ``b_min`` (``[n]``), which hold the floors at the returned ``T``; ``best``:
+    scratch like ``floor``. ``start``: the first iterate (``nan``: mid-bracket). Returns ``T``
+    (s) and whether it exists.
     """
     busy_s, bits_nats, _, ratio_per_s, ratio_budget, _ = links
     tau, m, x, b = floor
-    best = (np.empty_like(tau), np.empty_like(m), np.empty_like(x), np.empty_like(b))
     tol = BAND_SLACK * total_bandwidth_hz
     pole = -np.inf
     for i in range(busy_s.size):
@@ -105,6 +111,7 @@ def _evaluate(
     links: tuple[np.ndarray, ...],
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
+    scratch: tuple[np.ndarray, ...],
 ) -> int:
     """Index of the split at ``t`` in ``state`` (evaluated now unless seen before).
 
@@ -112,16 +119,16 @@ def _evaluate(
     ``d2E*/dT2``, ``d log lambda / dT``, priced (1.0/0.0), and the count; ``splits`` their ``b``.
     At ``t_lo`` the split starts from ``floor`` and the price ``hint``; elsewhere the price is
     extrapolated to first order from the nearest priced split (the change capped at 1), or
-    ``hint`` before any.
+    ``hint`` before any. ``scratch``: as ``split_kernels.split_work`` (its ``b`` unused), shared
+    by the evaluations (each keeps only its own ``b``).
     """
     times, values, count = state
     c = count[0]
     for k in range(c):
         if times[k] == t:
             return k
-    n = links[0].size
-    tau, m, x_floor = np.empty(n), np.empty(n), np.empty(n)
-    known, x, clip, b = np.empty(n, np.bool_), np.empty(n), np.empty(n, np.bool_), np.empty(n)
+    tau, m, x_floor, known, x, clip, _, inv_a, x_best, clip_best, b_best = scratch
+    b = np.empty(links[0].size)
     floor_b = np.empty(0)
     u = hint
     if t == t_lo:
@@ -136,7 +143,7 @@ def _evaluate(
             change = values[near, 4] * (t - times[near])
             change = min(max(change, -1.0), 1.0) if math.isfinite(change) else 0.0
             u = values[near, 0] + change
-    work = (tau, m, x_floor, known, x, clip, b)
+    work = (tau, m, x_floor, known, x, clip, b, inv_a, x_best, clip_best, b_best)
     log_price, energy, slope_w, curvature, du_dt, priced = split_into(
         t, total_bandwidth_hz, u, floor_b, links, tables, max_arg, work
     )
@@ -175,7 +182,7 @@ def optimize_latency_into(
     return optimize_step(
         payload_bits, busy_s, compute_energy_j, gain_lin, max_power_w, energy_budget_j, n0,
         total_bandwidth_hz, t_hi, latency_weight, energy_weight, hints, tables, max_arg,
-        bandwidth_hz, power_w,
+        bandwidth_hz, power_w, step_work(STEP_ROWS, payload_bits.size),
     )  # fmt: skip
 
 
@@ -188,12 +195,14 @@ def optimize_options_into(
     hints: tuple[float, float, float],
     tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     max_arg: float,
+    work: tuple[np.ndarray, np.ndarray],
 ) -> tuple[bool, float, float, float, float, float, np.ndarray, np.ndarray]:
     """``optimize_options_step`` into fresh arrays: returns feasible, ``T`` (s), ``log lambda``,
-    ``sum E`` (J), ``T_lo`` (s), ``J`` and the scheduled devices' ``b`` (Hz) and ``p`` (W)."""
+    ``sum E`` (J), ``T_lo`` (s), ``J`` and the scheduled devices' ``b`` (Hz) and ``p`` (W).
+    ``work``: ``step_work(GATHER_ROWS + STEP_ROWS, N)``, reusable from call to call."""
     bandwidth_hz, power_w = np.empty(options.size), np.empty(options.size)
     ok, t, log_price, energy, t_lo, value, n = optimize_options_step(
-        options, sources, retention, scalars, hints, tables, max_arg, bandwidth_hz, power_w
+        options, sources, retention, scalars, hints, tables, max_arg, bandwidth_hz, power_w, work
     )
     return ok, t, log_price, energy, t_lo, value, bandwidth_hz[:n], power_w[:n]
 
@@ -209,6 +218,7 @@ def optimize_options_step(
     max_arg: float,
     bandwidth_hz: np.ndarray,
     power_w: np.ndarray,
+    work: tuple[np.ndarray, np.ndarray],
 ) -> tuple[bool, float, float, float, float, float, int]:
     """``optimize_step`` for the devices scheduled by ``options`` (``[N]``, ``-1`` none), their
     links gathered from ``sources`` (``OptionTable.sources``: ``[N, J]`` then ``[N]`` arrays;
@@ -218,10 +228,13 @@ def optimize_options_step(
     ``scalars``: ``N0``, ``B`` (Hz), ``t_hi`` (s), ``mu_T``, ``mu_E``. The ``n`` scheduled
     devices' ``b`` / ``p`` go into the first ``n`` entries of ``bandwidth_hz`` / ``power_w``
     (``[>= n]``; 0 for nobody). Returns feasible, ``T`` (s), ``log lambda``, ``sum E`` (J),
-    ``T_lo`` (s), ``J`` (``nan`` if infeasible) and ``n``.
+    ``T_lo`` (s), ``J`` (``nan`` if infeasible) and ``n``. ``work``: ``step_work(GATHER_ROWS +
+    STEP_ROWS, >= N)`` (the gathered links, then ``optimize_step``'s rows).
     """
     n0, total_bandwidth_hz, t_hi, latency_weight, energy_weight = scalars
-    payload, busy, compute, gain, p_max, budget = gather(sources[0], sources[1], options)
+    values, flags = work
+    rows = (values[0], values[1], values[2], values[3], values[4], values[5])
+    payload, busy, compute, gain, p_max, budget = gather_into(sources[0], sources[1], options, rows)
     rho = 0.0
     for i in range(options.size):
         if options[i] >= 0:
@@ -234,7 +247,7 @@ def optimize_options_step(
         return True, 0.0, -np.inf, 0.0, 0.0, rho, 0
     ok, t, log_price, energy, t_lo = optimize_step(
         payload, busy, compute, gain, p_max, budget, n0, total_bandwidth_hz, t_hi,
-        latency_weight, energy_weight, hints, tables, max_arg, b, p,
+        latency_weight, energy_weight, hints, tables, max_arg, b, p, (values[GATHER_ROWS:], flags),
     )  # fmt: skip
     value = rho - energy_weight * energy - latency_weight * t if ok else np.nan
     return ok, t, log_price, energy, t_lo, value, n
@@ -252,11 +265,44 @@ def link_constants(
 ) -> tuple[np.ndarray, ...]:
     """``split_kernels.split_into``'s per-link constants (``uplink.Uplink.constants``): ``busy``,
     ``S ln2``, ``g / N0``, ``m`` per second at ``p_max``, ``m`` at the budget, ``p_max``."""
-    bits_nats = payload_bits * _LN2
-    gain_per_n0 = gain_lin / n0
-    per_joule = gain_per_n0 / bits_nats
-    ratio_budget = np.maximum(energy_budget_j - compute_energy_j, 0.0) * per_joule
-    return busy_s, bits_nats, gain_per_n0, max_power_w * per_joule, ratio_budget, max_power_w
+    n = payload_bits.size
+    out = (np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+    return link_constants_into(
+        payload_bits, busy_s, compute_energy_j, gain_lin, max_power_w, energy_budget_j, n0, out
+    )
+
+
+@numba.njit(**_INNER)
+def link_constants_into(
+    payload_bits: np.ndarray,
+    busy_s: np.ndarray,
+    compute_energy_j: np.ndarray,
+    gain_lin: np.ndarray,
+    max_power_w: np.ndarray,
+    energy_budget_j: np.ndarray,
+    n0: float,
+    out: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+) -> tuple[np.ndarray, ...]:
+    """``link_constants`` with ``S ln2``, ``g / N0`` and the two ``m`` in ``out`` (``[>= n]``;
+    their first ``n`` entries are returned)."""
+    n = payload_bits.size
+    bits_nats, gain_per_n0, ratio_per_s, ratio_budget = (
+        out[0][:n], out[1][:n], out[2][:n], out[3][:n]
+    )  # fmt: skip
+    for i in range(n):
+        bits_nats[i] = payload_bits[i] * _LN2
+        gain_per_n0[i] = gain_lin[i] / n0
+        per_joule = gain_per_n0[i] / bits_nats[i]
+        ratio_budget[i] = np.maximum(energy_budget_j[i] - compute_energy_j[i], 0.0) * per_joule
+        ratio_per_s[i] = max_power_w[i] * per_joule
+    return busy_s, bits_nats, gain_per_n0, ratio_per_s, ratio_budget, max_power_w
+
+
+@numba.njit(**_INNER)
+def step_work(rows: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scratch of ``optimize_step`` (``rows = STEP_ROWS``) or ``optimize_options_step``
+    (``GATHER_ROWS + STEP_ROWS``) for ``n`` links: float64 ``[rows, n]``, bool ``[STEP_FLAGS, n]``."""
+    return np.empty((rows, n)), np.empty((STEP_FLAGS, n), np.bool_)
 
 
 @numba.njit(**_INNER)
@@ -277,24 +323,32 @@ def optimize_step(
     max_arg: float,
     bandwidth_hz: np.ndarray,
     power_w: np.ndarray,
+    work: tuple[np.ndarray, np.ndarray],
 ) -> tuple[bool, float, float, float, float]:
-    """``optimize_latency_into``'s body (for both entry points)."""
+    """``optimize_latency_into``'s body (for both entry points); ``work``: ``step_work`` with at
+    least ``STEP_ROWS`` rows of ``>= n`` entries, all scratch (allocated once for many steps)."""
     log_hint, latency_hint, min_latency_hint = hints
     n = payload_bits.size
-    links = link_constants(
-        payload_bits, busy_s, compute_energy_j, gain_lin, max_power_w, energy_budget_j, n0
-    )
-    floor = (np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+    values, flags = work
+    row = [values[k, :n] for k in range(STEP_ROWS)]
+    links = link_constants_into(
+        payload_bits, busy_s, compute_energy_j, gain_lin, max_power_w, energy_budget_j, n0,
+        (row[0], row[1], row[2], row[3]),
+    )  # fmt: skip
+    floor = (row[4], row[5], row[6], row[7])
     t_lo, ok = min_latency_into(
-        links, total_bandwidth_hz, t_hi, min_latency_hint, tables, max_arg, floor
-    )
+        links, total_bandwidth_hz, t_hi, min_latency_hint, tables, max_arg, floor,
+        (row[8], row[9], row[10], row[11]),
+    )  # fmt: skip
     if not ok:
         return False, np.nan, np.nan, np.nan, np.nan
     compute_j = compute_energy_j.sum()
     state = (np.empty(_MAX_EVALUATIONS), np.empty((_MAX_EVALUATIONS, 6)), np.zeros(1, np.int64))
     splits = [np.empty(0)]
     splits.pop()
-    context = (t_lo, floor, log_hint, total_bandwidth_hz, links, tables, max_arg)
+    scratch = (row[13], row[14], row[15], flags[0, :n], row[16], flags[1, :n], np.empty(0), row[17],
+               row[18], flags[2, :n], row[19])  # fmt: skip
+    context = (t_lo, floor, log_hint, total_bandwidth_hz, links, tables, max_arg, scratch)
     times, values, _ = state
 
     def cost(k: int) -> float:
@@ -314,7 +368,7 @@ def optimize_step(
         if found:
             k_root = _evaluate(root, state, splits, *context)
             k = k_root if cost(k_root) < cost(k_lo) else k_lo
-        hi_j = np.empty(n)  # E_tx(t_hi) >= E_tx(b = B): a lower bound of the cost at t_hi
+        hi_j = row[12]  # E_tx(t_hi) >= E_tx(b = B): a lower bound of the cost at t_hi
         _links_out(t_hi, total_bandwidth_hz, payload_bits, busy_s, bandwidth_hz, gain_lin,
                    max_power_w, n0, True, hi_j)  # fmt: skip
         floor_j = 0.0

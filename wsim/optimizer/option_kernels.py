@@ -286,8 +286,24 @@ def gather(
     n = 0
     for i in range(options.size):
         n += options[i] >= 0
-    a0, a1, a2 = np.empty(n), np.empty(n), np.empty(n)
-    d0, d1, d2 = np.empty(n), np.empty(n), np.empty(n)
+    out = (np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+    return gather_into(option_arrays, device_arrays, options, out)
+
+
+@numba.njit(**_INNER)
+def gather_into(
+    option_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray],
+    options: np.ndarray,
+    out: tuple[np.ndarray, ...],
+) -> tuple[np.ndarray, ...]:
+    """``gather`` into ``out`` (six arrays of at least as many entries as scheduled devices);
+    returns their first ``n`` entries."""
+    n = 0
+    for i in range(options.size):
+        n += options[i] >= 0
+    a0, a1, a2 = out[0][:n], out[1][:n], out[2][:n]
+    d0, d1, d2 = out[3][:n], out[4][:n], out[5][:n]
     k = 0
     for i in range(options.size):
         j = options[i]

@@ -21,6 +21,9 @@ import numpy as np
 
 from wsim.optimizer.inverse import MAX_ARG, TABLES
 from wsim.optimizer.latency_kernels import (
+    GATHER_ROWS,
+    STEP_FLAGS,
+    STEP_ROWS,
     min_latency_into,
     optimize_latency_into,
     optimize_options_into,
@@ -79,6 +82,7 @@ def min_latency_s(
     if n == 0:
         return 0.0
     floor = (np.empty(n), np.empty(n), np.empty(n), np.empty(n))
+    best = (np.empty(n), np.empty(n), np.empty(n), np.empty(n))
     t, ok = min_latency_into(
         Uplink(links, n0).constants,
         float(total_bandwidth_hz),
@@ -87,6 +91,7 @@ def min_latency_s(
         TABLES,
         MAX_ARG,
         floor,
+        best,
     )
     return float(t) if ok else np.inf
 
@@ -165,21 +170,42 @@ def optimize_options(
     price_hint_j_per_hz: float | None = None,
     latency_hint_s: float | None = None,
     min_latency_hint_s: float | None = None,
+    work: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[ResourceStep, float] | None:
     """``optimize_latency`` for the devices ``options`` schedules (``[N]``, -1 = none) and the
     step's ``J = sum rho - mu_E sum E - mu_T T``; None if infeasible.
 
-    ``sources``: ``OptionTable.sources`` (the ``[N, J]`` and ``[N]`` link arrays). One compiled
+    ``sources``: ``OptionTable.sources`` (the ``[N, J]`` and ``[N]`` link arrays); ``work``:
+    ``options_work(N)``, scratch that many steps can share (default: a fresh one). One compiled
     call (``latency_kernels.optimize_options_step``: the gather, the step, ``J``); the weights
     are ``problem``'s prices, as in ST-SFLora's objective (DESIGN.md §5).
     """
     hints = _hints(price_hint_j_per_hz, latency_hint_s, min_latency_hint_s)
     ok, t, log_price, energy, t_lo, value, bandwidth, power = optimize_options_into(
-        options, sources, problem.retention, step_scalars(problem, t_hi), hints, TABLES, MAX_ARG
+        options,
+        sources,
+        problem.retention,
+        step_scalars(problem, t_hi),
+        hints,
+        TABLES,
+        MAX_ARG,
+        options_work(options.size) if work is None else work,
     )
     if not ok:
         return None
     return ResourceStep(t, bandwidth, power, float(np.exp(log_price)), energy, t_lo), value
+
+
+def options_work(num_devices: int) -> tuple[np.ndarray, np.ndarray]:
+    """Scratch for ``optimize_options`` over ``num_devices`` devices, allocated once per solve:
+    the steps' ~30 arrays ``[N]`` (gathered links, floors, splits). Fresh ones each step cost,
+    at ``N = 100,000``, ~24 MB of new pages per step (page faults and zeroing: ~10 % of a
+    solve), which the steps at ``N = 10,000`` hardly pay (their arrays are reused from the
+    allocator's cache)."""
+    return (
+        np.empty((GATHER_ROWS + STEP_ROWS, num_devices)),
+        np.empty((STEP_FLAGS, num_devices), dtype=bool),
+    )
 
 
 def step_scalars(problem: RoundProblem, t_hi: float) -> tuple[float, float, float, float, float]:

@@ -38,6 +38,7 @@ __all__ = [
     "floor_split",
     "price_root_into",
     "split_into",
+    "split_work",
 ]
 
 # Entry points (called from Python) are cached on disk; the functions they call are not: a
@@ -117,9 +118,11 @@ def price_root_into(
     x: np.ndarray,
     clip: np.ndarray,
     b: np.ndarray,
+    best: tuple[np.ndarray, np.ndarray, np.ndarray],
 ) -> float:
     """The price root: ``u = log lambda`` with ``log(sum b / B) = 0``; ``x``, ``clip``,
-    ``b`` (and the floors ``x_floor``/``known``) hold the returned price's evaluation.
+    ``b`` (and the floors ``x_floor``/``known``) hold the returned price's evaluation
+    (``best``: scratch like them, for the last price with ``f < 0``).
 
     Newton on the convex decreasing ``f(u)`` inside a bracket from ``_log_price_lo``; a step
     leaving it bisects (or moves ``u`` by 1 while no upper end is known). Stops at
@@ -130,7 +133,7 @@ def price_root_into(
     hi = np.inf
     u = max(u, lo)
     best_u = np.nan
-    x_best, clip_best, b_best = np.empty_like(x), np.empty_like(clip), np.empty_like(b)
+    x_best, clip_best, b_best = best
     partials = np.empty((num_blocks(b.size), 3))
     args = (inv_a, ratio, upload_s, bits_nats, x_floor, known, tables, max_arg, x, clip, b,
             partials)  # fmt: skip
@@ -296,11 +299,13 @@ def split_into(
     max_arg: float,
     work: tuple[np.ndarray, ...],
 ) -> tuple[float, float, float, float, float, bool]:
-    """``Uplink.split`` at ``T``: ``b`` (and ``x``, ``clip``, the floors) into ``work``.
+    """``Uplink.split`` at ``T``: ``b`` (and ``x``, ``clip``, the floors) into ``work``
+    (``split_work``: only ``b`` is an output; the others are scratch, reusable across calls).
 
     ``links``: ``busy_s``, ``bits_nats``, ``gain_per_n0``, ``ratio_per_s``, ``ratio_budget``,
     ``max_power_w`` (``[n]``). ``work``: ``tau``, ``m``, ``x_floor``, ``known`` (bool), ``x``,
-    ``clip`` (bool), ``b``. With a non-empty ``floor_b`` (the floors ``b_min`` at this ``T``),
+    ``clip`` (bool), ``b``, then the price search's ``a^-1 = g / (N0 tau)`` and its best ``x``,
+    ``clip``, ``b``. With a non-empty ``floor_b`` (the floors ``b_min`` at this ``T``),
     ``tau``, ``m`` and ``x_floor`` already hold that floor; if the floors fill the band
     (``sum b_min >= B (1 - ROOT_RTOL)``) every device stays at its floor. ``u``: the start of
     ``log lambda`` (``nan``: ``_cold_log_price``).
@@ -309,7 +314,7 @@ def split_into(
     (1/s) and whether the price was searched (the last two are ``nan`` otherwise).
     """
     busy_s, bits_nats, gain_per_n0, ratio_per_s, ratio_budget, max_power_w = links
-    tau, m, x_floor, known, x, clip, b = work
+    tau, m, x_floor, known, x, clip, b, inv_a, x_best, clip_best, b_best = work
     n = busy_s.size
     if floor_b.size:
         if floor_b.sum() >= total_bandwidth_hz * (1.0 - ROOT_RTOL):
@@ -325,9 +330,11 @@ def split_into(
             known[i] = False
     if u != u:
         u = _cold_log_price(links, tau, total_bandwidth_hz)
+    for i in range(n):
+        inv_a[i] = gain_per_n0[i] / tau[i]
     u = price_root_into(
         u,
-        gain_per_n0 / tau,
+        inv_a,
         m,
         tau,
         bits_nats,
@@ -340,6 +347,7 @@ def split_into(
         x,
         clip,
         b,
+        (x_best, clip_best, b_best),
     )
     if clip.all():
         log_price, energy, slope_w = floor_split(links, tau, x_floor, b)
@@ -348,3 +356,14 @@ def split_into(
         u, tau, x, x_floor, b, clip, gain_per_n0, ratio_per_s, ratio_budget, max_power_w
     )
     return u, energy, slope_w, curvature, du_dt, True
+
+
+@numba.njit(**_INNER)
+def split_work(n: int) -> tuple[np.ndarray, ...]:
+    """``split_into``'s ``work`` for ``n`` links (uninitialised): ``tau``, ``m``, ``x_floor``,
+    ``known`` (bool), ``x``, ``clip`` (bool), ``b``, ``a^-1``, best ``x``, ``clip`` (bool), ``b``."""
+    return (
+        np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.bool_), np.empty(n),
+        np.empty(n, np.bool_), np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.bool_),
+        np.empty(n),
+    )  # fmt: skip

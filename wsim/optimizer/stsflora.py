@@ -61,6 +61,7 @@ from wsim.optimizer.resource import (
     min_latency_s,
     optimize_latency,
     optimize_options,
+    options_work,
     step_scalars,
 )
 
@@ -108,6 +109,7 @@ class _Context:
     adm: Admission
     table: OptionTable
     floor_hi_hz: np.ndarray | None = None  # adm.floor_hi_hz if it is at adm.t_hi
+    work: tuple[np.ndarray, np.ndarray] | None = None  # the steps' scratch (options_work)
 
     def cannot_fit(self, options: np.ndarray) -> bool:
         """Whether the floors of ``options`` at ``t_hi`` alone clearly overfill the band, so
@@ -135,6 +137,7 @@ class _Context:
             price,
             latency_s,
             min_latency_s,
+            self.work,
         )
 
     def token_step(
@@ -373,7 +376,7 @@ def solve_stsflora(problem: RoundProblem) -> Allocation:
     starts = _starts(problem, adm)
     relaxed = _relax_for(problem, adm, starts[0])
     floors = adm.floor_hi_hz if relaxed.t_hi == adm.t_hi else None
-    ctx = _Context(problem, relaxed, table, floors)
+    ctx = _Context(problem, relaxed, table, floors, options_work(problem.num_devices))
     best = None
     for start in starts:
         if best is not None and np.array_equal(start, best[0]):

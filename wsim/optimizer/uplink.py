@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES
-from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into
+from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into, split_work
 
 __all__ = ["BAND_SLACK", "Floor", "Links", "Split", "Uplink"]
 
@@ -158,16 +158,7 @@ class Uplink:
         Requires ``T`` above every device's busy time. One compiled call
         (``split_kernels.split_into``).
         """
-        n = self.size
-        work = (
-            np.empty(n),
-            np.empty(n),
-            np.empty(n),
-            np.empty(n, dtype=bool),
-            np.empty(n),
-            np.empty(n, dtype=bool),
-            np.empty(n),
-        )
+        work = split_work(self.size)
         u0 = np.nan if log_price0 is None else float(log_price0)
         u, energy, slope_w, curvature, du_dt, priced = split_into(
             float(latency_s),
