@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 
 import numpy as np
 import pytest
@@ -11,7 +12,8 @@ from scipy.optimize import brentq
 from wsim.optimizer import random_problem, solve
 from wsim.optimizer.evaluate import links_for
 from wsim.optimizer.feasibility import admit, option_min_latency_s
-from wsim.optimizer.inverse import LN2, inv_expm1_ratio
+from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES, inv_expm1_ratio
+from wsim.optimizer.latency_kernels import dual_energy_j
 from wsim.optimizer.options import OptionTable, option_values, row_any, row_argmin, row_min
 from wsim.optimizer.radio import bandwidth_at_price_hz, min_bandwidth_hz, rate_bps, tx_energy_j
 from wsim.optimizer.resource import floor_hz, min_latency_s, split_bandwidth_hz
@@ -68,6 +70,24 @@ def test_split_derivatives_match_finite_differences() -> None:
         assert mid.energy_curvature_w_per_s == pytest.approx(fd_curvature, rel=1e-5)
         fd_log_price = (plus.log_price - minus.log_price) / (2 * h)
         assert mid.log_price_slope_per_s == pytest.approx(fd_log_price, rel=1e-5)
+
+
+@pytest.mark.parametrize("n", [1000, 5000])  # one thread, then the threaded blocks
+def test_dual_bound_is_below_the_split_and_tight_at_its_price(n: int) -> None:
+    """``dual_energy_j`` (which lets a step skip evaluating ``t_hi``): below the brentq split's
+    ``E*(T)`` at any price, equal to it at the split's own price (floors binding for some)."""
+    problem, links, latency = _scheduled(0, n)
+    bw, n0 = problem.total_bandwidth_hz, problem.noise_psd_w_per_hz
+    uplink = Uplink(links, n0)
+    for t in (latency * 1.05, latency * 1.3):
+        split = uplink.split(t, bw)
+        assert (split.bandwidth_hz <= uplink.floor(t).bandwidth_hz * (1 + 1e-12)).any()
+        _, ref_energy = _reference_split(links, t, bw, n0)
+        bound = partial(dual_energy_j, t, total_bandwidth_hz=bw, links=uplink.constants,
+                        tables=TABLES, max_arg=MAX_ARG)  # fmt: skip
+        assert bound(split.log_price) == pytest.approx(ref_energy, rel=1e-9)
+        for shift in (-3.0, -0.3, -0.01, 0.01, 0.3, 3.0):
+            assert bound(split.log_price + shift) < ref_energy
 
 
 @pytest.mark.parametrize("seed", [0, 3, 5])

@@ -225,6 +225,80 @@ def finish_parallel(
 
 
 @numba.njit(inline="always", **_INNER)
+def priced_element(
+    upload_s: float,
+    ratio: float,
+    gain_per_n0: float,
+    bits_nats: float,
+    price: float,
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+) -> tuple[float, float, float, bool]:
+    """One link's ``min_{b >= b_min} E_tx(b) + lambda b`` (``tau = upload_s > 0``, ``m = ratio >
+    1``): ``x`` (``G^{-1}(lambda g / (N0 tau))``, or the floor root where ``expm1(x) > m x``),
+    ``b = S ln2 / (tau x)`` (Hz), ``E_tx = expm1(x) b tau N0 / g`` (J) and whether the marginal
+    was capped at ``max_arg`` (then ``x`` is not the free minimiser)."""
+    arg = gain_per_n0 / upload_s * price
+    s = min(arg, max_arg)
+    x, em = marginal_root(s, tables[0], tables[1])
+    if em > ratio * x:  # the floor binds: x_eff = x_floor < x, expm1(x_floor) = m x_floor
+        x = ratio_root(ratio, tables[2], tables[3], max_arg)
+        em = ratio * x
+    b = bits_nats / (upload_s * x)
+    return x, b, em * b * upload_s / gain_per_n0, not arg <= max_arg
+
+
+@numba.njit(**_INNER)
+def dual_block(
+    k: int,
+    latency_s: float,
+    price: float,
+    links: tuple[np.ndarray, ...],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    partials: np.ndarray,
+) -> None:
+    """Block ``k``'s ``sum_i min_{b >= b_min,i(T)} E_tx,i(b) + lambda b`` (``priced_element``;
+    ``links``: ``split_kernels.split_into``'s) and the number of its links where that minimum is
+    not computed exactly (no floor, a capped marginal, ``x`` past ``MAX_EXPONENT``)."""
+    busy_s, bits_nats, gain_per_n0, ratio_per_s, ratio_budget, _ = links
+    total = bad = 0.0
+    for i in range(k * BLOCK, min(busy_s.size, (k + 1) * BLOCK)):
+        tau = latency_s - busy_s[i]
+        m = min(ratio_per_s[i] * tau, ratio_budget[i])
+        if not m > 1.0:
+            bad += 1.0
+            continue
+        x, b, tx, capped = priced_element(
+            tau, m, gain_per_n0[i], bits_nats[i], price, tables, max_arg
+        )
+        term = tx + price * b
+        if capped or not (x < MAX_EXPONENT and math.isfinite(term)):
+            bad += 1.0
+            continue
+        total += term
+    partials[k, 0], partials[k, 1] = total, bad
+
+
+@numba.njit(parallel=True, **_INNER)
+def dual_parallel(
+    latency_s: float,
+    price: float,
+    links: tuple[np.ndarray, ...],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+    partials: np.ndarray,
+) -> None:
+    """``dual_block`` over every block on every core."""
+    l0, l1, l2, l3, l4, l5 = links
+    t0, t1, t2, t3 = tables
+    for k in numba.prange(num_blocks(l0.size)):
+        dual_block(
+            k, latency_s, price, (l0, l1, l2, l3, l4, l5), (t0, t1, t2, t3), max_arg, partials
+        )
+
+
+@numba.njit(inline="always", **_INNER)
 def floor_element(
     latency_s: float,
     busy_s: float,

@@ -14,7 +14,13 @@ import math
 import numba
 import numpy as np
 
-from wsim.optimizer.element_kernels import BLOCK, PARALLEL_MIN_SIZE, num_blocks
+from wsim.optimizer.element_kernels import (
+    BLOCK,
+    PARALLEL_MIN_SIZE,
+    dual_block,
+    dual_parallel,
+    num_blocks,
+)
 from wsim.optimizer.option_kernels import gather_into
 from wsim.optimizer.radio import MAX_EXPONENT
 from wsim.optimizer.split_kernels import BAND_SLACK, floor_into, split_into
@@ -29,6 +35,7 @@ _INNER = {"cache": False, "nogil": True, "error_model": "numpy"}
 MAX_LOG_STEP = 2.0  # Newton on log(T - T_lo) moves T - T_lo by at most e^2 either way
 MIN_START_GAP = 1e-3  # a warm start closer to T_lo (relative to T_hi - T_lo) is not used
 LATENCY_XTOL = 1e-8  # relative tolerance on T: Newton ends sooner; it bounds only kinks of E*(T)
+DUAL_RTOL = 1e-9  # the dual bound rules t_hi out only by more than this (relative)
 _ROOT_FTOL = 1e-9  # |log gap| at which the latency root is accepted
 _MAX_EVALUATIONS = 256  # splits one step can evaluate (the root search takes <= 100 + 3)
 _LN2 = math.log(2.0)
@@ -135,14 +142,7 @@ def _evaluate(
         tau[:], m[:], x_floor[:] = floor[0], floor[1], floor[2]
         floor_b = floor[3]
     else:
-        near = -1
-        for k in range(c):  # the nearest priced split (the first of equally near ones)
-            if values[k, 5] > 0.0 and (near < 0 or abs(times[k] - t) < abs(times[near] - t)):
-                near = k
-        if near >= 0:
-            change = values[near, 4] * (t - times[near])
-            change = min(max(change, -1.0), 1.0) if math.isfinite(change) else 0.0
-            u = values[near, 0] + change
+        u = _extrapolated_log_price(t, state, hint)
     work = (tau, m, x_floor, known, x, clip, b, inv_a, x_best, clip_best, b_best)
     log_price, energy, slope_w, curvature, du_dt, priced = split_into(
         t, total_bandwidth_hz, u, floor_b, links, tables, max_arg, work
@@ -153,6 +153,52 @@ def _evaluate(
     splits.append(b)
     count[0] = c + 1
     return c
+
+
+@numba.njit(**_INNER)
+def _extrapolated_log_price(
+    t: float, state: tuple[np.ndarray, np.ndarray, np.ndarray], hint: float
+) -> float:
+    """``log lambda`` at ``t`` to first order from the nearest priced split in ``state`` (the
+    first of equally near ones; the change capped at 1), or ``hint`` before any."""
+    times, values, count = state
+    near = -1
+    for k in range(count[0]):
+        if values[k, 5] > 0.0 and (near < 0 or abs(times[k] - t) < abs(times[near] - t)):
+            near = k
+    if near < 0:
+        return hint
+    change = values[near, 4] * (t - times[near])
+    change = min(max(change, -1.0), 1.0) if math.isfinite(change) else 0.0
+    return values[near, 0] + change
+
+
+@numba.njit(**_INNER)
+def dual_energy_j(
+    latency_s: float,
+    log_price: float,
+    total_bandwidth_hz: float,
+    links: tuple[np.ndarray, ...],
+    tables: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    max_arg: float,
+) -> float:
+    """A lower bound of the split's ``E*_tx(T)`` (J) by weak duality: for any ``lambda >= 0``,
+    ``E*(T) >= sum_i min_{b >= b_min,i(T)} (E_tx,i(b) + lambda b) - lambda B`` (the minimum of
+    a sum under ``sum b <= B`` is at least its Lagrangian's; ``element_kernels.dual_block``) at
+    ``lambda = e^log_price``; ``-inf`` where a link's minimum is not computed exactly."""
+    n = links[0].size
+    price = math.exp(log_price)
+    partials = np.empty((num_blocks(n), 2))
+    if n >= PARALLEL_MIN_SIZE:
+        dual_parallel(latency_s, price, links, tables, max_arg, partials)
+    else:
+        for k in range(num_blocks(n)):
+            dual_block(k, latency_s, price, links, tables, max_arg, partials)
+    total = bad = 0.0
+    for k in range(partials.shape[0]):
+        total += partials[k, 0]
+        bad += partials[k, 1]
+    return total - price * total_bandwidth_hz if bad == 0.0 else -np.inf
 
 
 @numba.njit(**_JIT)
@@ -378,6 +424,11 @@ def optimize_step(
         seen_hi = False
         for j in range(state[2][0]):
             seen_hi = seen_hi or times[j] == t_hi
+        u_hi = _extrapolated_log_price(t_hi, state, log_hint)
+        if not (seen_hi or bound > cost(k)) and u_hi == u_hi:  # try the dual bound
+            dual = dual_energy_j(t_hi, u_hi, total_bandwidth_hz, links, tables, max_arg)
+            dual = energy_weight * (compute_j + dual) + latency_weight * t_hi
+            bound = max(bound, dual - DUAL_RTOL * abs(dual))
         if seen_hi or not bound > cost(k):
             k_hi = _evaluate(t_hi, state, splits, *context)
             k = k if cost(k) < cost(k_hi) else k_hi

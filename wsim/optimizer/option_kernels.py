@@ -1,8 +1,8 @@
 """Compiled (numba) token-step kernels: option values, the per-device best option, gathers.
 
 At a round latency ``T`` and bandwidth price ``lambda`` option ``j`` of device ``i`` is worth
-``rho_ij - mu_E (E_comp,ij + E_tx,ij + lambda b_ij)`` (``options``; DESIGN.md §5), with ``x``
-from ``kernels.marginal_root`` and the floor from ``kernels.ratio_root``. Devices are
+``rho_ij - mu_E (E_comp,ij + E_tx,ij + lambda b_ij)`` (``options``; DESIGN.md §5), with
+``b_ij`` and ``E_tx,ij`` from ``element_kernels.priced_element``. Devices are
 independent: from ``PARALLEL_MIN_OPTIONS`` options the token step runs on every core, in
 ``element_kernels``' blocks of devices (the same numbers as one thread). Also the small gathers of
 the alternation (row minima, ``pick``, the scheduled devices' links) as single compiled passes.
@@ -15,8 +15,7 @@ import math
 import numba
 import numpy as np
 
-from wsim.optimizer.element_kernels import BLOCK, num_blocks
-from wsim.optimizer.kernels import marginal_root, ratio_root
+from wsim.optimizer.element_kernels import BLOCK, num_blocks, priced_element
 from wsim.optimizer.radio import MAX_EXPONENT
 
 # Entry points (called from Python) are cached on disk; the functions they call are not (see
@@ -45,14 +44,9 @@ def _option_value(
     m = min(ratio_per_s[i, j] * tau, ratio_budget[i, j])
     if not (usable[i, j] and m > 1.0):
         return -np.inf, -np.inf
-    g = gain_per_n0[i, j]
-    s = min(g / tau * price_j_per_hz, max_arg)
-    x, em = marginal_root(s, tables[0], tables[1])
-    if em > m * x:  # the floor binds: x_eff = x_floor < x, expm1(x_floor) = m x_floor
-        x = ratio_root(m, tables[2], tables[3], max_arg)
-        em = m * x
-    b = bits_nats[i, j] / (tau * x)
-    tx = em * b * tau / g
+    x, b, tx, _ = priced_element(
+        tau, m, gain_per_n0[i, j], bits_nats[i, j], price_j_per_hz, tables, max_arg
+    )
     v = retention[i, j] - energy_price_per_j * (tx + price_j_per_hz * b + compute_j[i, j])
     if not (x < MAX_EXPONENT and math.isfinite(v)):
         return -np.inf, -np.inf

@@ -130,8 +130,9 @@ def optimize_latency(
     not used closer than 1e-3 of the bracket), default ``T_lo + (t_hi - T_lo) / 10``. The root
     is compared with both ends so that a non-convex ``E*(T)`` can never return a worse point
     than an end (at ``T_lo`` every device sits at its floor, already known); ``t_hi`` is
-    evaluated only when the lower bound ``E_tx,i(t_hi) >= E_tx,i(b_i = B)`` does not already
-    rule it out. All hints are optional (s, J/Hz). One compiled call
+    evaluated only when neither the lower bound ``E_tx,i(t_hi) >= E_tx,i(b_i = B)`` nor, after
+    it, the Lagrangian (weak-duality) bound at the price extrapolated to ``t_hi``
+    (``latency_kernels.dual_energy_j``, one pass) already rules it out. All hints are optional (s, J/Hz). One compiled call
     (``latency_kernels.optimize_latency_into``).
     """
     n = links.payload_bits.size
