@@ -2,9 +2,10 @@
 
 For every family of ``wsim.optimizer.families.FAMILIES`` (``random_problem``'s defaults, deep
 fades, 12 token options, ``mu_E = 5 /J``, a 0.6x deadline, the issue-#19 independent generator)
-and N = 10 ... 100,000 devices it solves ``--seeds`` drawn problems, each ``repeat`` times, and
-prints the median over the problems of each one's best time (the best of a few repeats is the
-solver's own cost; other work on a shared machine only adds to it) and the mean objective. At
+and N = 10 ... 100,000 devices it solves ``--seeds`` drawn problems, each ``repeat`` times
+(round-robin over the family's problems and sizes, ``_best_times``), and prints the median over
+the problems of each one's best time (the best of a few repeats is the solver's own cost; other
+work on a shared machine only adds to it) and the mean objective. At
 N = 100 it also runs SLSQP over ``(b, p, T)`` at ST-SFLora's tokens (``reference.generic_solve``,
 one start, finite-difference gradients) on the first problem, best of ``GENERIC_REPEATS`` runs,
 and prints both objectives and the time ratio. ``--methods`` adds the baselines. The checks
@@ -42,21 +43,41 @@ COLUMNS = (
 GENERIC_DEVICES = 100
 
 
-def _best_time(problem, method: str, repeats: int):  # type: ignore[no-untyped-def]
-    """Best wall-clock time (s) of ``repeats`` solves after a warm-up, and the allocation."""
-    alloc = solve(problem, method)  # warm-up (imports, caches)
-    best = np.inf
-    for _ in range(repeats):
-        start = time.perf_counter()
-        alloc = solve(problem, method)
-        best = min(best, time.perf_counter() - start)
-    return best, alloc
+def _best_times(
+    problems: dict[int, list], method: str, repeat: int | None
+) -> dict[int, list[tuple[float, object]]]:  # type: ignore[type-arg]
+    """Best wall-clock time (s) and the allocation of every problem, per size ``N``.
+
+    Each problem is solved once untimed (imports, caches), then timed ``repeat or _repeats(N)``
+    times, round-robin over all problems and sizes of the family: a slow spell of a shared
+    machine then falls on every size alike instead of on one size's consecutive repeats, and no
+    problem's inputs are still in the cache from its own previous solve (in a run a round of
+    simulation lies between two solves).
+    """
+    for batch in problems.values():
+        for p in batch:
+            solve(p, method)  # warm-up
+    best = {n: [np.inf] * len(batch) for n, batch in problems.items()}
+    allocs: dict[int, list] = {  # type: ignore[type-arg]
+        n: [None] * len(batch) for n, batch in problems.items()
+    }
+    counts = {n: repeat or _repeats(n) for n in problems}
+    for r in range(max(counts.values())):
+        for n, batch in problems.items():
+            if r >= counts[n]:
+                continue
+            for k, p in enumerate(batch):
+                start = time.perf_counter()
+                allocs[n][k] = solve(p, method)
+                best[n][k] = min(best[n][k], time.perf_counter() - start)
+    return {n: list(zip(best[n], allocs[n], strict=True)) for n in problems}
 
 
 def _repeats(n: int) -> int:
     """Timed solves per problem: many where one costs milliseconds (the best of 7 still carried
-    +30 % of another process's noise at N = 100 on a shared 2-core machine), few where seconds."""
-    return 31 if n <= 1000 else 5
+    +30 % of another process's noise at N = 100 on a shared 2-core machine), fewer where one
+    costs up to half a second."""
+    return 31 if n <= 1000 else 7
 
 
 GENERIC_REPEATS = 2  # SLSQP (~1.5 s at N = 100) timed twice, the best kept, like ours
@@ -73,10 +94,14 @@ def bench(
     """One row per (family, size, method); generic columns for ST-SFLora at N = 100."""
     rows: list[dict[str, float | int | str]] = []
     for family in families:
-        for n in sizes:
-            problems = [family_problem(family, n, np.random.default_rng(s)) for s in range(seeds)]
-            for method in methods:
-                runs = [_best_time(p, method, repeat or _repeats(n)) for p in problems]
+        problems = {
+            n: [family_problem(family, n, np.random.default_rng(s)) for s in range(seeds)]
+            for n in sizes
+        }
+        for method in methods:
+            timed = _best_times(problems, method, repeat)
+            for n in sizes:
+                runs = timed[n]
                 row: dict[str, float | int | str] = {
                     "family": family,
                     "num_devices": n,
@@ -93,7 +118,7 @@ def bench(
                     generic_s = np.inf
                     for _ in range(GENERIC_REPEATS):
                         start = time.perf_counter()
-                        ref = generic_solve(problems[0], alloc.token_option, num_starts=1)
+                        ref = generic_solve(problems[n][0], alloc.token_option, num_starts=1)
                         generic_s = min(generic_s, time.perf_counter() - start)
                     row.update(
                         generic_time_s=generic_s,
@@ -168,7 +193,7 @@ def main() -> None:
     parser.add_argument(
         "--repeat",
         type=int,
-        help="timed solves per problem (best of; default 31 up to N = 1,000, else 5)",
+        help="timed solves per problem (best of; default 31 up to N = 1,000, else 7)",
     )
     parser.add_argument("--no-generic", action="store_true", help="skip SLSQP at N = 100")
     args = parser.parse_args()

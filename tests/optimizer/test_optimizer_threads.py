@@ -1,10 +1,10 @@
 """Threaded kernels give the one-thread numbers; large solves are reproducible; stale caches go.
 
-Every ``*_parallel`` driver of ``element_kernels`` (and the token step's, the resource step's
-link outputs) runs the same blocks as the one-thread loop its caller uses below
-``PARALLEL_MIN_SIZE``: the outputs and each block's partial sums must be identical, bit for bit,
-whatever the number of threads. ``kernel_cache`` must delete the caches exactly when a kernel
-source changes.
+Every ``*_parallel`` driver of ``element_kernels`` (and the token step's, the option table's
+constants, the resource step's link outputs) runs the same blocks as the one-thread loop its
+caller uses below ``PARALLEL_MIN_SIZE``: the outputs and each block's partial sums must be
+identical, bit for bit, whatever the number of threads. ``kernel_cache`` must delete the
+caches exactly when a kernel source changes.
 """
 
 from __future__ import annotations
@@ -13,13 +13,20 @@ from pathlib import Path
 
 import numpy as np
 
-from wsim.optimizer import admission_kernels, kernel_cache, latency_kernels, option_kernels, solve
+from wsim.optimizer import (
+    admission_kernels,
+    kernel_cache,
+    latency_kernels,
+    option_kernels,
+    random_problem,
+    solve,
+)
 from wsim.optimizer import element_kernels as ek
 from wsim.optimizer.evaluate import links_for
 from wsim.optimizer.families import family_problem
 from wsim.optimizer.feasibility import option_min_latency_s
-from wsim.optimizer.inverse import MAX_ARG, TABLES
-from wsim.optimizer.options import OptionTable, _kernel_inputs
+from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES
+from wsim.optimizer.options import OptionTable, _kernel_inputs, option_links
 from wsim.optimizer.resource import min_latency_s
 from wsim.optimizer.uplink import Uplink
 
@@ -192,3 +199,43 @@ def test_kernel_caches_dropped_exactly_when_a_source_changes(tmp_path: Path) -> 
     (tmp_path / "element_kernels.py").write_text("# changed\n")
     assert kernel_cache.drop_stale(tmp_path)
     assert not any(p.exists() for p in paths) and unrelated.exists()
+
+
+def test_option_table_constants_equal_numpy_and_one_thread() -> None:
+    """``option_constants_into`` (one compiled pass) gives ``Uplink``'s numpy constants on
+    ``option_links`` and the numpy value bound bit for bit, below and above
+    ``PARALLEL_MIN_OPTIONS``; its threaded driver gives the one-thread loop's numbers."""
+    for n in (300, option_kernels.PARALLEL_MIN_OPTIONS // 4 + 7):  # 4 options: both sides
+        rng = np.random.default_rng(n)
+        budget_j = rng.uniform(0.0, 3.0, n)  # some below the compute energy: no spare
+        problem = random_problem(n, 4, rng, energy_budget_j=budget_j)
+        table = OptionTable(problem)
+        ref = Uplink(option_links(problem), problem.noise_psd_w_per_hz)
+        assert (problem.energy_budget_j[:, None] < problem.compute_energy_j).any()
+        np.testing.assert_array_equal(
+            table.links.busy_s, problem.compute_time_s + problem.fixed_latency_s[:, None]
+        )
+        for name in ("bits_nats", "gain_per_n0", "ratio_per_s", "ratio_budget"):
+            np.testing.assert_array_equal(getattr(table.uplink, name), getattr(ref, name))
+        bound = problem.retention - problem.energy_price_per_j * (
+            problem.compute_energy_j + ref.bits_nats / ref.gain_per_n0
+        )
+        np.testing.assert_array_equal(table.value_bound, bound)
+        np.testing.assert_array_equal(
+            table.device_gain_per_n0, problem.gain_lin / problem.noise_psd_w_per_hz
+        )
+
+        ins = (
+            (problem.compute_time_s, problem.payload_bits, problem.compute_energy_j,
+             problem.retention),
+            (problem.fixed_latency_s, problem.gain_lin, problem.max_power_w,
+             problem.energy_budget_j),
+            problem.noise_psd_w_per_hz, LN2, problem.energy_price_per_j,
+        )  # fmt: skip
+        one = tuple(np.empty(problem.payload_bits.shape) for _ in range(6))
+        for i in range(n):
+            option_kernels._constants_row(i, *ins, one)
+        threaded = tuple(np.empty(problem.payload_bits.shape) for _ in range(6))
+        option_kernels._constants_parallel(*ins, threaded)
+        for a, b in zip(one, threaded, strict=True):
+            np.testing.assert_array_equal(a, b)

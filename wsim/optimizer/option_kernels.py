@@ -39,13 +39,21 @@ def _option_value(
 ) -> tuple[float, float]:
     """Value and STE of option ``j`` of device ``i`` (``option_values_into``, which names
     ``arrays``); ``-inf`` both where it cannot be used."""
-    busy_s, ratio_per_s, ratio_budget, gain_per_n0, bits_nats, compute_j, retention, usable = arrays
+    busy_s, max_power_w, budget_j, gain_per_n0, bits_nats, compute_j, retention, usable = arrays
+    if not usable[i, j]:
+        return -np.inf, -np.inf
+    # m = min(ratio_per_s tau, ratio_budget) of uplink.Uplink, from the [N] device arrays (the
+    # same operations, so the same numbers; fewer [N, J] arrays to stream at N = 100,000)
     tau = latency_s - busy_s[i, j]
-    m = min(ratio_per_s[i, j] * tau, ratio_budget[i, j])
-    if not (usable[i, j] and m > 1.0):
+    per_joule = gain_per_n0[i] / bits_nats[i, j]
+    spare = budget_j[i] - compute_j[i, j]
+    if spare < 0.0:  # np.maximum(spare, 0.0): NaN stays NaN
+        spare = 0.0
+    m = min((max_power_w[i] * per_joule) * tau, spare * per_joule)
+    if not m > 1.0:
         return -np.inf, -np.inf
     x, b, tx, _ = priced_element(
-        tau, m, gain_per_n0[i, j], bits_nats[i, j], price_j_per_hz, tables, max_arg
+        tau, m, gain_per_n0[i], bits_nats[i, j], price_j_per_hz, tables, max_arg
     )
     v = retention[i, j] - energy_price_per_j * (tx + price_j_per_hz * b + compute_j[i, j])
     if not (x < MAX_EXPONENT and math.isfinite(v)):
@@ -69,15 +77,15 @@ def option_values_into(
 ) -> None:
     """``options.option_values`` over the ``[N, J]`` inputs (all 2-D, one shape).
 
-    ``arrays``: ``busy_s``, ``ratio_per_s``, ``ratio_budget``, ``gain_per_n0``, ``bits_nats``,
-    ``compute_energy_j``, ``retention``, ``usable``. Per option: ``tau = T - busy``,
-    ``m = min(ratio_per_s tau, ratio_budget)``; ``x = G^{-1}(lambda g / (N0 tau))``, replaced by
-    the floor root where ``expm1(x) > m x``; ``b = S ln2 / (tau x)``, ``E_tx = expm1(x) b tau N0
-    / g``; ``value = rho - mu_E (E_comp + E_tx + lambda b)`` and ``ste = rho / E_tx`` (``inf`` at
-    ``E_tx = 0``), both ``-inf`` where unusable, without a floor (``m <= 1``), with ``x`` past
-    ``MAX_EXPONENT`` or a non-finite value. ``tables``: the marginal roots and steps, then the
-    ratio ones. With ``prune``, only what ``_row_values`` keeps (``current[i]``: device ``i``'s
-    option, ``-1`` none).
+    ``arrays``: ``busy_s``, ``p_max`` (W, ``[N]``), ``E_max`` (J, ``[N]``), ``g / N0`` (1/J,
+    ``[N]``), ``bits_nats``, ``compute_energy_j``, ``retention``, ``usable``. Per option:
+    ``tau = T - busy``, ``m = min(p_max tau, max(E_max - E_comp, 0)) g / (N0 S ln2)``;
+    ``x = G^{-1}(lambda g / (N0 tau))``, replaced by the floor root where ``expm1(x) > m x``;
+    ``b = S ln2 / (tau x)``, ``E_tx = expm1(x) b tau N0 / g``; ``value = rho - mu_E (E_comp +
+    E_tx + lambda b)`` and ``ste = rho / E_tx`` (``inf`` at ``E_tx = 0``), both ``-inf`` where
+    unusable, without a floor (``m <= 1``), with ``x`` past ``MAX_EXPONENT`` or a non-finite
+    value. ``tables``: the marginal roots and steps, then the ratio ones. With ``prune``, only
+    what ``_row_values`` keeps (``current[i]``: device ``i``'s option, ``-1`` none).
     """
     upper = np.empty(bound.shape[1])
     for i in range(bound.shape[0]):
@@ -213,7 +221,7 @@ def _row_values(
         if not prune:
             upper[j] = np.inf  # every option, in index order
         elif usable[i, j] and tau > 0.0:
-            root = math.sqrt(2.0 * price_j_per_hz / (gain_per_n0[i, j] * tau))
+            root = math.sqrt(2.0 * price_j_per_hz / (gain_per_n0[i] * tau))
             upper[j] = bound[i, j] - energy_price_per_j * bits_nats[i, j] * root
         else:
             upper[j] = -np.inf  # value -inf: nothing to evaluate
@@ -232,6 +240,81 @@ def _row_values(
             i, j, arrays, latency_s, price_j_per_hz, energy_price_per_j, tables, max_arg
         )
         best = max(best, value[j])
+
+
+@numba.njit(**_JIT)
+def option_constants_into(
+    problem_arrays: tuple[np.ndarray, ...],
+    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n0: float,
+    ln2: float,
+    energy_price_per_j: float,
+    out: tuple[np.ndarray, ...],
+) -> None:
+    """``options.OptionTable``'s ``[N, J]`` constants in one pass (instead of a dozen numpy
+    temporaries, memory-bound at N = 100,000).
+
+    ``problem_arrays``: ``C/f`` (s), ``S`` (bits), ``E_comp`` (J), ``rho`` (``[N, J]``);
+    ``device_arrays``: ``T_fix`` (s), ``g``, ``p_max`` (W), ``E_max`` (J) (``[N]``). ``out``:
+    ``busy = C/f + T_fix`` (s), ``S ln2``, ``g / N0`` (1/J), ``ratio_per_s = p_max g / (N0 S
+    ln2)`` (1/s), ``ratio_budget = max(E_max - E_comp, 0) g / (N0 S ln2)`` and the value bound
+    ``rho - mu_E (E_comp + S ln2 N0 / g)`` (``_row_values``); the same operations in the same
+    order as ``uplink.Uplink`` on ``option_links``, so the same numbers bit for bit.
+    """
+    if problem_arrays[0].size >= PARALLEL_MIN_OPTIONS:
+        _constants_parallel(problem_arrays, device_arrays, n0, ln2, energy_price_per_j, out)
+    else:
+        for i in range(problem_arrays[0].shape[0]):
+            _constants_row(i, problem_arrays, device_arrays, n0, ln2, energy_price_per_j, out)
+
+
+@numba.njit(parallel=True, **_INNER)
+def _constants_parallel(
+    problem_arrays: tuple[np.ndarray, ...],
+    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n0: float,
+    ln2: float,
+    energy_price_per_j: float,
+    out: tuple[np.ndarray, ...],
+) -> None:
+    """``_constants_row`` for every row on every core (tuples travel unpacked)."""
+    p0, p1, p2, p3 = problem_arrays
+    d0, d1, d2, d3 = device_arrays
+    o0, o1, o2, o3, o4, o5 = out
+    for i in numba.prange(p0.shape[0]):
+        _constants_row(
+            i, (p0, p1, p2, p3), (d0, d1, d2, d3), n0, ln2, energy_price_per_j,
+            (o0, o1, o2, o3, o4, o5),
+        )  # fmt: skip
+
+
+@numba.njit(inline="always", **_INNER)
+def _constants_row(
+    i: int,
+    problem_arrays: tuple[np.ndarray, ...],
+    device_arrays: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    n0: float,
+    ln2: float,
+    energy_price_per_j: float,
+    out: tuple[np.ndarray, ...],
+) -> None:
+    """Row ``i`` of ``option_constants_into``."""
+    compute_s, payload_bits, compute_j, retention = problem_arrays
+    fixed_s, gain_lin, max_power_w, budget_j = device_arrays
+    busy_s, bits_nats, gain_per_n0, ratio_per_s, ratio_budget, bound = out
+    g = gain_lin[i] / n0
+    for j in range(payload_bits.shape[1]):
+        busy_s[i, j] = compute_s[i, j] + fixed_s[i]
+        s = payload_bits[i, j] * ln2
+        bits_nats[i, j] = s
+        gain_per_n0[i, j] = g
+        per_joule = g / s
+        ratio_per_s[i, j] = max_power_w[i] * per_joule
+        spare = budget_j[i] - compute_j[i, j]
+        if spare < 0.0:  # np.maximum(spare, 0.0): NaN stays NaN
+            spare = 0.0
+        ratio_budget[i, j] = spare * per_joule
+        bound[i, j] = retention[i, j] - energy_price_per_j * (compute_j[i, j] + s / g)
 
 
 @numba.njit(**_JIT)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from wsim.optimizer.inverse import MAX_ARG, TABLES, Scratch
+from wsim.optimizer.inverse import LN2, MAX_ARG, TABLES, Scratch
 from wsim.optimizer.option_kernels import (
     gather_links,
+    option_constants_into,
     option_values_into,
     row_min_argmin,
     token_step_into,
@@ -24,16 +25,19 @@ from wsim.optimizer.uplink import Links, Uplink
 _NO_CURRENT = np.full(1, -1, dtype=np.int64)
 
 
-def option_links(problem: RoundProblem) -> Links:
-    """``Links`` over every (device, option) pair; arrays ``[N, J]`` (device ones broadcast)."""
+def option_links(problem: RoundProblem, busy_s: np.ndarray | None = None) -> Links:
+    """``Links`` over every (device, option) pair; arrays ``[N, J]`` (device ones broadcast).
+    ``busy_s``: ``C/f + T_fix`` (s) when already computed."""
     shape = problem.payload_bits.shape
+    if busy_s is None:
+        busy_s = problem.compute_time_s + problem.fixed_latency_s[:, None]
 
     def full(v: np.ndarray) -> np.ndarray:
         return np.broadcast_to(v[:, None], shape)
 
     return Links(
         payload_bits=problem.payload_bits,
-        busy_s=problem.compute_time_s + problem.fixed_latency_s[:, None],
+        busy_s=busy_s,
         compute_energy_j=problem.compute_energy_j,
         gain_lin=full(problem.gain_lin),
         max_power_w=full(problem.max_power_w),
@@ -64,16 +68,31 @@ class OptionTable:
     """``option_links(problem)`` and its ``Uplink`` constants (``[N, J]``), built once per solve."""
 
     def __init__(self, problem: RoundProblem) -> None:
-        self.problem = problem
-        self.links = option_links(problem)
-        self.uplink = Uplink(self.links, problem.noise_psd_w_per_hz)
-        self.scratch = Scratch(problem.payload_bits.shape)  # [N, J] buffers of option_values
-        # the price-free part of option_values' upper bound (option_kernels.option_values_into)
-        self.value_bound = problem.retention - problem.energy_price_per_j * (
-            self.links.compute_energy_j + self.uplink.bits_nats / self.uplink.gain_per_n0
+        p = self.problem = problem
+        shape = p.payload_bits.shape
+        busy_s, bits_nats, gain_per_n0, ratio_per_s, ratio_budget, bound = (
+            np.empty(shape) for _ in range(6)
         )
+        # option_links and its Uplink constants in one compiled pass, with the price-free part
+        # of option_values' upper bound (option_kernels.option_values_into)
+        option_constants_into(
+            (p.compute_time_s, p.payload_bits, p.compute_energy_j, p.retention),
+            (p.fixed_latency_s, p.gain_lin, p.max_power_w, p.energy_budget_j),
+            p.noise_psd_w_per_hz,
+            LN2,
+            p.energy_price_per_j,
+            (busy_s, bits_nats, gain_per_n0, ratio_per_s, ratio_budget, bound),
+        )
+        self.links = option_links(p, busy_s)
+        self.uplink = Uplink(
+            self.links,
+            p.noise_psd_w_per_hz,
+            constants=(bits_nats, gain_per_n0, ratio_per_s, ratio_budget),
+        )
+        self.scratch = Scratch(shape)  # [N, J] buffers of option_values
+        self.value_bound = bound
+        self.device_gain_per_n0 = p.gain_lin / p.noise_psd_w_per_hz  # g / N0 (1/J), [N]
 
-        p = problem
         # what the compiled gathers read: the [N, J] link arrays, then the [N] ones
         self.sources = (
             (p.payload_bits, self.links.busy_s, self.links.compute_energy_j),
@@ -88,15 +107,15 @@ class OptionTable:
 
 
 def token_inputs(table: OptionTable, usable: np.ndarray) -> tuple:  # type: ignore[type-arg]
-    """The price-free inputs of ``option_kernels.token_step_into``: the ``[N, J]`` arrays,
-    ``mu_E`` and the value bound."""
-    up = table.uplink
+    """The price-free inputs of ``option_kernels.token_step_into``: the ``[N, J]`` and ``[N]``
+    arrays (``option_values_into``), ``mu_E`` and the value bound."""
+    p = table.problem
     arrays = (
         table.links.busy_s,
-        up.ratio_per_s,
-        up.ratio_budget,
-        up.gain_per_n0,
-        up.bits_nats,
+        p.max_power_w,
+        p.energy_budget_j,
+        table.device_gain_per_n0,
+        table.uplink.bits_nats,
         table.links.compute_energy_j,
         table.problem.retention,
         usable,

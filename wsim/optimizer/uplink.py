@@ -91,8 +91,18 @@ class Split:
 class Uplink:
     """Per-device constants of fixed ``links`` (arrays ``[n]``) and their evaluations at ``T``."""
 
-    def __init__(self, links: Links, n0: float) -> None:
+    def __init__(
+        self,
+        links: Links,
+        n0: float,
+        constants: tuple | None = None,  # type: ignore[type-arg]
+    ) -> None:
+        """``constants``: ``S ln2``, ``g / N0``, ``ratio_per_s``, ``ratio_budget`` already
+        computed from ``links`` (``options.OptionTable``'s compiled pass), else computed here."""
         self.links = links
+        if constants is not None:
+            self.bits_nats, self.gain_per_n0, self.ratio_per_s, self.ratio_budget = constants
+            return
         self.bits_nats = links.payload_bits * LN2  # S ln2
         self.gain_per_n0 = links.gain_lin / n0  # g / N0 (1/J)
         per_joule = self.gain_per_n0 / self.bits_nats
