@@ -38,6 +38,23 @@ def num_blocks(n: int) -> int:
 
 
 @numba.njit(inline="always", **_INNER)
+def cap_ratios(
+    gain_per_n0: float,
+    bits_nats: float,
+    max_power_w: float,
+    energy_budget_j: float,
+    compute_energy_j: float,
+) -> tuple[float, float]:
+    """A link's power cap as ``m = expm1(x)/x`` (``uplink.Uplink``): ``ratio_per_s = p_max g /
+    (N0 S ln2)`` (1/s; ``m = ratio_per_s tau`` at the power limit) and ``ratio_budget =
+    max(E_max - E_comp, 0) g / (N0 S ln2)`` (``m`` at the energy budget); the operations of
+    ``Uplink``'s numpy ones, so the same numbers bit for bit."""
+    per_joule = gain_per_n0 / bits_nats
+    spare_j = np.maximum(energy_budget_j - compute_energy_j, 0.0)
+    return max_power_w * per_joule, spare_j * per_joule
+
+
+@numba.njit(inline="always", **_INNER)
 def _at_power(ratio_per_s: float, upload_s: float, ratio_budget: float) -> bool:
     """Whether a floor is set by the power limit (``m = ratio_per_s tau``), not the budget."""
     return ratio_per_s * upload_s <= ratio_budget * (1.0 + AT_POWER_RTOL)

@@ -17,6 +17,7 @@ import numpy as np
 from wsim.optimizer.element_kernels import (
     BLOCK,
     PARALLEL_MIN_SIZE,
+    cap_ratios,
     dual_block,
     dual_parallel,
     num_blocks,
@@ -338,9 +339,9 @@ def link_constants_into(
     for i in range(n):
         bits_nats[i] = payload_bits[i] * _LN2
         gain_per_n0[i] = gain_lin[i] / n0
-        per_joule = gain_per_n0[i] / bits_nats[i]
-        ratio_budget[i] = np.maximum(energy_budget_j[i] - compute_energy_j[i], 0.0) * per_joule
-        ratio_per_s[i] = max_power_w[i] * per_joule
+        ratio_per_s[i], ratio_budget[i] = cap_ratios(
+            gain_per_n0[i], bits_nats[i], max_power_w[i], energy_budget_j[i], compute_energy_j[i]
+        )
     return busy_s, bits_nats, gain_per_n0, ratio_per_s, ratio_budget, max_power_w
 
 

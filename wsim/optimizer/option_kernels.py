@@ -15,7 +15,7 @@ import math
 import numba
 import numpy as np
 
-from wsim.optimizer.element_kernels import BLOCK, num_blocks, priced_element
+from wsim.optimizer.element_kernels import BLOCK, cap_ratios, num_blocks, priced_element
 from wsim.optimizer.radio import MAX_EXPONENT
 
 # Entry points (called from Python) are cached on disk; the functions they call are not (see
@@ -42,14 +42,12 @@ def _option_value(
     busy_s, max_power_w, budget_j, gain_per_n0, bits_nats, compute_j, retention, usable = arrays
     if not usable[i, j]:
         return -np.inf, -np.inf
-    # m = min(ratio_per_s tau, ratio_budget) of uplink.Uplink, from the [N] device arrays (the
-    # same operations, so the same numbers; fewer [N, J] arrays to stream at N = 100,000)
     tau = latency_s - busy_s[i, j]
-    per_joule = gain_per_n0[i] / bits_nats[i, j]
-    spare = budget_j[i] - compute_j[i, j]
-    if spare < 0.0:  # np.maximum(spare, 0.0): NaN stays NaN
-        spare = 0.0
-    m = min((max_power_w[i] * per_joule) * tau, spare * per_joule)
+    # the cap from the [N] device arrays: fewer [N, J] arrays to stream at N = 100,000
+    ratio_per_s, ratio_budget = cap_ratios(
+        gain_per_n0[i], bits_nats[i, j], max_power_w[i], budget_j[i], compute_j[i, j]
+    )
+    m = min(ratio_per_s * tau, ratio_budget)
     if not m > 1.0:
         return -np.inf, -np.inf
     x, b, tx, _ = priced_element(
@@ -308,12 +306,9 @@ def _constants_row(
         s = payload_bits[i, j] * ln2
         bits_nats[i, j] = s
         gain_per_n0[i, j] = g
-        per_joule = g / s
-        ratio_per_s[i, j] = max_power_w[i] * per_joule
-        spare = budget_j[i] - compute_j[i, j]
-        if spare < 0.0:  # np.maximum(spare, 0.0): NaN stays NaN
-            spare = 0.0
-        ratio_budget[i, j] = spare * per_joule
+        ratio_per_s[i, j], ratio_budget[i, j] = cap_ratios(
+            g, s, max_power_w[i], budget_j[i], compute_j[i, j]
+        )
         bound[i, j] = retention[i, j] - energy_price_per_j * (compute_j[i, j] + s / g)
 
 
